@@ -1,0 +1,296 @@
+"""FACS layer: the Action Unit catalogue, emotion prototypes and AU timelines.
+
+One implementation of expression dynamics serves both the simulated rig (which
+drives its face, EMG and markers from an :class:`AUTimeline`) and, later, the
+synthetic-corpus generators. Intensities use the FACS A-E scale mapped to 1-5
+(0 = absent). Each expression follows onset-apex-offset with raised-cosine ramps
+and an apex hold; micro-expressions last at most 0.5 s, macro-expressions 0.5-4 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from acquisition._config import StrictModel
+
+#: The 17 AUs of the OpenFace/GANimation vocabulary, in the order used by every AU array.
+AU_IDS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)
+AU_INDEX: dict[int, int] = {au: i for i, au in enumerate(AU_IDS)}
+#: Maximum FACS intensity (E).
+MAX_INTENSITY = 5.0
+#: Longest micro-expression, in seconds.
+MICRO_MAX_DURATION_S = 0.5
+
+
+@dataclass(frozen=True)
+class ActionUnit:
+    """One FACS Action Unit: number, name and the muscles (with weights) that produce it."""
+
+    id: int
+    name: str
+    muscles: dict[str, float]
+
+
+AU_CATALOGUE: dict[int, ActionUnit] = {
+    au.id: au
+    for au in (
+        ActionUnit(1, "inner brow raiser", {"frontalis": 0.6}),
+        ActionUnit(2, "outer brow raiser", {"frontalis": 0.6}),
+        ActionUnit(4, "brow lowerer", {"corrugator": 1.0}),
+        ActionUnit(5, "upper lid raiser", {"levator_palpebrae": 1.0}),
+        ActionUnit(6, "cheek raiser", {"orbicularis_oculi": 1.0, "zygomaticus_major": 0.2}),
+        ActionUnit(7, "lid tightener", {"orbicularis_oculi": 0.7}),
+        ActionUnit(9, "nose wrinkler", {"levator_labii": 0.8}),
+        ActionUnit(10, "upper lip raiser", {"levator_labii": 1.0}),
+        ActionUnit(12, "lip corner puller", {"zygomaticus_major": 1.0}),
+        ActionUnit(14, "dimpler", {"buccinator": 1.0}),
+        ActionUnit(15, "lip corner depressor", {"depressor_anguli_oris": 1.0}),
+        ActionUnit(17, "chin raiser", {"mentalis": 1.0}),
+        ActionUnit(20, "lip stretcher", {"risorius": 1.0}),
+        ActionUnit(23, "lip tightener", {"orbicularis_oris": 1.0}),
+        ActionUnit(25, "lips part", {"orbicularis_oris": 0.2}),
+        ActionUnit(26, "jaw drop", {"masseter": 0.3}),
+        ActionUnit(45, "blink", {"orbicularis_oculi": 0.5}),
+    )
+}
+
+#: EMFACS prototypes; each emotion has variants (AU -> relative intensity) to sample among.
+#: AU16 (disgust) is not in the 17-AU vocabulary, so disgust uses its 9/10/15/17 variants;
+#: contempt is unilateral in FACS but AU arrays here are bilateral.
+EMOTION_PROTOTYPES: dict[str, tuple[dict[int, float], ...]] = {
+    "happiness": ({6: 1.0, 12: 1.0}, {6: 1.0, 12: 1.0, 25: 0.6}),
+    "sadness": ({1: 1.0, 4: 0.8, 15: 1.0},),
+    "surprise": ({1: 1.0, 2: 1.0, 5: 0.8, 26: 1.0}, {1: 1.0, 2: 1.0, 5: 0.6, 25: 0.8}),
+    "fear": ({1: 1.0, 2: 0.8, 4: 0.8, 5: 1.0, 7: 0.6, 20: 1.0, 26: 0.8}, {1: 1.0, 2: 0.8, 4: 0.8, 5: 1.0, 20: 1.0, 25: 0.8}),
+    "anger": ({4: 1.0, 5: 0.8, 7: 1.0, 23: 1.0},),
+    "disgust": ({9: 1.0, 15: 0.8, 17: 0.5}, {4: 0.5, 9: 0.8, 10: 1.0, 17: 0.6}),
+    "contempt": ({12: 0.6, 14: 1.0},),
+}
+EMOTIONS: tuple[str, ...] = tuple(EMOTION_PROTOTYPES)
+
+
+def raised_cosine_ramp(x: np.ndarray) -> np.ndarray:
+    """Smooth 0 -> 1 ramp over ``x`` in [0, 1] (clipped outside): ``(1 - cos(pi x)) / 2``."""
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class ExpressionEvent:
+    """One expression (or blink) with onset-apex-offset dynamics.
+
+    Attributes
+    ----------
+    onset_s : float
+        Start of the onset phase, in seconds from the timeline start.
+    apex_s : float
+        Time the apex intensity is reached (end of the onset ramp), in seconds.
+    apex_end_s : float
+        End of the apex hold, in seconds.
+    offset_s : float
+        End of the offset ramp (expression over), in seconds.
+    emotion : str
+        Emotion label, or ``"blink"``.
+    kind : ``"micro"`` | ``"macro"`` | ``"blink"``
+        Micro-expressions last at most 0.5 s.
+    peak : dict of int to float
+        Apex intensity of each AU, on the 0-5 scale.
+    """
+
+    onset_s: float
+    apex_s: float
+    apex_end_s: float
+    offset_s: float
+    emotion: str
+    kind: str
+    peak: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        """Duration from onset to offset, in seconds."""
+        return self.offset_s - self.onset_s
+
+    def envelope(self, times_s: np.ndarray) -> np.ndarray:
+        """Relative intensity (0-1) at ``times_s``: raised-cosine rise, hold, raised-cosine fall."""
+        t = np.asarray(times_s, dtype=np.float64)
+        rise = raised_cosine_ramp((t - self.onset_s) / max(self.apex_s - self.onset_s, 1e-9))
+        fall = 1.0 - raised_cosine_ramp((t - self.apex_end_s) / max(self.offset_s - self.apex_end_s, 1e-9))
+        return np.where(t < self.apex_end_s, rise, fall) * ((t >= self.onset_s) & (t <= self.offset_s))
+
+
+class TimelineConfig(StrictModel):
+    """How random expressions are drawn (all durations in seconds, intensities 0-5)."""
+
+    expressions_per_minute: float = Field(8.0, ge=0)
+    micro_fraction: float = Field(0.4, ge=0, le=1)
+    micro_duration_s: tuple[float, float] = (0.2, 0.5)
+    macro_duration_s: tuple[float, float] = (0.6, 4.0)
+    micro_intensity: tuple[float, float] = (1.0, 2.5)
+    macro_intensity: tuple[float, float] = (2.0, 5.0)
+    onset_fraction: tuple[float, float] = (0.2, 0.4)
+    apex_fraction: tuple[float, float] = (0.1, 0.3)
+    min_gap_s: float = Field(0.5, ge=0)
+    lead_in_s: float = Field(1.0, ge=0)
+    emotions: list[str] = Field(default_factory=lambda: list(EMOTIONS))
+    blinks_per_minute: float = Field(15.0, ge=0)
+    blink_duration_s: tuple[float, float] = (0.1, 0.3)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TimelineConfig":
+        unknown = sorted(set(self.emotions) - set(EMOTIONS))
+        if unknown:
+            raise ValueError(f"unknown emotions {unknown}; known: {list(EMOTIONS)}")
+        if not self.emotions and self.expressions_per_minute > 0:
+            raise ValueError("emotions is empty but expressions_per_minute > 0")
+        for name in ("micro_duration_s", "macro_duration_s", "micro_intensity", "macro_intensity",
+                     "onset_fraction", "apex_fraction", "blink_duration_s"):
+            low, high = getattr(self, name)
+            if not 0 <= low <= high:
+                raise ValueError(f"{name} must be (low, high) with 0 <= low <= high, got {(low, high)}")
+        if self.micro_duration_s[1] > MICRO_MAX_DURATION_S:
+            raise ValueError(f"micro_duration_s may not exceed {MICRO_MAX_DURATION_S} s, got {self.micro_duration_s}")
+        if self.macro_duration_s[0] <= MICRO_MAX_DURATION_S:
+            raise ValueError(f"macro_duration_s must start above {MICRO_MAX_DURATION_S} s, got {self.macro_duration_s}")
+        if max(self.micro_intensity[1], self.macro_intensity[1]) > MAX_INTENSITY:
+            raise ValueError(f"intensities are on the 0-{MAX_INTENSITY:g} scale")
+        if self.onset_fraction[1] + self.apex_fraction[1] >= 1:
+            raise ValueError("onset_fraction + apex_fraction must leave room for the offset phase (< 1)")
+        return self
+
+
+class AUTimeline:
+    """A ground-truth AU timeline: a sorted list of expressions and blinks.
+
+    Parameters
+    ----------
+    events : list of ExpressionEvent
+        The expressions and blinks; expressions do not overlap each other.
+    duration_s : float
+        Length of the timeline in seconds.
+    """
+
+    def __init__(self, events: list[ExpressionEvent], duration_s: float) -> None:
+        self.events = sorted(events, key=lambda e: e.onset_s)
+        self.duration_s = float(duration_s)
+        self._onsets = np.array([e.onset_s for e in self.events])
+        self._offsets = np.array([e.offset_s for e in self.events])
+
+    @property
+    def expressions(self) -> list[ExpressionEvent]:
+        """Expressions only (no blinks)."""
+        return [e for e in self.events if e.kind != "blink"]
+
+    def intensities(self, times_s: np.ndarray) -> np.ndarray:
+        """AU intensities at the given times.
+
+        Parameters
+        ----------
+        times_s : array of float, shape (n,)
+            Seconds from the timeline start.
+
+        Returns
+        -------
+        au : array of float32, shape (n, 17)
+            Intensities on the 0-5 scale, columns in :data:`AU_IDS` order.
+        """
+        t = np.asarray(times_s, dtype=np.float64).reshape(-1)
+        out = np.zeros((t.size, len(AU_IDS)), dtype=np.float64)
+        if t.size == 0 or not self.events:
+            return out.astype(np.float32)
+        active = np.flatnonzero((self._onsets <= t.max()) & (self._offsets >= t.min()))
+        for index in active:
+            event = self.events[index]
+            envelope = event.envelope(t)
+            for au, peak in event.peak.items():
+                out[:, AU_INDEX[au]] += peak * envelope
+        return np.clip(out, 0.0, MAX_INTENSITY).astype(np.float32)
+
+    def markers(self) -> list[tuple[float, str]]:
+        """Marker strings ``"<phase>/<emotion>/<kind>"`` (phase: onset, apex, offset) with times in seconds."""
+        out: list[tuple[float, str]] = []
+        for e in self.expressions:
+            out += [(e.onset_s, f"onset/{e.emotion}/{e.kind}"), (e.apex_s, f"apex/{e.emotion}/{e.kind}"),
+                    (e.offset_s, f"offset/{e.emotion}/{e.kind}")]
+        return sorted(out, key=lambda m: m[0])
+
+
+def generate_timeline(config: TimelineConfig, duration_s: float, seed: int) -> AUTimeline:
+    """Draw a random AU timeline.
+
+    Expressions arrive as a Poisson process (``expressions_per_minute``) without
+    overlapping; each picks an emotion, one of its prototype variants, micro or
+    macro (``micro_fraction``), a duration and an apex intensity. Blinks (AU45)
+    are drawn independently and may overlap expressions.
+
+    Parameters
+    ----------
+    config : TimelineConfig
+        Rates, durations and intensities.
+    duration_s : float
+        Length of the timeline in seconds.
+    seed : int
+        Seed; the same seed gives the same timeline.
+
+    Returns
+    -------
+    timeline : AUTimeline
+    """
+    rng = np.random.default_rng([seed, 0xFAC5])
+    events: list[ExpressionEvent] = []
+    t = config.lead_in_s
+    rate_per_s = config.expressions_per_minute / 60.0
+    while rate_per_s > 0:
+        t += rng.exponential(1.0 / rate_per_s)
+        kind: Literal["micro", "macro"] = "micro" if rng.random() < config.micro_fraction else "macro"
+        duration = rng.uniform(*(config.micro_duration_s if kind == "micro" else config.macro_duration_s))
+        if t + duration > duration_s:
+            break
+        emotion = str(rng.choice(config.emotions))
+        variants = EMOTION_PROTOTYPES[emotion]
+        variant = variants[int(rng.integers(len(variants)))]
+        apex = rng.uniform(*(config.micro_intensity if kind == "micro" else config.macro_intensity))
+        onset_len = duration * rng.uniform(*config.onset_fraction)
+        apex_len = duration * rng.uniform(*config.apex_fraction)
+        events.append(ExpressionEvent(
+            onset_s=t, apex_s=t + onset_len, apex_end_s=t + onset_len + apex_len, offset_s=t + duration,
+            emotion=emotion, kind=kind, peak={au: apex * w for au, w in variant.items()},
+        ))
+        t += duration + config.min_gap_s
+    blink_rate = config.blinks_per_minute / 60.0
+    t = 0.0
+    while blink_rate > 0:
+        t += rng.exponential(1.0 / blink_rate)
+        duration = rng.uniform(*config.blink_duration_s)
+        if t + duration > duration_s:
+            break
+        events.append(ExpressionEvent(t, t + 0.4 * duration, t + 0.5 * duration, t + duration,
+                                      emotion="blink", kind="blink", peak={45: MAX_INTENSITY}))
+        t += duration
+    return AUTimeline(events, duration_s)
+
+
+def muscle_activation(au_intensity: np.ndarray, muscle: str) -> np.ndarray:
+    """Relative activation (0-1) of a muscle from AU intensities.
+
+    Parameters
+    ----------
+    au_intensity : array, shape (n, 17)
+        AU intensities (0-5) in :data:`AU_IDS` order.
+    muscle : str
+        A muscle named in :data:`AU_CATALOGUE` (e.g. ``"zygomaticus_major"``).
+
+    Returns
+    -------
+    activation : array of float, shape (n,)
+        Weighted sum of the AUs that recruit the muscle, scaled to 0-1 and clipped.
+    """
+    weights = np.zeros(len(AU_IDS))
+    for au in AU_CATALOGUE.values():
+        weights[AU_INDEX[au.id]] = au.muscles.get(muscle, 0.0)
+    if not weights.any():
+        known = sorted({m for au in AU_CATALOGUE.values() for m in au.muscles})
+        raise ValueError(f"No AU recruits muscle {muscle!r}; known muscles: {known}")
+    return np.clip(np.asarray(au_intensity, dtype=np.float64) @ weights / MAX_INTENSITY, 0.0, 1.0)

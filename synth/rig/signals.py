@@ -1,0 +1,165 @@
+"""Deterministic signal generators of the simulated rig, one per stream.
+
+Each generator produces its stream's samples in order (``next_samples(n)``); sample
+``k`` depends only on the seed, the configuration and the ground-truth
+:class:`~synth.facs.AUTimeline`, never on how samples were chunked, so a test can
+regenerate exactly what was sent and compare a recording sample by sample.
+Time zero of the timeline is sample 0 of every stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+from synth.facs import AU_IDS, AU_INDEX, AUTimeline, muscle_activation
+
+from .config import EEGConfig, EMGConfig, VideoConfig
+from .face import FaceRenderer
+
+#: Coefficients of a 1/f ("pink") filter for white noise (J. O. Smith, "Spectral Audio
+#: Signal Processing", pink noise example): flat to within 0.3 dB of 1/f over 3 decades.
+_PINK_B = np.array([0.049922035, -0.095993537, 0.050612699, -0.004408786])
+_PINK_A = np.array([1.0, -2.494956002, 2.017265875, -0.522189400])
+
+#: EEG channels that pick up blinks, with relative weight (frontal-polar strongest).
+_BLINK_WEIGHTS = {"Fp1": 1.0, "Fp2": 1.0, "AF3": 0.7, "AF4": 0.7, "F7": 0.4, "F8": 0.4, "F3": 0.35,
+                  "F4": 0.35, "Fz": 0.4}
+#: EEG channels with strong alpha (posterior), with relative weight.
+_ALPHA_WEIGHTS = {"O1": 1.0, "O2": 1.0, "Oz": 1.0, "PO9": 0.8, "PO10": 0.8, "P7": 0.6, "P8": 0.6,
+                  "P3": 0.6, "P4": 0.6, "Pz": 0.7}
+
+
+class SampleGenerator:
+    """Base: a stream of samples at a fixed rate, produced in order."""
+
+    srate_hz: float
+
+    def __init__(self, srate_hz: float) -> None:
+        self.srate_hz = float(srate_hz)
+        self.position = 0
+
+    def times_s(self, n: int) -> np.ndarray:
+        """Timeline times (seconds) of the next ``n`` samples."""
+        return (self.position + np.arange(n)) / self.srate_hz
+
+    def next_samples(self, n: int) -> np.ndarray:
+        """Return the next ``n`` samples and advance."""
+        out = self._generate(n)
+        self.position += n
+        return out
+
+    def _generate(self, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class AUIntensityGenerator(SampleGenerator):
+    """The ground truth itself: 17 AU intensities (0-5) per sample, shape (n, 17) float32."""
+
+    def __init__(self, timeline: AUTimeline, srate_hz: float) -> None:
+        super().__init__(srate_hz)
+        self.timeline = timeline
+
+    def _generate(self, n: int) -> np.ndarray:
+        return self.timeline.intensities(self.times_s(n))
+
+
+class EMGGenerator(SampleGenerator):
+    """Facial EMG in volts, shape (n, n_channels) float32.
+
+    Each channel is 20-500 Hz band-limited Gaussian noise whose RMS follows the
+    activation of its muscle (from the AU timeline, ``lead_s`` ahead of the visible
+    motion), plus a white noise floor and mains hum.
+    """
+
+    def __init__(self, config: EMGConfig, timeline: AUTimeline, seed: int) -> None:
+        super().__init__(config.srate_hz)
+        self.config = config
+        self.timeline = timeline
+        n_ch = len(config.channels)
+        self._rng = np.random.default_rng([seed, 0xE36])
+        self._sos = signal.butter(4, config.band_hz, btype="bandpass", fs=config.srate_hz, output="sos")
+        self._zi = np.zeros((self._sos.shape[0], 2, n_ch))
+        # Band-passing unit white noise leaves this fraction of its power; undo it so RMS is as configured.
+        self._band_gain = 1.0 / np.sqrt(2 * (config.band_hz[1] - config.band_hz[0]) / config.srate_hz)
+        # Left and right muscles are not perfectly symmetric.
+        self._side_gain = np.array([1.0 if ch.side == "L" else 0.85 for ch in config.channels])
+        self._mains_phase = self._rng.uniform(0, 2 * np.pi, n_ch)
+        self._muscles = [ch.muscle for ch in config.channels]
+
+    def _generate(self, n: int) -> np.ndarray:
+        c = self.config
+        t = self.times_s(n)
+        au = self.timeline.intensities(t + c.lead_s)
+        activation = np.column_stack([muscle_activation(au, m) for m in self._muscles])
+        noise = self._rng.standard_normal((n, len(self._muscles)))
+        floor = self._rng.standard_normal((n, len(self._muscles)))
+        band, self._zi = signal.sosfilt(self._sos, noise, axis=0, zi=self._zi)
+        mains = c.mains_amplitude_v * np.sin(2 * np.pi * c.mains_hz * t[:, None] + self._mains_phase)
+        emg = band * self._band_gain * activation * c.max_rms_v * self._side_gain + floor * c.noise_rms_v + mains
+        return emg.astype(np.float32)
+
+
+class EEGGenerator(SampleGenerator):
+    """EEG in volts, shape (n, n_channels) float32.
+
+    A few pink-noise sources mixed into all channels (so neighbours correlate) plus
+    independent pink noise per channel, 8-12 Hz alpha strongest over posterior
+    sites, and blink artefacts on frontal sites driven by AU45.
+    """
+
+    def __init__(self, config: EEGConfig, timeline: AUTimeline, seed: int) -> None:
+        super().__init__(config.srate_hz)
+        self.config = config
+        self.timeline = timeline
+        rng = np.random.default_rng([seed, 0xEE6])
+        self._rng = rng
+        n_ch, n_src = len(config.channels), config.n_sources
+        mixing = rng.normal(size=(n_src, n_ch))
+        self._mixing = mixing / np.sqrt((mixing**2).sum(axis=0, keepdims=True))
+        self._pink_zi = np.zeros((3, n_src + n_ch))
+        low, high = config.alpha_hz - 2.0, config.alpha_hz + 2.0
+        self._alpha_sos = signal.butter(2, [low, high], btype="bandpass", fs=config.srate_hz, output="sos")
+        self._alpha_zi = np.zeros((self._alpha_sos.shape[0], 2, 1))
+        self._alpha_gain = 1.0 / np.sqrt(2 * (high - low) / config.srate_hz)
+        self._alpha_w = np.array([_ALPHA_WEIGHTS.get(ch, 0.15) for ch in config.channels])
+        self._blink_w = np.array([_BLINK_WEIGHTS.get(ch, 0.02) for ch in config.channels])
+        # These coefficients turn unit white noise into pink noise of RMS 0.0861 (measured
+        # over 2e6 samples); normalise to unit RMS.
+        self._pink_gain = 1.0 / 0.0861
+
+    def _generate(self, n: int) -> np.ndarray:
+        c = self.config
+        n_ch, n_src = len(c.channels), c.n_sources
+        white = self._rng.standard_normal((n, n_src + n_ch))
+        alpha_white = self._rng.standard_normal((n, 1))
+        pink, self._pink_zi = signal.lfilter(_PINK_B, _PINK_A, white, axis=0, zi=self._pink_zi)
+        pink *= self._pink_gain
+        background = (pink[:, :n_src] @ self._mixing + pink[:, n_src:]) / np.sqrt(2.0)
+        alpha, self._alpha_zi = signal.sosfilt(self._alpha_sos, alpha_white, axis=0, zi=self._alpha_zi)
+        blink = self.timeline.intensities(self.times_s(n))[:, AU_INDEX[45]] / 5.0
+        eeg = (background * c.background_rms_v
+               + alpha * self._alpha_gain * c.alpha_rms_v * self._alpha_w
+               + blink[:, None] * c.blink_amplitude_v * self._blink_w)
+        return eeg.astype(np.float32)
+
+
+class FaceVideoGenerator(SampleGenerator):
+    """Frames of the procedural face following the AU timeline, as an RGB-D camera gives them.
+
+    ``next_samples(n)`` returns ``(rgb, depth)``: (n, height, width, 3) uint8 and
+    (n, height, width) uint16 millimetres, rendered from the same geometry.
+    """
+
+    def __init__(self, config: VideoConfig, timeline: AUTimeline, *, identity_seed: int) -> None:
+        super().__init__(config.fps)
+        self.timeline = timeline
+        self.renderer = FaceRenderer(config.width, config.height, identity_seed=identity_seed)
+
+    def _generate(self, n: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        au = self.timeline.intensities(self.times_s(n)).astype(np.float64)
+        rendered = [self.renderer.render(a) for a in au]
+        return np.stack([r[0] for r in rendered]), np.stack([r[1] for r in rendered])
+
+
+__all__ = ["AU_IDS", "AUIntensityGenerator", "EMGGenerator", "EEGGenerator", "FaceVideoGenerator"]
