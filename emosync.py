@@ -30,7 +30,7 @@ app.command("info")(acquisition_cli.info)
 app.command("stream-device")(acquisition_cli.stream_device)
 app.command("simulate")(synth_cli.simulate)
 
-console = Console()
+console = acquisition_cli.console
 
 
 @app.command()

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-console = Console()
+# Wide output when piped (logs, CI): rich would otherwise truncate tables to 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 err_console = Console(stderr=True)
 
 
@@ -155,6 +156,7 @@ def stream_device(
     serial_port: str = typer.Option("", help="Serial port of the board (e.g. /dev/ttyUSB0)."),
     duration: Optional[float] = typer.Option(None, help="Seconds to stream (default: until Ctrl-C)."),
     name_prefix: str = typer.Option("", help="Prefix for the LSL stream names."),
+    shared_rows: str = typer.Option("eeg", help="Rows a board reports as both EEG and EMG go to: eeg, emg, both."),
 ) -> None:
     """Publish a BrainFlow board's EEG/EMG as LSL streams (needs the [brainflow] extra).
 
@@ -163,7 +165,7 @@ def stream_device(
     try:
         from .brainflow_bridge import BrainFlowBridge
 
-        bridge = BrainFlowBridge(board, serial_port=serial_port, name_prefix=name_prefix)
+        bridge = BrainFlowBridge(board, serial_port=serial_port, name_prefix=name_prefix, shared_rows=shared_rows)  # type: ignore[arg-type]
         bridge.start()
     except (ImportError, ValueError, RuntimeError) as err:
         raise _fail(str(err)) from None
@@ -171,9 +173,7 @@ def stream_device(
     stop = threading.Event()
     install_stop_handlers(stop)
     try:
-        deadline = None if duration is None else time.monotonic() + duration
-        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            stop.wait(0.2)
-    finally:
-        bridge.stop()
+        bridge.run(duration, stop_event=stop)  # stops the board on return; raises if the board goes silent
+    except RuntimeError as err:
+        raise _fail(str(err)) from None
     console.print("Pushed " + ", ".join(f"{k}: {v}" for k, v in bridge.stats().items()))

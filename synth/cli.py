@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Optional
@@ -10,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Wide output when piped (logs, CI): rich would otherwise truncate tables to 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def simulate(

@@ -24,8 +24,8 @@ def test_default_profile_matches_the_spec():
 
 
 def test_overrides_and_typos():
-    c = load_rig_config("light", ["emg.srate_hz=1000", "timeline.micro_fraction=0.9", "eeg.enabled=false"])
-    assert c.emg.srate_hz == 1000 and c.timeline.micro_fraction == 0.9 and not c.eeg.enabled
+    c = load_rig_config("light", ["emg.srate_hz=1500", "timeline.micro_fraction=0.9", "eeg.enabled=false"])
+    assert c.emg.srate_hz == 1500 and c.timeline.micro_fraction == 0.9 and not c.eeg.enabled
     with pytest.raises(ConfigError, match="emg.srate_hzz|Extra inputs"):
         load_rig_config("light", ["emg.srate_hzz=1000"])
     with pytest.raises(ConfigError, match="Known names"):

@@ -92,8 +92,9 @@ class EMGGenerator(SampleGenerator):
         t = self.times_s(n)
         au = self.timeline.intensities(t + c.lead_s)
         activation = np.column_stack([muscle_activation(au, m) for m in self._muscles])
-        noise = self._rng.standard_normal((n, len(self._muscles)))
-        floor = self._rng.standard_normal((n, len(self._muscles)))
+        # One draw per call, split by column: the stream of random numbers then does not
+        # depend on how samples are chunked.
+        noise, floor = np.split(self._rng.standard_normal((n, 2 * len(self._muscles))), 2, axis=1)
         band, self._zi = signal.sosfilt(self._sos, noise, axis=0, zi=self._zi)
         mains = c.mains_amplitude_v * np.sin(2 * np.pi * c.mains_hz * t[:, None] + self._mains_phase)
         emg = band * self._band_gain * activation * c.max_rms_v * self._side_gain + floor * c.noise_rms_v + mains
@@ -131,8 +132,8 @@ class EEGGenerator(SampleGenerator):
     def _generate(self, n: int) -> np.ndarray:
         c = self.config
         n_ch, n_src = len(c.channels), c.n_sources
-        white = self._rng.standard_normal((n, n_src + n_ch))
-        alpha_white = self._rng.standard_normal((n, 1))
+        draws = self._rng.standard_normal((n, n_src + n_ch + 1))  # one draw: chunking-invariant
+        white, alpha_white = draws[:, :-1], draws[:, -1:]
         pink, self._pink_zi = signal.lfilter(_PINK_B, _PINK_A, white, axis=0, zi=self._pink_zi)
         pink *= self._pink_gain
         background = (pink[:, :n_src] @ self._mixing + pink[:, n_src:]) / np.sqrt(2.0)

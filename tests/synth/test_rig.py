@@ -1,0 +1,111 @@
+"""The simulated rig: deterministic generators, physiologically sensible signals, sample-exact recording."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from acquisition import open_session
+from acquisition.recorder import RecorderSettings, SessionRecorder
+from synth.facs import AU_IDS, AU_INDEX, TimelineConfig
+from synth.rig import SimulatedRig, load_rig_config
+from synth.rig.face import RENDERED_AUS
+
+
+def test_face_renderer_uses_the_au_order_of_the_catalogue():
+    assert tuple(RENDERED_AUS) == AU_IDS
+
+
+@pytest.mark.parametrize("key", ["emg", "eeg", "au", "video"])
+def test_generators_do_not_depend_on_chunking(light_rig_config, key):
+    rig = SimulatedRig(light_rig_config, seed=5, duration_s=30)
+    a, b = rig.make_generator(key), rig.make_generator(key)
+    n = 40 if key == "video" else 1000
+    chunked = [a.next_samples(m) for m in (1, 7, n - 8)]
+    whole = b.next_samples(n)
+    if key == "video":
+        for i in range(2):
+            np.testing.assert_array_equal(np.concatenate([c[i] for c in chunked]), whole[i])
+    else:
+        np.testing.assert_array_equal(np.concatenate(chunked), whole)
+    other = SimulatedRig(light_rig_config, seed=6, duration_s=30).make_generator(key).next_samples(n)
+    assert not np.array_equal(other[0] if key == "video" else other, whole[0] if key == "video" else whole)
+
+
+def test_emg_bursts_follow_the_muscles_of_active_aus(light_rig_config):
+    config = light_rig_config.model_copy(update={"timeline": TimelineConfig(
+        expressions_per_minute=20, emotions=["happiness"], micro_fraction=0.0, blinks_per_minute=0)})
+    rig = SimulatedRig(config, seed=1, duration_s=60)
+    srate = config.emg.srate_hz
+    emg = rig.regenerate("emg", int(60 * srate))
+    t = np.arange(emg.shape[0]) / srate
+    au12 = rig.timeline.intensities(t + config.emg.lead_s)[:, AU_INDEX[12]]
+    labels = [c.label for c in config.emg.channels]
+    zyg, corr = emg[:, labels.index("EMG_ZYG_L")], emg[:, labels.index("EMG_CORR_L")]
+    active, rest = au12 > 3.0, au12 == 0
+    assert active.sum() > srate and rest.sum() > srate
+    rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))  # noqa: E731
+    assert rms(zyg[active]) > 10 * rms(zyg[rest])      # zygomaticus bursts during smiles
+    assert rms(corr[active]) < 2 * rms(corr[rest])      # corrugator stays quiet (no AU4 in happiness)
+    assert 1e-6 < rms(zyg[rest]) < 2e-5                 # volts: noise floor + mains hum, microvolts
+    f, p = signal.welch(zyg[active], fs=srate, nperseg=1024)
+    assert f[np.argmax(p)] > 20 and p[f > 700].mean() < 0.05 * p[(f > 30) & (f < 400)].mean()  # 20-500 Hz band
+
+
+def test_eeg_has_posterior_alpha_and_frontal_blinks(light_rig_config):
+    rig = SimulatedRig(light_rig_config, seed=2, duration_s=60)
+    srate = light_rig_config.eeg.srate_hz
+    eeg = rig.regenerate("eeg", int(60 * srate)).astype(np.float64)
+    labels = light_rig_config.eeg.channels
+    f, p = signal.welch(eeg, fs=srate, nperseg=1024, axis=0)
+    alpha = (f >= 8) & (f <= 12)
+    o1, fz = labels.index("O1"), labels.index("Fz")
+    assert p[alpha, o1].mean() > 2 * p[alpha, fz].mean()
+    low, high = (f > 2) & (f < 4), (f > 30) & (f < 40)
+    assert p[low, fz].mean() > 5 * p[high, fz].mean()  # 1/f background
+    blink = rig.timeline.intensities(np.arange(eeg.shape[0]) / srate)[:, AU_INDEX[45]] > 4
+    fp1 = labels.index("Fp1")
+    assert eeg[blink, fp1].mean() > eeg[~blink, fp1].mean() + 30e-6
+    assert 5e-6 < eeg[:, fz].std() < 50e-6
+
+
+def _t0_from_info_xml(xml: str) -> float:
+    return float(ET.fromstring(xml).find("desc/emosync_simulation/t0").text)
+
+
+def test_light_rig_is_recorded_sample_exact(tmp_path, light_rig_config):
+    rig = SimulatedRig(light_rig_config, seed=11, duration_s=120, profile="light")
+    fname = tmp_path / "rig.h5"
+    rig.start()
+    try:
+        recorder = SessionRecorder(fname, streams=[f"starts-with(name,'{light_rig_config.name_prefix}')"],
+                                   settings=RecorderSettings(wait_timeout_s=10, clock_offset_interval_s=1.0))
+        recorder.start()
+        recorder.wait(4.0)
+        recorder.stop()
+    finally:
+        rig.stop()
+    with open_session(fname) as s:
+        assert {rig.stream_name(k) for k in rig.enabled_streams} == set(s.streams)
+        for key in ("emg", "eeg", "au", "rgb", "depth"):
+            st = s.streams[rig.stream_name(key)]
+            assert st.info["source_id"] == rig.source_id(key)
+            t0 = _t0_from_info_xml(st.info["info_xml"])  # provenance travels with the data
+            assert t0 == rig.t0
+            k = np.round((st.timestamps - t0) * st.nominal_srate).astype(int)
+            assert st.n_samples > 2.5 * st.nominal_srate, key
+            assert np.all(np.diff(k) == 1), f"{key}: samples lost or duplicated"
+            np.testing.assert_allclose(st.timestamps, t0 + k / st.nominal_srate, rtol=0, atol=1e-9)
+            expected = rig.regenerate(key, int(k[-1]) + 1)[k]
+            np.testing.assert_array_equal(st.data[:], expected, err_msg=key)
+        rgb = s.streams[rig.stream_name("rgb")]
+        assert rgb.data.shape[1:] == (120, 160, 3) and rgb.info["encoding"] == "RGB8"
+        assert s.streams[rig.stream_name("depth")].data.dtype == np.uint16
+        markers = s.streams[rig.stream_name("markers")]
+        sent = [(rig.t0 + t, text) for t, text in rig.timeline.markers()]
+        window = [(t, text) for t, text in sent if markers.timestamps[0] - 1e-9 <= t <= markers.timestamps[-1] + 1e-9]
+        assert [text for _, text in window] == markers.data[:, 0].tolist()
+        np.testing.assert_allclose([t for t, _ in window], markers.timestamps, atol=1e-9)
