@@ -77,6 +77,27 @@ def check_predicate(predicate: str) -> None:
         ) from None
 
 
+def parse_compression(value: str | dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Parse a compression choice into ``(default, {stream name: codec})``.
+
+    ``"png"`` applies to every video stream; ``"RGB=jpeg,Depth=png"`` or a dict names streams
+    (unnamed video streams stay uncompressed).
+    """
+    if isinstance(value, str) and "=" not in value:
+        default, per_stream = value, {}
+    else:
+        if isinstance(value, str):
+            pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError(f"Cannot parse video compression {value!r}; use e.g. 'png' or 'RGB=jpeg,Depth=png'.")
+            value = {name.strip(): codec.strip() for name, codec in pairs}
+        default, per_stream = "none", dict(value)
+    for codec in (default, *per_stream.values()):
+        if codec not in FRAME_COMPRESSIONS:
+            raise ValueError(f"Video compression must be one of {FRAME_COMPRESSIONS}, got {codec!r}.")
+    return default, per_stream
+
+
 class _StreamWorker:
     """Pulls one stream and measures its clock offsets."""
 
@@ -200,8 +221,10 @@ class SessionRecorder:
         Record every stream visible on the network (now and later).
     camera : int | str | None
         Also capture this OpenCV camera (device index or video file/URL) directly.
-    video_compression : str
-        ``"none"``, ``"png"`` or ``"jpeg"``: per-frame compression of video streams.
+    video_compression : str | dict
+        Per-frame compression of video streams: ``"none"``, ``"png"`` or ``"jpeg"`` for all,
+        or per stream name, e.g. ``{"RGB": "jpeg", "Depth": "png"}`` (others: none), or the
+        same as text: ``"RGB=jpeg,Depth=png"``.
     subject_id, session_id, notes : str
         Stored in the session's root metadata.
     if_exists : ``"error"`` | ``"rename"``
@@ -211,7 +234,7 @@ class SessionRecorder:
     """
 
     def __init__(self, fname: str | Path, *, streams: Sequence[str] = (), all_streams: bool = False,
-                 camera: int | str | None = None, video_compression: str = "none",
+                 camera: int | str | None = None, video_compression: str | dict[str, str] = "none",
                  subject_id: str = "sub-unknown", session_id: str | None = None, notes: str = "",
                  if_exists: str = "error", settings: RecorderSettings | None = None) -> None:
         if not streams and not all_streams and camera is None:
@@ -219,15 +242,13 @@ class SessionRecorder:
                              "all_streams=True (--all) or a camera (--camera 0).")
         if streams and all_streams:
             raise ValueError("Pass either stream queries or all_streams=True, not both.")
-        if video_compression not in FRAME_COMPRESSIONS:
-            raise ValueError(f"video_compression must be one of {FRAME_COMPRESSIONS}, got {video_compression!r}")
+        self._compression = parse_compression(video_compression)
         for predicate in streams:
             check_predicate(predicate)
         self.fname = Path(fname)
         self.predicates = list(streams)
         self.all_streams = all_streams
         self.camera_source = camera
-        self.video_compression = video_compression
         self.settings = settings or RecorderSettings()
         self._writer_args = dict(subject_id=subject_id, session_id=session_id, notes=notes)
         self._if_exists = if_exists
@@ -260,6 +281,8 @@ class SessionRecorder:
         camera = None
         if self.camera_source is not None:
             camera = CameraCapture(self.camera_source)
+            default, per_stream = self._compression
+            camera.spec.compression = per_stream.get(camera.name, default)
         self._writer = SessionWriter(self.fname, if_exists="error", **self._writer_args)  # type: ignore[arg-type]
         self.start_time = time.monotonic()
         self._writer_thread = threading.Thread(target=self._write_loop, name="writer", daemon=True)
@@ -331,7 +354,8 @@ class SessionRecorder:
 
     # -- internals -----------------------------------------------------------
     def _compression_for(self, info: pylsl.StreamInfo) -> str:
-        return self.video_compression
+        default, per_stream = self._compression
+        return per_stream.get(info.name(), default)
 
     def _put(self, item: tuple) -> None:
         self._queue.put(item)

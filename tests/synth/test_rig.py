@@ -109,3 +109,29 @@ def test_light_rig_is_recorded_sample_exact(tmp_path, light_rig_config):
         window = [(t, text) for t, text in sent if markers.timestamps[0] - 1e-9 <= t <= markers.timestamps[-1] + 1e-9]
         assert [text for _, text in window] == markers.data[:, 0].tolist()
         np.testing.assert_allclose([t for t, _ in window], markers.timestamps, atol=1e-9)
+
+
+def test_per_stream_video_compression(tmp_path, light_rig_config):
+    config = light_rig_config.model_copy(update={"emg": light_rig_config.emg.model_copy(update={"enabled": False}),
+                                                 "eeg": light_rig_config.eeg.model_copy(update={"enabled": False})})
+    rig = SimulatedRig(config, seed=4, duration_s=60)
+    fname = tmp_path / "video.h5"
+    rig.start()
+    try:
+        rgb_name, depth_name = rig.stream_name("rgb"), rig.stream_name("depth")
+        recorder = SessionRecorder(fname, streams=[f"name='{rgb_name}'", f"name='{depth_name}'"],
+                                   video_compression=f"{rgb_name}=jpeg,{depth_name}=png")
+        recorder.start()
+        recorder.wait(2.0)
+        recorder.stop()
+    finally:
+        rig.stop()
+    with open_session(fname) as s:
+        depth, rgb = s.streams[depth_name], s.streams[rgb_name]
+        assert depth.info["compression"] == "png" and rgb.info["compression"] == "jpeg"
+        k = np.round((depth.timestamps - rig.t0) * 30).astype(int)
+        np.testing.assert_array_equal(depth.data[:], rig.regenerate("depth", k[-1] + 1)[k])  # lossless
+        k = np.round((rgb.timestamps - rig.t0) * 30).astype(int)
+        error = np.abs(rgb.data[:].astype(int) - rig.regenerate("rgb", k[-1] + 1)[k]).mean()
+        assert error < 4.0
+        assert rgb._group["data"].id.get_storage_size() < 0.3 * rgb.n_samples * 120 * 160 * 3
