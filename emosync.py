@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from acquisition import cli as acquisition_cli
 from synth import cli as synth_cli

@@ -9,7 +9,8 @@ syntax Hydra users know, without Hydra's runtime.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import TypeVar
+from collections.abc import Sequence
 
 import yaml
 from omegaconf import OmegaConf

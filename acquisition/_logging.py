@@ -12,7 +12,8 @@ import functools
 import inspect
 import logging
 import os
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 logger = logging.getLogger("emosync")
 

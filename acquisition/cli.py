@@ -26,7 +26,7 @@ console = Console() if sys.stdout.isatty() else Console(width=160)
 err_console = Console(stderr=True)
 
 
-def _fail(message: str, code: int = 1) -> "typer.Exit":
+def _fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code)
 
@@ -77,7 +77,8 @@ def record(
     all_streams: bool = typer.Option(False, "--all", help="Record every visible stream (and later ones)."),
     duration: Optional[float] = typer.Option(None, help="Stop after this many seconds (default: Ctrl-C)."),
     camera: Optional[str] = typer.Option(None, help="Also capture this OpenCV camera (index or video file)."),
-    video_compression: str = typer.Option("none", help="Per-frame video compression: none, png, jpeg, or per stream: 'RGB=jpeg,Depth=png'."),
+    video_compression: str = typer.Option(
+        "none", help="Per-frame video compression: none, png, jpeg, or per stream: 'RGB=jpeg,Depth=png'."),
     subject: str = typer.Option("sub-unknown", help="Pseudonymous subject id (never a name)."),
     notes: str = typer.Option("", help="Free-text notes stored in the file."),
     wait: float = typer.Option(10.0, help="Seconds to wait for the requested streams."),

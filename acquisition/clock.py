@@ -33,7 +33,7 @@ class ClockOffsetTable:
     uncertainties: np.ndarray
 
     @classmethod
-    def from_array(cls, rows: np.ndarray) -> "ClockOffsetTable":
+    def from_array(cls, rows: np.ndarray) -> ClockOffsetTable:
         """Build from an array of shape (n, 3): collection time, offset, uncertainty."""
         rows = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
         return cls(rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy())

@@ -232,7 +232,7 @@ class Session:
         """Close the file."""
         self._file.close()
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -22,7 +22,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pylsl
@@ -101,7 +102,7 @@ def parse_compression(value: str | dict[str, str]) -> tuple[str, dict[str, str]]
 class _StreamWorker:
     """Pulls one stream and measures its clock offsets."""
 
-    def __init__(self, recorder: "SessionRecorder", info: pylsl.StreamInfo, file_name: str) -> None:
+    def __init__(self, recorder: SessionRecorder, info: pylsl.StreamInfo, file_name: str) -> None:
         self.recorder = recorder
         self.resolved = info
         self.file_name = file_name

@@ -20,7 +20,8 @@ import os
 import socket
 import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import h5py
 import numpy as np
@@ -96,7 +97,7 @@ class StreamWriter:
     Obtain one from :meth:`SessionWriter.add_stream`; do not construct it directly.
     """
 
-    def __init__(self, session: "SessionWriter", spec: StreamSpec) -> None:
+    def __init__(self, session: SessionWriter, spec: StreamSpec) -> None:
         self.spec = spec
         self._session = session
         self.n_samples = 0
@@ -299,7 +300,7 @@ class SessionWriter:
             for key, value in final_attrs.items():
                 f.attrs[key] = _attr_value(value)
 
-    def __enter__(self) -> "SessionWriter":
+    def __enter__(self) -> SessionWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -65,7 +65,8 @@ EMOTION_PROTOTYPES: dict[str, tuple[dict[int, float], ...]] = {
     "happiness": ({6: 1.0, 12: 1.0}, {6: 1.0, 12: 1.0, 25: 0.6}),
     "sadness": ({1: 1.0, 4: 0.8, 15: 1.0},),
     "surprise": ({1: 1.0, 2: 1.0, 5: 0.8, 26: 1.0}, {1: 1.0, 2: 1.0, 5: 0.6, 25: 0.8}),
-    "fear": ({1: 1.0, 2: 0.8, 4: 0.8, 5: 1.0, 7: 0.6, 20: 1.0, 26: 0.8}, {1: 1.0, 2: 0.8, 4: 0.8, 5: 1.0, 20: 1.0, 25: 0.8}),
+    "fear": ({1: 1.0, 2: 0.8, 4: 0.8, 5: 1.0, 7: 0.6, 20: 1.0, 26: 0.8},
+             {1: 1.0, 2: 0.8, 4: 0.8, 5: 1.0, 20: 1.0, 25: 0.8}),
     "anger": ({4: 1.0, 5: 0.8, 7: 1.0, 23: 1.0},),
     "disgust": ({9: 1.0, 15: 0.8, 17: 0.5}, {4: 0.5, 9: 0.8, 10: 1.0, 17: 0.6}),
     "contempt": ({12: 0.6, 14: 1.0},),
@@ -139,7 +140,7 @@ class TimelineConfig(StrictModel):
     blink_duration_s: tuple[float, float] = (0.1, 0.3)
 
     @model_validator(mode="after")
-    def _check(self) -> "TimelineConfig":
+    def _check(self) -> TimelineConfig:
         unknown = sorted(set(self.emotions) - set(EMOTIONS))
         if unknown:
             raise ValueError(f"unknown emotions {unknown}; known: {list(EMOTIONS)}")

@@ -72,7 +72,7 @@ class CounterSource:
                                 channel_labels=[f"ch{i}" for i in range(self.n_channels)])
         return pylsl.StreamOutlet(info)
 
-    def start(self) -> "CounterSource":
+    def start(self) -> CounterSource:
         self._thread.start()
         return self
 

@@ -9,7 +9,7 @@ read our streams as they read any device's. Video frames add
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Sequence
+from collections.abc import Sequence
 
 import pylsl
 

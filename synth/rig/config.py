@@ -41,7 +41,7 @@ class EMGConfig(StrictModel):
     lead_s: float = Field(0.03, ge=0, le=0.2)
 
     @model_validator(mode="after")
-    def _check_band(self) -> "EMGConfig":
+    def _check_band(self) -> EMGConfig:
         low, high = self.band_hz
         if not 0 < low < high < self.srate_hz / 2:
             raise ValueError(f"band_hz {self.band_hz} must satisfy 0 < low < high < srate_hz/2 = {self.srate_hz / 2}")

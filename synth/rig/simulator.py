@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pylsl
@@ -276,7 +276,7 @@ class SimulatedRig:
         finally:
             self.stop()
 
-    def __enter__(self) -> "SimulatedRig":
+    def __enter__(self) -> SimulatedRig:
         self.start()
         return self
 

@@ -11,7 +11,7 @@ from scipy import signal
 from acquisition import open_session
 from acquisition.recorder import RecorderSettings, SessionRecorder
 from synth.facs import AU_IDS, AU_INDEX, TimelineConfig
-from synth.rig import SimulatedRig, load_rig_config
+from synth.rig import SimulatedRig
 from synth.rig.face import RENDERED_AUS
 
 
