@@ -52,12 +52,19 @@ def _status_table(recorder: Any, started: float) -> Table:
     return table
 
 
+def _jitter_text(stream_summary: dict[str, Any]) -> str:
+    before, after = stream_summary["jitter_before_s"], stream_summary["jitter_after_s"]
+    if before is None:
+        return "-"
+    return f"{before * 1e6:.1f} ({after * 1e6:.1f})" if stream_summary["dejittered"] else f"{before * 1e6:.1f}"
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     """Print a session summary (as returned by :func:`acquisition.summary.summarize_session`)."""
     table = Table(title=f"{summary['file']}  ({summary['file_size_bytes'] / 1e6:.1f} MB, "
                         f"subject {summary['subject_id']})")
     for column in ("stream", "type", "samples", "nominal Hz", "effective Hz", "duration s", "gaps",
-                   "dropped", "offsets", "offset ms (sd)"):
+                   "dropped", "offsets", "offset ms (sd)", "resets", "jitter us (after)"):
         table.add_column(column, justify="left" if column in ("stream", "type") else "right")
     for name, s in summary["streams"].items():
         co = s["clock_offsets"]
@@ -66,7 +73,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         table.add_row(name, str(s["type"]), str(s["n_samples"]), f"{s['nominal_srate']:g}",
                       f"{eff:.3f}" if eff is not None else "-", f"{s.get('duration_s', 0):.2f}",
                       str(len(s["gaps"])), "-" if s["dropped_samples_estimate"] is None else
-                      str(s["dropped_samples_estimate"]), str(co["n"]), offset)
+                      str(s["dropped_samples_estimate"]), str(co["n"]), offset,
+                      str(max(len(s["clock_segments"]) - 1, 0)), _jitter_text(s))
     console.print(table)
 
 

@@ -3,8 +3,8 @@
 LSL stamps every sample with the source machine's monotonic clock. The recorder
 measures the offset to its own clock every few seconds (``time_correction``) and
 stores the measurements raw in a :class:`ClockOffsetTable`. Mapping time stamps to
-the recorder's clock happens on read, so it can be redone with a better method
-without touching the recording.
+the recorder's clock happens on read (:mod:`acquisition.sync`), so it can be redone
+with a better method without touching the recording.
 """
 
 from __future__ import annotations
@@ -44,31 +44,6 @@ class ClockOffsetTable:
     def as_array(self) -> np.ndarray:
         """The table as an array of shape (n, 3)."""
         return np.column_stack([self.collection_times, self.offsets, self.uncertainties])
-
-    def correct(self, timestamps: np.ndarray) -> np.ndarray:
-        """Map source time stamps to the recorder's clock.
-
-        The offset is interpolated linearly between measurements and held constant
-        beyond the first and last one, which follows slow drift without amplifying
-        the scatter of single measurements. Without measurements the stamps are
-        returned unchanged (a stream timed by the recorder's own clock).
-
-        Parameters
-        ----------
-        timestamps : array of float, shape (n_samples,)
-            Raw time stamps in seconds of the source's clock.
-
-        Returns
-        -------
-        times : array of float, shape (n_samples,)
-            Time stamps in seconds of the recorder's clock.
-        """
-        timestamps = np.asarray(timestamps, dtype=np.float64)
-        if len(self) == 0:
-            return timestamps.copy()
-        order = np.argsort(self.collection_times, kind="stable")
-        offset = np.interp(timestamps, self.collection_times[order], self.offsets[order])
-        return timestamps + offset
 
     def summary(self) -> dict[str, float | int]:
         """Statistics for reports: count, span and spread of offsets, median uncertainty (seconds)."""

@@ -21,6 +21,7 @@ import numpy as np
 from .clock import ClockOffsetTable
 from .frame_codec import decode_frame
 from .session_format import SCHEMA_NAME, SCHEMA_VERSION, STREAMS_GROUP
+from .sync import SyncOptions, SyncResult, synchronize
 
 
 class StreamData:
@@ -163,14 +164,40 @@ class Stream:
 
     @cached_property
     def times(self) -> np.ndarray:
-        """Time stamps in seconds of the recorder's clock (offset-corrected), shape (n_samples,)."""
-        return self.clock_offsets.correct(self.timestamps)
+        """Synchronized time stamps in seconds of the recorder's clock, shape (n_samples,).
+
+        Computed on read from the raw stamps and clock offsets with the default
+        :class:`~acquisition.sync.SyncOptions` (robust clock fit per clock segment, then
+        dejitter of regular streams that cannot drop samples); see :meth:`synchronize`.
+        """
+        return self.sync.times
+
+    @cached_property
+    def sync(self) -> SyncResult:
+        """The default synchronization of this stream, with its diagnostics (segments, rates, jitter)."""
+        return self.synchronize()
+
+    def synchronize(self, options: SyncOptions | None = None, **kwargs: Any) -> SyncResult:
+        """Synchronize with chosen options (pyxdf's names), e.g. ``dejitter_timestamps=False``.
+
+        Returns
+        -------
+        result : SyncResult
+            ``result.times`` plus clock segments, jitter segments and effective rates.
+        """
+        if options is None:
+            options = SyncOptions(**kwargs)
+        elif kwargs:
+            options = options.model_copy(update=kwargs)
+        return synchronize(self.timestamps, self.clock_offsets, nominal_srate=self.nominal_srate,
+                           can_drop_samples=bool(self.info.get("can_drop_samples", False)), options=options,
+                           name=self.name)
 
     def refresh(self) -> None:
         """Re-read sizes and drop cached arrays (to follow a file that is still being recorded)."""
         for name in ("data", "timestamps", "clock_offsets"):
             self._group[name].refresh()
-        for cached in ("timestamps", "clock_offsets", "times"):
+        for cached in ("timestamps", "clock_offsets", "times", "sync"):
             self.__dict__.pop(cached, None)
 
 
@@ -222,6 +249,12 @@ class Session:
         for group in self._file[STREAMS_GROUP].values():
             stream = Stream(group)
             self.streams.setdefault(stream.name, stream)
+
+    def to_mne(self, streams: list[str] | None = None, **kwargs: Any) -> Any:
+        """Convert EEG/EMG/marker streams to MNE ``Raw`` objects (see :func:`acquisition.mne_export.to_mne`)."""
+        from .mne_export import to_mne
+
+        return to_mne(self, streams=streams, **kwargs)
 
     def refresh(self) -> None:
         """Follow a live recording: pick up new samples (and, after a reopen, new streams)."""

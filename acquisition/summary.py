@@ -18,15 +18,21 @@ GAP_PERIODS = 10
 GAP_MIN_S = 0.1
 
 
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
 def summarize_stream(stream: Stream) -> dict[str, Any]:
     """Summary of one stream (JSON-able).
 
     Returns a dict with ``type``, ``modality``, ``source_id``, ``hostname``,
-    ``n_samples``, ``nominal_srate`` and ``effective_srate`` (Hz), ``first_time`` and
-    ``last_time`` (recorder clock, s), ``duration_s``, ``gaps`` (list of
-    ``{"start_s", "duration_s"}``), ``dropped_samples_estimate``, ``clock_offsets``
-    (count, span, mean/std/min/max offset, median uncertainty, in s), ``shape``,
-    ``dtype``, ``compression`` and ``stored_bytes``.
+    ``n_samples``, ``nominal_srate`` and ``effective_srate`` (Hz; per jitter segment in
+    ``segment_srates``), ``first_time`` and ``last_time`` (recorder clock, s),
+    ``duration_s``, ``gaps`` (list of ``{"start_s", "duration_s"}``),
+    ``dropped_samples_estimate``, ``clock_offsets`` (count, span, mean/std/min/max offset,
+    median uncertainty, in s), ``clock_segments`` (one per clock reset: span, drift in ppm,
+    fit residual), ``dejittered``, ``jitter_before_s`` / ``jitter_after_s`` (SD of sample
+    intervals), ``shape``, ``dtype``, ``compression`` and ``stored_bytes``.
     """
     info = stream.info
     n = stream.n_samples
@@ -44,13 +50,24 @@ def summarize_stream(stream: Stream) -> dict[str, Any]:
         "stored_bytes": int(stream._group["data"].id.get_storage_size()),
         "clock_offsets": stream.clock_offsets.summary(),
     }
-    times = stream.times
+    sync = stream.sync
+    times = sync.times
     if n:
         out.update(first_time=float(times[0]), last_time=float(times[-1]), duration_s=float(times[-1] - times[0]))
+    out["clock_segments"] = [
+        {"start_s": seg.start_time_s, "stop_s": seg.stop_time_s, "n_offsets": seg.last_offset - seg.first_offset + 1,
+         "drift_ppm": seg.slope * 1e6, "residual_std_s": seg.residual_std_s} for seg in sync.clock_segments]
+    out["dejittered"] = sync.dejittered
+    out["jitter_before_s"] = _finite_or_none(sync.jitter_before_s)
+    out["jitter_after_s"] = _finite_or_none(sync.jitter_after_s)
+    out["segment_srates"] = sync.segment_srates
     gaps: list[dict[str, float]] = []
     dropped = 0
     if n > 1:
-        out["effective_srate"] = float((n - 1) / (times[-1] - times[0])) if times[-1] > times[0] else float("nan")
+        if srate > 0 and sync.effective_srate > 0:
+            out["effective_srate"] = sync.effective_srate
+        else:
+            out["effective_srate"] = float((n - 1) / (times[-1] - times[0])) if times[-1] > times[0] else None
         if srate > 0:
             dt = np.diff(stream.timestamps)
             threshold = max(GAP_PERIODS / srate, GAP_MIN_S)
