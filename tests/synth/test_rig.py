@@ -10,13 +10,8 @@ from scipy import signal
 
 from acquisition import open_session
 from acquisition.recorder import RecorderSettings, SessionRecorder
-from synth.facs import AU_IDS, AU_INDEX, TimelineConfig
+from synth.facs import AU_INDEX, TimelineConfig
 from synth.rig import SimulatedRig
-from synth.rig.face import RENDERED_AUS
-
-
-def test_face_renderer_uses_the_au_order_of_the_catalogue():
-    assert tuple(RENDERED_AUS) == AU_IDS
 
 
 @pytest.mark.parametrize("key", ["emg", "eeg", "au", "video"])
