@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from acquisition import cli as acquisition_cli
+from acquisition import cli_mne, cli_xdf
 from synth import cli as synth_cli
 
 app = typer.Typer(
@@ -27,6 +28,10 @@ app = typer.Typer(
 app.command("record")(acquisition_cli.record)
 app.command("info")(acquisition_cli.info)
 app.command("stream-device")(acquisition_cli.stream_device)
+app.command("import-xdf")(cli_xdf.import_xdf)
+app.command("replay")(cli_xdf.replay)
+app.command("import-table")(cli_mne.import_table)
+app.command("export")(cli_mne.export)
 app.command("simulate")(synth_cli.simulate)
 
 console = acquisition_cli.console

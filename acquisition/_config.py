@@ -87,7 +87,7 @@ def load_config(model: type[M], name_or_path: str | Path, kind: str,
     try:
         merged = OmegaConf.merge(OmegaConf.create(base), OmegaConf.from_dotlist(list(overrides)))
         data = OmegaConf.to_container(merged, resolve=True)
-    except OmegaConfBaseException as err:
+    except (OmegaConfBaseException, TypeError, ValueError) as err:  # TypeError: e.g. list vs dict merges
         raise ConfigError(f"Could not apply overrides {list(overrides)}: {err}") from None
     try:
         return model.model_validate(data)

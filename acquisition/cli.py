@@ -167,7 +167,7 @@ def stream_device(
     name_prefix: str = typer.Option("", help="Prefix for the LSL stream names."),
     shared_rows: str = typer.Option("eeg", help="Rows a board reports as both EEG and EMG go to: eeg, emg, both."),
 ) -> None:
-    """Publish a BrainFlow board's EEG/EMG as LSL streams (needs the [brainflow] extra).
+    """Publish a BrainFlow board's EEG/EMG as LSL streams (needs the brainflow extra: pip install emosync[brainflow]).
 
     Example: emosync stream-device --board synthetic --duration 60
     """

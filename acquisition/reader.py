@@ -251,7 +251,10 @@ class Session:
             self.streams.setdefault(stream.name, stream)
 
     def to_mne(self, streams: list[str] | None = None, **kwargs: Any) -> Any:
-        """Convert EEG/EMG/marker streams to MNE ``Raw`` objects (see :func:`acquisition.mne_export.to_mne`)."""
+        """Convert EEG/EMG streams (with markers as annotations) to one ``mne.io.RawArray``.
+
+        See :func:`acquisition.mne_export.to_mne` for the options (streams, markers, rate).
+        """
         from .mne_export import to_mne
 
         return to_mne(self, streams=streams, **kwargs)

@@ -284,7 +284,9 @@ class SessionRecorder:
             camera = CameraCapture(self.camera_source)
             default, per_stream = self._compression
             camera.spec.compression = per_stream.get(camera.name, default)
-        self._writer = SessionWriter(self.fname, if_exists="error", **self._writer_args)  # type: ignore[arg-type]
+        # The LSL clock at the wall-clock start lets exports place the first sample in real time.
+        self._writer = SessionWriter(self.fname, if_exists="error", metadata={"start_lsl_time": pylsl.local_clock()},
+                                     **self._writer_args)  # type: ignore[arg-type]
         self.start_time = time.monotonic()
         self._writer_thread = threading.Thread(target=self._write_loop, name="writer", daemon=True)
         self._writer_thread.start()

@@ -178,12 +178,13 @@ class StreamWriter:
         offsets : array of float, shape (n,)
             Offset in seconds to add to a source time stamp to get recorder time.
         uncertainties : array of float, shape (n,)
-            Round-trip time of the winning probe in seconds (an upper bound of the error).
+            Round-trip time of the winning probe in seconds (an upper bound of the error);
+            NaN when unknown (XDF files do not store it).
         """
         rows = np.column_stack([collection_times, offsets, uncertainties]).astype(np.float64)
         if rows.size == 0:
             return
-        if not np.all(np.isfinite(rows)):
+        if not np.all(np.isfinite(rows[:, :2])):  # an unknown uncertainty (NaN, as from XDF) is fine
             raise ValueError(f"Stream {self.spec.name!r}: refusing to store non-finite clock offsets {rows}")
         n0 = self._offsets.shape[0]
         self._offsets.resize(n0 + rows.shape[0], axis=0)

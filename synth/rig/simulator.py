@@ -176,6 +176,8 @@ class SimulatedRig:
             info = self._info("emg", type="EMG", channel_count=len(labels), nominal_srate=c.emg.srate_hz,
                               channel_format="float32", channel_labels=labels, channel_units=["V"] * len(labels),
                               channel_types=["EMG"] * len(labels))
+            # Surface EMG over each muscle is recorded bipolar (two electrodes ~1 cm apart).
+            info.desc().append_child_value("reference", "bipolar (electrode pair over each muscle)")
             muscles = info.desc().append_child("muscles")
             for ch in c.emg.channels:
                 muscle = muscles.append_child("muscle")
@@ -189,6 +191,7 @@ class SimulatedRig:
             info = self._info("eeg", type="EEG", channel_count=len(labels), nominal_srate=c.eeg.srate_hz,
                               channel_format="float32", channel_labels=labels, channel_units=["V"] * len(labels),
                               channel_types=["EEG"] * len(labels))
+            info.desc().append_child_value("reference", "average")  # the simulated EEG has no physical reference
             self._add_source("eeg", self.make_generator("eeg"), [("eeg", pylsl.StreamOutlet(info))],
                              lambda x: [x], c.chunk_duration_s)
         if "au" in enabled:

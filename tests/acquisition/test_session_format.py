@@ -108,6 +108,7 @@ def test_append_checks_shapes(tmp_path):
             st.append(np.zeros((2, 4)), [0.0, 0.1])
         with pytest.raises(ValueError, match="non-finite"):
             st.append_clock_offsets([0.0], [np.nan], [0.0])
+        st.append_clock_offsets([0.0], [0.5], [np.nan])  # unknown uncertainty is allowed (XDF)
         with pytest.raises(ValueError, match="already exists"):
             w.add_stream(_emg_spec())
 
