@@ -19,7 +19,7 @@ import resource
 import shutil
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,16 +55,26 @@ class RecorderSettings:
     wait_timeout_s: float = 10.0
     resolve_interval_s: float = 1.0
     flush_interval_s: float = 0.5
-    pull_interval_s: float = 0.02
+    pull_interval_s: float = 0.05
     clock_offset_interval_s: float = 5.0
     clock_offset_timeout_s: float = 2.0
     inlet_buffer_s: int = 360
+    inlet_buffer_max_bytes: int = 1_000_000_000
     min_free_bytes: int = 256 * 1024
+    max_backlog_chunks: int = 2000
 
 
 def _stream_key(info: pylsl.StreamInfo) -> tuple[str, str]:
     # A restarted source has a new uid but the same name and source_id: it is the same stream.
     return (info.name(), info.source_id() or info.uid())
+
+
+def _inlet_buffer_s(info: pylsl.StreamInfo, settings: RecorderSettings) -> int:
+    """Seconds an inlet may buffer: LabRecorder's 6 minutes, unless that exceeds the byte cap (video)."""
+    value_bytes = {pylsl.cf_double64: 8, pylsl.cf_int64: 8, pylsl.cf_int16: 2, pylsl.cf_int8: 1}.get(
+        info.channel_format(), 4)
+    bytes_per_s = info.channel_count() * value_bytes * max(info.nominal_srate(), 1.0)
+    return int(max(5, min(settings.inlet_buffer_s, settings.inlet_buffer_max_bytes // bytes_per_s)))
 
 
 def check_predicate(predicate: str) -> None:
@@ -117,7 +127,8 @@ class _StreamWorker:
 
     def _open(self) -> StreamSpec | None:
         s = self.recorder.settings
-        inlet = pylsl.StreamInlet(self.resolved, max_buflen=s.inlet_buffer_s, recover=True, processing_flags=0)
+        inlet = pylsl.StreamInlet(self.resolved, max_buflen=_inlet_buffer_s(self.resolved, s), recover=True,
+                                  processing_flags=0)
         stop = self.recorder._stop
         while not stop.is_set():
             try:
@@ -424,11 +435,18 @@ class SessionRecorder:
                 self._add_stream(info)
 
     def _write_loop(self) -> None:
+        """Drain the queue; append what arrived once per stream per flush interval, then flush.
+
+        Batching matters: each HDF5 append costs a few h5py calls whatever its size, so one
+        append per stream per 0.5 s instead of one per pulled chunk cuts the writer's CPU.
+        """
         writer = self._writer
         assert writer is not None
         last_flush = time.monotonic()
-        pending: list[tuple] = []  # chunks that arrived before their stream's "create"
+        batches: dict[str, list[tuple[Any, np.ndarray]]] = {}
+        offsets: dict[str, list[tuple[float, float, float]]] = {}
         closing = False
+        last_backlog_warning = 0.0
         while True:
             timeout = max(0.0, self.settings.flush_interval_s - (time.monotonic() - last_flush))
             try:
@@ -437,16 +455,30 @@ class SessionRecorder:
                 item = None
             try:
                 if item is not None:
-                    if item[0] == "close":
+                    kind = item[0]
+                    if kind == "close":
                         closing = True
-                    else:
-                        self._handle(writer, item, pending)
-                if closing and self._queue.empty():
-                    break
-                if time.monotonic() - last_flush >= self.settings.flush_interval_s:
+                    elif kind == "create":
+                        writer.add_stream(item[1])
+                        if not writer._swmr:
+                            writer.start_swmr()
+                    elif kind == "data":
+                        batches.setdefault(item[1], []).append((item[2], item[3]))
+                    elif kind == "offsets":
+                        offsets.setdefault(item[1], []).append(item[2])
+                done = closing and self._queue.empty()
+                if done or time.monotonic() - last_flush >= self.settings.flush_interval_s:
+                    self._write_batches(writer, batches, offsets)
                     writer.flush()
                     last_flush = time.monotonic()
                     self._check_space(writer)
+                    backlog = self._queue.qsize()
+                    if backlog > self.settings.max_backlog_chunks and last_flush - last_backlog_warning > 10:
+                        last_backlog_warning = last_flush
+                        logger.warning("The writer is falling behind (%d chunks waiting): the disk may be too slow "
+                                       "for this data rate; consider --video-compression.", backlog)
+                if done:
+                    break
             except Exception as err:  # noqa: BLE001 -- any write failure must stop the recording loudly
                 self.error = err
                 self._stop.set()
@@ -462,6 +494,25 @@ class SessionRecorder:
         except Exception as err:  # noqa: BLE001
             logger.error("Could not close %s cleanly: %s", self.fname, err)
 
+    @staticmethod
+    def _write_batches(writer: SessionWriter, batches: dict[str, list[tuple[Any, np.ndarray]]],
+                       offsets: dict[str, list[tuple[float, float, float]]]) -> None:
+        for name in list(batches):
+            stream = writer.streams.get(name)
+            if stream is None:  # its "create" is still on the way: keep the chunks
+                continue
+            chunks = batches.pop(name)
+            stamps = np.concatenate([np.asarray(c[1], dtype=np.float64) for c in chunks])
+            if isinstance(chunks[0][0], list):  # frames being encoded in the pool
+                stream.append_encoded([f.result() for c in chunks for f in c[0]], stamps)
+            else:
+                stream.append(np.concatenate([c[0] for c in chunks]), stamps)
+        for name in list(offsets):
+            stream = writer.streams.get(name)
+            if stream is not None:
+                rows = np.array(offsets.pop(name))
+                stream.append_clock_offsets(rows[:, 0], rows[:, 1], rows[:, 2])
+
     def _check_space(self, writer: SessionWriter) -> None:
         size = self.fname.stat().st_size
         grown, self._last_size = size - self._last_size, size
@@ -475,32 +526,6 @@ class SessionRecorder:
             raise DiskNearlyFullError(
                 f"only {room / 1e6:.1f} MB left for {self.fname} (disk space or file-size limit), "
                 f"less than the {reserve / 1e6:.1f} MB reserve")
-
-    def _handle(self, writer: SessionWriter, item: tuple, pending: list[tuple]) -> None:
-        kind = item[0]
-        if kind == "create":
-            spec: StreamSpec = item[1]
-            writer.add_stream(spec)
-            if not writer._swmr:
-                writer.start_swmr()
-            for waiting in [p for p in pending if p[1] == spec.group_name]:
-                pending.remove(waiting)
-                self._handle(writer, waiting, pending)
-            return
-        name = item[1]
-        stream = writer.streams.get(name)
-        if stream is None:
-            pending.append(item)
-            return
-        if kind == "data":
-            data, stamps = item[2], item[3]
-            if isinstance(data, list) and data and isinstance(data[0], Future):
-                stream.append_encoded([f.result() for f in data], stamps)
-            else:
-                stream.append(data, stamps)
-        elif kind == "offsets":
-            t, offset, uncertainty = item[2]
-            stream.append_clock_offsets([t], [offset], [uncertainty])
 
 
 __all__ = ["DiskNearlyFullError", "RecorderSettings", "RecordingError", "SessionRecorder", "StreamNotFoundError",
