@@ -58,5 +58,6 @@ def simulate(
     console.print(f"Stopped after {time.monotonic() - started:.1f} s; pushed "
                   + ", ".join(f"{name}: {int(s['pushed'])}" for name, s in stats.items()))
     worst = max((s["max_lag_s"] for s in stats.values()), default=0.0)
+    console.print(f"Largest lag behind real time: {worst * 1e3:.0f} ms (limit {config.max_lag_s * 1e3:.0f} ms).")
     if worst > config.max_lag_s:
-        console.print(f"[yellow]warning:[/] fell up to {worst:.2f} s behind real time (machine too busy).")
+        console.print("[yellow]warning:[/] the rig fell behind real time (machine too busy).")
