@@ -46,13 +46,14 @@ def demo(
     duration: Optional[float] = typer.Option(None, help="Seconds to record (default 20, or 8 with --quick)."),
     seed: int = typer.Option(7, help="Seed of the simulated rig."),
 ) -> None:
-    """Simulate the rig, record it over real LSL, summarize the session.
+    """Simulate the rig, record it over real LSL, summarize the session and draw its timeline.
 
     Example: emosync demo --quick
     """
     import uuid
 
     from acquisition import open_session
+    from acquisition.plot import plot_timeline
     from acquisition.recorder import SessionRecorder
     from acquisition.summary import summarize_session
 
@@ -73,13 +74,25 @@ def demo(
         with console.status(f"Recording {record_s:g} s of RGB, depth, EMG, EEG, AUs and markers..."):
             recorder.wait(record_s)
             recorder.stop()
-    finally:
+    except Exception as err:
         sim.terminate()
-        _, stderr = sim.communicate(timeout=30)
-    console.rule("[bold]2/2 summary[/]")
+        _, sim_stderr = sim.communicate(timeout=30)
+        acquisition_cli.err_console.print(f"[bold red]error:[/] {err}")
+        if sim_stderr.strip():
+            acquisition_cli.err_console.print("The simulated rig said:\n" + sim_stderr.strip()[-2000:])
+        raise typer.Exit(1) from None
+    sim.terminate()
+    sim.communicate(timeout=30)
+    console.rule("[bold]2/2 summary and timeline[/]")
+    timeline_path = session_path.with_suffix(".timeline.png")
     with open_session(session_path) as session:
         acquisition_cli.print_summary(summarize_session(session))
-    console.print(f"\nSession: [bold]{session_path}[/]  (inspect with `emosync info {session_path}`)")
+        with console.status("Drawing the session timeline..."):
+            plot_timeline(session, timeline_path)
+    console.print(f"\nSession:  [bold]{session_path}[/]  (inspect with `emosync info {session_path}`)")
+    console.print(f"Timeline: [bold]{timeline_path}[/]  (video, depth, markers, AU ground truth, EMG, EEG on one axis)")
+    console.print("Samples lost: see the 'dropped' and 'gaps' columns (0 expected); 'jitter us' shows the stamp "
+                  "jitter before (and after) dejitter.")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ class RecorderSettings:
     wait_timeout_s: float = 10.0
     resolve_interval_s: float = 1.0
     flush_interval_s: float = 0.5
-    pull_interval_s: float = 0.05
+    pull_interval_s: float = 0.1
     clock_offset_interval_s: float = 5.0
     clock_offset_timeout_s: float = 2.0
     inlet_buffer_s: int = 360
