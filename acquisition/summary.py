@@ -66,8 +66,10 @@ def summarize_stream(stream: Stream) -> dict[str, Any]:
     if n > 1:
         if srate > 0 and sync.effective_srate > 0:
             out["effective_srate"] = sync.effective_srate
-        else:
-            out["effective_srate"] = float((n - 1) / (times[-1] - times[0])) if times[-1] > times[0] else None
+        elif srate > 0 and times[-1] > times[0]:
+            out["effective_srate"] = float((n - 1) / (times[-1] - times[0]))
+        else:  # irregular streams (markers) have no rate to report
+            out["effective_srate"] = None
         if srate > 0:
             dt = np.diff(stream.timestamps)
             threshold = max(GAP_PERIODS / srate, GAP_MIN_S)
