@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ._logging import logger, verbose
+from .lsl.streaminfo import read_channels, xml_text
 from .session_format import FRAME_ENCODINGS, LSL_DTYPES, StreamSpec
 from .writer import SessionWriter, StreamWriter, check_output_path
 
@@ -308,11 +309,6 @@ class _StreamPlan:
     warnings: list[str] = field(default_factory=list)  # for the import report (logged once, at the end)
 
 
-def _text(node: ET.Element | None, tag: str, default: str = "") -> str:
-    found = node.find(tag) if node is not None else None
-    return found.text.strip() if found is not None and found.text else default
-
-
 def _plan_stream(stream_id: int, header_xml: str, footer_xml: str | None, name: str) -> _StreamPlan:
     """Turn a StreamHeader XML into the :class:`StreamSpec` it is stored with.
 
@@ -341,29 +337,23 @@ def _plan_stream(stream_id: int, header_xml: str, footer_xml: str | None, name: 
     """
     root = ET.fromstring(header_xml)
     desc = root.find("desc")
-    lsl_name = _text(root, "name") or f"stream{stream_id}"
+    lsl_name = xml_text(root, "name") or f"stream{stream_id}"
     warnings: list[str] = []
-    stream_type = _text(root, "type")
-    channel_count = int(_text(root, "channel_count", "0"))
-    channel_format = _text(root, "channel_format")
-    nominal_srate = float(_text(root, "nominal_srate", "0") or 0)
-    labels, units, types = [], [], []
-    channels = desc.find("channels") if desc is not None else None
-    if channels is not None:
-        for channel in channels.findall("channel"):
-            labels.append(_text(channel, "label"))
-            units.append(_text(channel, "unit"))
-            types.append(_text(channel, "type"))
+    stream_type = xml_text(root, "type")
+    channel_count = int(xml_text(root, "channel_count", "0"))
+    channel_format = xml_text(root, "channel_format")
+    nominal_srate = float(xml_text(root, "nominal_srate", "0") or 0)
+    labels, units, types = read_channels(desc)
     if len(labels) != channel_count:
         if labels:
             warnings.append(f"Stream {name}: desc/channels describes {len(labels)} channels, the stream has "
                             f"{channel_count}; channel metadata dropped (it is still in info_xml).")
         labels, units, types = [], [], []
-    encoding = _text(desc, "encoding") or None
+    encoding = xml_text(desc, "encoding") or None
     frame_shape = None
     if encoding is not None:
         frame = desc.find("frame") if desc is not None else None
-        height, width = int(_text(frame, "height", "0")), int(_text(frame, "width", "0"))
+        height, width = int(xml_text(frame, "height", "0")), int(xml_text(frame, "width", "0"))
         shape = (height, width, 3) if encoding in FRAME_ENCODINGS and FRAME_ENCODINGS[encoding]["channels"] == 3 \
             else (height, width)
         if (encoding not in FRAME_ENCODINGS or channel_format != FRAME_ENCODINGS[encoding]["lsl_format"]
@@ -376,13 +366,13 @@ def _plan_stream(stream_id: int, header_xml: str, footer_xml: str | None, name: 
             frame_shape = shape
     sync = desc.find("synchronization") if desc is not None else None
     # pyxdf skips dejitter only when desc says so; follow it so our times match pyxdf's.
-    can_drop = _text(sync, "can_drop_samples").lower() == "true" or encoding is not None
+    can_drop = xml_text(sync, "can_drop_samples").lower() == "true" or encoding is not None
     extra: dict[str, Any] = {
         "xdf_stream_id": stream_id,
-        "lsl_uid": _text(root, "uid"),
-        "lsl_created_at": float(_text(root, "created_at", "nan") or "nan"),
-        "lsl_version": _text(root, "version"),
-        "lsl_session_id": _text(root, "session_id"),
+        "lsl_uid": xml_text(root, "uid"),
+        "lsl_created_at": float(xml_text(root, "created_at", "nan") or "nan"),
+        "lsl_version": xml_text(root, "version"),
+        "lsl_session_id": xml_text(root, "session_id"),
     }
     if name != lsl_name:
         extra["lsl_name"] = lsl_name
@@ -390,7 +380,7 @@ def _plan_stream(stream_id: int, header_xml: str, footer_xml: str | None, name: 
         extra["xdf_footer_xml"] = footer_xml
     plan = _StreamPlan(stream_id, StreamSpec(
         name=name, type=stream_type, channel_count=channel_count, channel_format=channel_format,
-        nominal_srate=nominal_srate, source_id=_text(root, "source_id"), hostname=_text(root, "hostname"),
+        nominal_srate=nominal_srate, source_id=xml_text(root, "source_id"), hostname=xml_text(root, "hostname"),
         channel_labels=labels, channel_units=units, channel_types=types, frame_shape=frame_shape,
         encoding=encoding, compression="none", can_drop_samples=can_drop, info_xml=header_xml, extra=extra),
         warnings=warnings)
@@ -730,7 +720,7 @@ def _plan_streams(index: XdfIndex, wanted: Sequence[str] | None, report: dict[st
             continue
         try:
             root = ET.fromstring(entry.header_xml)
-            lsl_name = _text(root, "name") or f"stream{stream_id}"
+            lsl_name = xml_text(root, "name") or f"stream{stream_id}"
         except ET.ParseError as err:
             report["skipped_streams"].append({"xdf_stream_id": stream_id,
                                               "reason": f"StreamHeader XML is not readable ({err})"})
@@ -805,7 +795,7 @@ def _footer_count(footer_xml: str | None) -> int | None:
     if not footer_xml:
         return None
     try:
-        text = _text(ET.fromstring(footer_xml), "sample_count")
+        text = xml_text(ET.fromstring(footer_xml), "sample_count")
         return int(text) if text else None
     except (ET.ParseError, ValueError):
         return None

@@ -78,6 +78,30 @@ def make_stream_info(name: str, type: str, *, channel_count: int, nominal_srate:
     return info
 
 
+def xml_text(node: ET.Element | None, tag: str, default: str = "") -> str:
+    """Stripped text of ``node/tag``, or ``default`` when the element or its text is missing."""
+    found = node.find(tag) if node is not None else None
+    return (found.text or default).strip() if found is not None and found.text else default
+
+
+def read_channels(desc: ET.Element | None) -> tuple[list[str], list[str], list[str]]:
+    """Channel labels, units and types from an LSL ``desc`` element (``desc/channels/channel``).
+
+    Returns three lists of equal length (empty strings where a channel omits a field),
+    or three empty lists when the description has no channels.
+    """
+    labels: list[str] = []
+    units: list[str] = []
+    types: list[str] = []
+    channels = desc.find("channels") if desc is not None else None
+    if channels is not None:
+        for channel in channels.findall("channel"):
+            labels.append(xml_text(channel, "label"))
+            units.append(xml_text(channel, "unit"))
+            types.append(xml_text(channel, "type"))
+    return labels, units, types
+
+
 def spec_from_stream_info(info: pylsl.StreamInfo, *, name: str | None = None,
                           compression: str = "none") -> StreamSpec:
     """Describe a resolved stream (with its full ``desc``, e.g. from ``inlet.info()``) as a :class:`StreamSpec`.
@@ -94,19 +118,8 @@ def spec_from_stream_info(info: pylsl.StreamInfo, *, name: str | None = None,
     xml = info.as_xml()
     root = ET.fromstring(xml)
     desc = root.find("desc")
-
-    def text(node: ET.Element | None, tag: str, default: str = "") -> str:
-        found = node.find(tag) if node is not None else None
-        return (found.text or default).strip() if found is not None and found.text else default
-
-    labels, units, types = [], [], []
-    channels = desc.find("channels") if desc is not None else None
-    if channels is not None:
-        for channel in channels.findall("channel"):
-            labels.append(text(channel, "label"))
-            units.append(text(channel, "unit"))
-            types.append(text(channel, "type"))
-    encoding = text(desc, "encoding") or None
+    labels, units, types = read_channels(desc)
+    encoding = xml_text(desc, "encoding") or None
     frame_shape = None
     if encoding is not None:
         if encoding not in FRAME_ENCODINGS:
@@ -115,11 +128,11 @@ def spec_from_stream_info(info: pylsl.StreamInfo, *, name: str | None = None,
                 f"{list(FRAME_ENCODINGS)}. Publish frames in one of those encodings."
             )
         frame = desc.find("frame") if desc is not None else None
-        height, width = int(text(frame, "height", "0")), int(text(frame, "width", "0"))
+        height, width = int(xml_text(frame, "height", "0")), int(xml_text(frame, "width", "0"))
         n_colors = FRAME_ENCODINGS[encoding]["channels"]
         frame_shape = (height, width, 3) if n_colors == 3 else (height, width)
     sync = desc.find("synchronization") if desc is not None else None
-    can_drop = text(sync, "can_drop_samples").lower() == "true" or encoding is not None
+    can_drop = xml_text(sync, "can_drop_samples").lower() == "true" or encoding is not None
     channel_count = info.channel_count()
     return StreamSpec(
         name=name or info.name(),
