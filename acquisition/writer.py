@@ -254,7 +254,7 @@ class SessionWriter:
         sources (the recorder suffixes duplicates). In SWMR mode the file is briefly
         closed and reopened, because HDF5 cannot add objects to a live SWMR file.
         """
-        if spec.group_name in self.streams:
+        if spec.group_name in self.streams or spec.group_name in self._file[STREAMS_GROUP]:
             raise ValueError(f"Stream {spec.name!r} already exists in {self.fname}.")
         was_swmr = self._swmr
         if was_swmr:
@@ -289,13 +289,48 @@ class SessionWriter:
         """Push everything written so far to disk (at least every 0.5 s when recording)."""
         self._file.flush()
 
+    @classmethod
+    def append_to(cls, fname: str | os.PathLike) -> SessionWriter:
+        """Open an existing, closed session to add streams to it (e.g. derived face-tracking streams).
+
+        Existing streams are left untouched; new ones are created with :meth:`add_stream`.
+        Closing does not change ``stop_time``.
+
+        Parameters
+        ----------
+        fname : path-like
+            A session file that no other process is writing.
+        """
+        fname = Path(fname)
+        if not fname.is_file():
+            raise FileNotFoundError(f"No session file at {fname}.")
+        self = cls.__new__(cls)
+        self.fname = fname
+        self.streams = {}
+        self._swmr = False
+        self._appending = True
+        try:
+            self._file = h5py.File(fname, "r+", libver="latest")
+        except OSError as err:
+            raise OSError(f"Cannot open {fname} for adding streams: {err}. Is it still being recorded, or "
+                          "read-only? Wait for the recording to stop, or copy the file first.") from None
+        if self._file.attrs.get("schema") != SCHEMA_NAME or STREAMS_GROUP not in self._file:
+            self._file.close()
+            raise ValueError(f"{fname} is not an emosync session; cannot add streams to it.")
+        return self
+
+    _appending = False
+
     def close(self, **final_attrs: Any) -> None:
         """Flush and close the file, then store ``final_attrs`` (e.g. ``stop_time``) on the root."""
         if not self._file.id.valid:
             return
         self._file.flush()
         self._file.close()
-        final_attrs.setdefault("stop_time", _dt.datetime.now(_dt.timezone.utc).isoformat())
+        if not self._appending:
+            final_attrs.setdefault("stop_time", _dt.datetime.now(_dt.timezone.utc).isoformat())
+        if not final_attrs:
+            return
         # SWMR forbids new attributes while live, so end-of-session facts go in after closing.
         with h5py.File(self.fname, "r+", libver="latest") as f:
             for key, value in final_attrs.items():

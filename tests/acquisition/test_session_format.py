@@ -144,3 +144,21 @@ def test_live_reader_follows_writer(tmp_path):
     w.close()
     with open_session(fname) as s:
         assert s.streams["EMG"].n_samples == 16 and s.streams["Late"].n_samples == 3
+
+
+def test_append_derived_streams_to_a_closed_session(tmp_path):
+    fname = tmp_path / "s.h5"
+    with SessionWriter(fname) as w:
+        w.add_stream(_emg_spec()).append(np.ones((4, 3), np.float32), np.arange(4.0))
+    with open_session(fname) as s:
+        stop_time = s.info["stop_time"]
+    with SessionWriter.append_to(fname) as w:
+        with pytest.raises(ValueError, match="already exists"):
+            w.add_stream(_emg_spec())
+        w.add_stream(StreamSpec("FaceBox", "FaceBox", 4, "float32", 30.0, "derived")).append(
+            np.zeros((2, 4), np.float32), [0.0, 1 / 30])
+    with open_session(fname) as s:
+        assert set(s.streams) == {"EMG", "FaceBox"} and s.info["stop_time"] == stop_time
+        np.testing.assert_array_equal(s.streams["EMG"].data[:], np.ones((4, 3)))
+    with pytest.raises(FileNotFoundError):
+        SessionWriter.append_to(tmp_path / "missing.h5")
