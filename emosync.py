@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from acquisition import cli as acquisition_cli
-from acquisition import cli_mne, cli_plot, cli_xdf
+from acquisition import cli_faces, cli_mne, cli_plot, cli_xdf
 from synth import cli as synth_cli
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ app.command("import-table")(cli_mne.import_table)
 app.command("export")(cli_mne.export)
 app.command("plot")(cli_plot.plot)
 app.command("report")(cli_plot.report)
+app.command("annotate")(cli_faces.annotate)
 app.command("simulate")(synth_cli.simulate)
 
 console = acquisition_cli.console
