@@ -17,6 +17,7 @@ import typer
 from acquisition import cli as acquisition_cli
 from acquisition import cli_faces, cli_mne, cli_plot, cli_xdf
 from synth import cli as synth_cli
+from synth import cli_spot
 
 app = typer.Typer(
     name="emosync",
@@ -35,6 +36,7 @@ app.command("export")(cli_mne.export)
 app.command("plot")(cli_plot.plot)
 app.command("report")(cli_plot.report)
 app.command("annotate")(cli_faces.annotate)
+app.command("spot")(cli_spot.spot)
 app.command("simulate")(synth_cli.simulate)
 
 console = acquisition_cli.console
