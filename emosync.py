@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from acquisition import cli as acquisition_cli
-from acquisition import cli_faces, cli_mne, cli_plot, cli_xdf
+from acquisition import cli_faces, cli_mne, cli_plot, cli_video, cli_xdf
 from synth import cli as synth_cli
 from synth import cli_spot
 
@@ -36,6 +36,9 @@ app.command("export")(cli_mne.export)
 app.command("plot")(cli_plot.plot)
 app.command("report")(cli_plot.report)
 app.command("annotate")(cli_faces.annotate)
+app.command("import-video")(cli_video.import_video)
+app.command("import-depth")(cli_video.import_depth)
+app.command("stream-camera")(cli_video.stream_camera)
 app.command("spot")(cli_spot.spot)
 app.command("simulate")(synth_cli.simulate)
 

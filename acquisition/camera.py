@@ -36,14 +36,25 @@ class CameraCapture:
         Stream name (default ``Camera<index>`` or ``Camera``).
     publish_frame_index : bool
         Publish the per-frame ``VideoFrameIndex`` LSL stream.
+    width, height : int | None
+        Requested frame size in pixels (a hint to the camera driver; ignored for files).
+    fps : float | None
+        Requested frame rate in Hz (a hint to the camera driver; ignored for files).
     """
 
-    def __init__(self, source: int | str, *, name: str | None = None, publish_frame_index: bool = True) -> None:
+    def __init__(self, source: int | str, *, name: str | None = None, publish_frame_index: bool = True,
+                 width: int | None = None, height: int | None = None, fps: float | None = None) -> None:
         if isinstance(source, str) and source.isdigit():
             source = int(source)
         self.source = source
         self.is_file = isinstance(source, str) and Path(source).is_file()
         self._capture = cv2.VideoCapture(source)
+        # Ask the driver for a mode before the first read; cameras may ignore it, so the real
+        # size and rate are read back from the frames and CAP_PROP_FPS below.
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
+                            (cv2.CAP_PROP_FPS, fps)):
+            if value is not None and not self.is_file:
+                self._capture.set(prop, float(value))
         if not self._capture.isOpened():
             raise RuntimeError(
                 f"Could not open camera {source!r}. Check the device index (0, 1, ...) or the file path, and "
@@ -99,6 +110,16 @@ class CameraCapture:
             self.n_frames += 1
             frame = None
         self._capture.release()
+
+    @property
+    def running(self) -> bool:
+        """True while frames are being captured (false before start and once a file has ended)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def started(self) -> bool:
+        """True once :meth:`start` was called."""
+        return self._thread is not None
 
     def stop(self) -> None:
         """Stop capturing and release the camera."""
