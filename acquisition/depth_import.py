@@ -25,7 +25,8 @@ import numpy as np
 
 from ._logging import logger, verbose
 from .session_format import StreamSpec
-from .video_import import VideoImportError, file_sha256
+from ._hashing import file_sha256
+from .video_import import VideoImportError
 from .writer import SessionWriter, check_output_path
 
 _UINT16_MAX = np.iinfo(np.uint16).max

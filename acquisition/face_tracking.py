@@ -34,7 +34,8 @@ import h5py
 import numpy as np
 
 from ._logging import logger, verbose
-from .face_model import file_sha256, find_face_model
+from ._hashing import file_sha256
+from .face_model import find_face_model
 from .session_format import STREAMS_GROUP, StreamSpec
 
 #: MediaPipe's 52 blendshape categories in the order the model outputs them (index 0 is ``_neutral``).

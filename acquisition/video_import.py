@@ -16,7 +16,6 @@ OpenCV's FFmpeg backend reads the same container time stamps.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import numpy as np
 
 from ._logging import logger, verbose
 from .session_format import StreamSpec
+from ._hashing import file_sha256
 from .writer import SessionWriter, check_output_path
 
 #: Frames written per append: bounds memory for long clips (~28 MB at 640x480 RGB).
@@ -78,13 +78,6 @@ def _fourcc_text(code: float) -> str:
     return text.strip("\x00 ")
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _open_capture(path: Path) -> cv2.VideoCapture:

@@ -32,7 +32,6 @@ never overwritten.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 import logging
 import os
@@ -50,6 +49,7 @@ import numpy as np
 from ._logging import logger, verbose
 from .lsl.streaminfo import read_channels, xml_text
 from .session_format import FRAME_ENCODINGS, LSL_DTYPES, StreamSpec
+from ._hashing import file_sha256
 from .writer import SessionWriter, StreamWriter, check_output_path
 
 XDF_MAGIC = b"XDF:"
@@ -563,12 +563,6 @@ def _append_offsets(writer: StreamWriter, times: Sequence[float], values: Sequen
     return int(np.sum(~finite))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _header_metadata(index: XdfIndex, report: dict[str, Any]) -> dict[str, Any]:
@@ -682,7 +676,7 @@ def import_xdf(xdf_path: str | os.PathLike, out_path: str | os.PathLike, *, subj
         metadata = {"source_format": "xdf", "source_file": xdf_path.name, "source_file_size_bytes": index.size,
                     "imported_time": _dt.datetime.now(_dt.timezone.utc).isoformat(), **_header_metadata(index, report)}
         if checksum:
-            metadata["source_sha256"] = _sha256(xdf_path)
+            metadata["source_sha256"] = file_sha256(xdf_path)
         writer = SessionWriter(tmp, subject_id=subject_id, session_id=session_id, notes=notes, metadata=metadata)
         sinks = {plan.stream_id: _StreamSink(writer.add_stream(plan.spec), plan, block_bytes) for plan in plans}
         offsets = _read_samples(pyxdf, index, sinks, report)

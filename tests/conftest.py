@@ -124,3 +124,19 @@ def counter_source(unique_prefix):
     source = CounterSource(f"{unique_prefix}EMG").start()
     yield source
     source.stop()
+
+
+def record_rig(rig, fname, seconds: float, **recorder_kwargs) -> None:
+    """Run a :class:`SimulatedRig` and record every stream it publishes for ``seconds`` (real LSL, real HDF5)."""
+    from acquisition.recorder import RecorderSettings, SessionRecorder
+
+    recorder_kwargs.setdefault("settings", RecorderSettings(wait_timeout_s=10, clock_offset_interval_s=1.0))
+    rig.start()
+    try:
+        recorder = SessionRecorder(fname, streams=[f"starts-with(name,'{rig.config.name_prefix}')"],
+                                   **recorder_kwargs)
+        recorder.start()
+        recorder.wait(seconds)
+        recorder.stop()
+    finally:
+        rig.stop()

@@ -293,7 +293,7 @@ def test_export_of_a_session_recorded_from_the_simulated_rig(tmp_path):
     """The real path: LSL outlets of the simulated rig -> recorder -> session -> EDF and BIDS."""
     from mne_bids import BIDSPath, read_raw_bids
 
-    from acquisition.recorder import RecorderSettings, SessionRecorder
+    from ..conftest import record_rig
     from synth.rig import SimulatedRig, load_rig_config
 
     prefix = f"t{uuid.uuid4().hex[:10]}_"
@@ -302,15 +302,7 @@ def test_export_of_a_session_recorded_from_the_simulated_rig(tmp_path):
                                        "start_delay_s=0.1"])
     rig = SimulatedRig(config, seed=3, duration_s=60)
     fname = tmp_path / "rig.h5"
-    rig.start()
-    try:
-        recorder = SessionRecorder(fname, streams=[f"starts-with(name,'{prefix}')"],
-                                   settings=RecorderSettings(wait_timeout_s=10, clock_offset_interval_s=1.0))
-        recorder.start()
-        recorder.wait(3.0)
-        recorder.stop()
-    finally:
-        rig.stop()
+    record_rig(rig, fname, 3.0)
     emg_name = rig.stream_name("emg")
     raw = to_mne(fname, "emg")
     with open_session(fname) as s:

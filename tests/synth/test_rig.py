@@ -9,9 +9,11 @@ import pytest
 from scipy import signal
 
 from acquisition import open_session
-from acquisition.recorder import RecorderSettings, SessionRecorder
+from acquisition.recorder import SessionRecorder
 from synth.facs import AU_INDEX, TimelineConfig
 from synth.rig import SimulatedRig
+
+from ..conftest import record_rig
 
 
 @pytest.mark.parametrize("key", ["emg", "eeg", "au", "video"])
@@ -74,15 +76,7 @@ def _t0_from_info_xml(xml: str) -> float:
 def test_light_rig_is_recorded_sample_exact(tmp_path, light_rig_config):
     rig = SimulatedRig(light_rig_config, seed=11, duration_s=120, profile="light")
     fname = tmp_path / "rig.h5"
-    rig.start()
-    try:
-        recorder = SessionRecorder(fname, streams=[f"starts-with(name,'{light_rig_config.name_prefix}')"],
-                                   settings=RecorderSettings(wait_timeout_s=10, clock_offset_interval_s=1.0))
-        recorder.start()
-        recorder.wait(4.0)
-        recorder.stop()
-    finally:
-        rig.stop()
+    record_rig(rig, fname, 4.0)
     with open_session(fname) as s:
         assert {rig.stream_name(k) for k in rig.enabled_streams} == set(s.streams)
         for key in ("emg", "eeg", "au", "rgb", "depth"):

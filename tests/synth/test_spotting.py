@@ -224,7 +224,7 @@ def test_cli_spot_json_and_errors(tmp_path):
 
 
 def test_recorded_light_rig_session(tmp_path, light_rig_config):
-    from acquisition.recorder import RecorderSettings, SessionRecorder
+    from ..conftest import record_rig
     from synth.facs import TimelineConfig
     from synth.rig import SimulatedRig
 
@@ -235,15 +235,7 @@ def test_recorded_light_rig_session(tmp_path, light_rig_config):
         "timeline": TimelineConfig(expressions_per_minute=40, lead_in_s=0.5, min_gap_s=0.3)})
     rig = SimulatedRig(config, seed=3, duration_s=60, profile="light")
     path = tmp_path / "rig.h5"
-    rig.start()
-    try:
-        recorder = SessionRecorder(path, streams=[f"starts-with(name,'{config.name_prefix}')"],
-                                   settings=RecorderSettings(wait_timeout_s=10, clock_offset_interval_s=1.0))
-        recorder.start()
-        recorder.wait(8.0)
-        recorder.stop()
-    finally:
-        rig.stop()
+    record_rig(rig, path, 8.0)
     au_name, marker_name = rig.stream_name("au"), rig.stream_name("markers")
     result = spot_session(path)
     assert result.source == au_name and result.out_stream == f"{au_name}-Spotted"
