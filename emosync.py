@@ -16,6 +16,7 @@ import typer
 
 from acquisition import cli as acquisition_cli
 from acquisition import cli_faces, cli_mne, cli_plot, cli_video, cli_xdf
+from fusion import cli as fusion_cli
 from synth import cli as synth_cli
 from synth import cli_spot
 
@@ -40,6 +41,9 @@ app.command("import-video")(cli_video.import_video)
 app.command("import-depth")(cli_video.import_depth)
 app.command("stream-camera")(cli_video.stream_camera)
 app.command("spot")(cli_spot.spot)
+app.command("pretrain")(fusion_cli.pretrain)
+app.command("evaluate")(fusion_cli.evaluate)
+app.command("embed")(fusion_cli.embed)
 app.command("simulate")(synth_cli.simulate)
 
 console = acquisition_cli.console

@@ -1,0 +1,90 @@
+"""Command-line front ends of fusion: ``pretrain``, ``evaluate`` and ``embed`` (registered by ``emosync``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from acquisition.cli import _fail, console
+
+
+def pretrain(
+    sessions: list[Path] = typer.Argument(..., help="Session files (.h5) to pretrain on."),
+    config: str = typer.Option("default", "--config", "-c", help="configs/pretrain name or a .yaml path."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (checkpoint, model/, log.csv, loss.png)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    overrides: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE, repeatable."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Pretrain encoders that align RGB, depth, EMG and EEG (multi-view contrastive).
+
+    Example: emosync pretrain s1.h5 s2.h5 --config tiny --out runs/r1
+    """
+    from .config import load_pretrain_config
+    from .train import pretrain as run
+
+    try:
+        run(sessions, load_pretrain_config(config, overrides), out, resume=resume, progress=progress)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
+        raise _fail(str(err)) from None
+    console.print(f"Pretrained model in {out / 'model'}; loss log {out / 'log.csv'}, curve {out / 'loss.png'}")
+
+
+def evaluate(
+    run: Path = typer.Argument(..., help="A pretraining output folder (--out of pretrain)."),
+    sessions: list[Path] = typer.Argument(..., help="Held-out session files (.h5)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    stride: float = typer.Option(0.0, help="Window stride in seconds (default: the window length)."),
+) -> None:
+    """Cross-modal retrieval R@1/5/10 for every ordered pair, AU linear probe, missing-modality probe.
+
+    Example: emosync evaluate runs/r1 heldout.h5 --json
+    """
+    from .evaluate import evaluate as run_eval
+
+    try:
+        report = run_eval(run, sessions, stride_s=stride or None)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        raise _fail(str(err)) from None
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Cross-modal retrieval ({report['n_windows']} windows)")
+    for col in ("pair", "R@1", "R@5", "R@10", "chance"):
+        table.add_column(col)
+    for pair, r in report["retrieval"].items():
+        table.add_row(pair, *(f"{r[k]:.3f}" for k in ("R@1", "R@5", "R@10", "chance")))
+    console.print(table)
+    for section in ("linear_probe", "missing_modality"):
+        console.print(section + ": " + ", ".join(f"{k} R2={v['au_r2']:.3f}" for k, v in report[section].items()))
+
+
+def embed(
+    run: Path = typer.Argument(..., help="A pretraining output folder."),
+    session: Path = typer.Argument(..., help="A session file (.h5)."),
+    out: Path = typer.Option(..., "--out", "-o", help="HDF5 file to write (overwritten)."),
+    stride: float = typer.Option(0.0, help="Window stride in seconds (default: the window length)."),
+) -> None:
+    """Per-window embeddings of every modality, with window centre times, into an HDF5 file.
+
+    Example: emosync embed runs/r1 session.h5 --out embeddings.h5
+    """
+    import h5py
+
+    from .evaluate import embed_sessions, load_run
+
+    try:
+        model, config = load_run(run)
+        emb = embed_sessions(model, config, [session], stride_s=stride or None)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        raise _fail(str(err)) from None
+    with h5py.File(out, "w") as f:
+        for key, value in emb.items():
+            f[key] = value
+        f.attrs["run"], f.attrs["session"] = str(run), str(session)
+        f.attrs["window_s"] = config.data.window_s
+    console.print(f"Wrote {len(emb['time_s'])} windows x {model.modalities} embeddings to {out}")

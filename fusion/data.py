@@ -1,0 +1,271 @@
+"""Windows over sessions for multi-view pretraining: one item = one moment seen by every modality.
+
+Windows of ``window_s`` seconds every ``stride_s`` seconds are anchored on the video frame
+clock (the RGB stream's synchronized :attr:`~acquisition.Stream.times`). Each item holds the
+views that exist for that moment, an availability mask per modality, and labels that are
+used for evaluation only (mean AU intensities, session index, window centre time).
+
+HDF5 handles do not pickle: the index is built once in ``__init__`` (files closed again) and
+each worker process opens its own handles on first use in ``__getitem__``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from acquisition import Session, logger, open_session
+from acquisition.alignment import sample_range
+
+MODALITIES = ("rgb", "depth", "emg", "eeg")
+VIDEO = ("rgb", "depth")
+SIGNALS = ("emg", "eeg")
+
+
+@dataclass
+class _SessionIndex:
+    """What one session contributes: stream names, per-window indices and validity, normalisation stats."""
+
+    fname: Path
+    streams: dict[str, str]                    # modality -> stream name
+    starts: np.ndarray                         # (n_windows,) window start, seconds
+    frames: dict[str, np.ndarray] = field(default_factory=dict)   # video: (n_windows, clip_frames) frame indices
+    first: dict[str, np.ndarray] = field(default_factory=dict)    # signals: (n_windows,) first sample index
+    valid: dict[str, np.ndarray] = field(default_factory=dict)    # (n_windows,) bool
+    mean: dict[str, np.ndarray] = field(default_factory=dict)     # signals: (n_chans,)
+    std: dict[str, np.ndarray] = field(default_factory=dict)      # signals: (n_chans,)
+    au: np.ndarray | None = None               # (n_windows, n_aus) mean intensities
+
+
+class SessionWindows(Dataset):
+    """Fixed-length multi-modal windows over one or many sessions.
+
+    Parameters
+    ----------
+    sessions : sequence of path-like
+        Session files (``.h5``). Each must have an RGB stream (the anchor clock).
+    window_s : float
+        Window length, seconds.
+    stride_s : float
+        Step between window starts, seconds.
+    modalities : sequence of str
+        Views to return, among ``rgb``, ``depth``, ``emg``, ``eeg``.
+    clip_frames : int
+        Frames per video clip, evenly spaced in the window (nearest frame in time).
+    image_size : int
+        Square side of resized frames (centre crop to a square, then bilinear resize).
+    stats_max_samples : int
+        Rows read per session (evenly spaced) to estimate EMG/EEG channel mean and std.
+    depth_scale_mm : float
+        Depth is ``(depth_mm - median of the clip's valid pixels) / depth_scale_mm``, so camera
+        distance is not a shortcut; pixels without a reading (0) become 0; values are clipped to +-10.
+
+    Notes
+    -----
+    Item keys: ``rgb`` (T, 3, S, S) float in [0, 1]; ``depth`` (T, 1, S, S); ``emg`` (n_chans, n_times)
+    and ``eeg`` (n_chans, n_times) z-scored per channel; ``available`` dict of bool per modality;
+    ``au`` (n_aus,) mean AU intensity (NaN without an ``ActionUnits`` stream); ``session_index``;
+    ``time_s`` window centre (seconds, recorder clock). An unavailable view is zeros of the right
+    shape, so a batch always has every modality (every encoder runs every step, as DDP requires).
+    """
+
+    def __init__(self, sessions: Sequence[str | os.PathLike], *, window_s: float = 1.0, stride_s: float = 0.5,
+                 modalities: Sequence[str] = MODALITIES, clip_frames: int = 8, image_size: int = 64,
+                 stats_max_samples: int = 50_000, depth_scale_mm: float = 100.0) -> None:
+        if not sessions:
+            raise ValueError("SessionWindows needs at least one session file.")
+        unknown = sorted(set(modalities) - set(MODALITIES))
+        if unknown or not modalities:
+            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {list(modalities)}.")
+        if window_s <= 0 or stride_s <= 0:
+            raise ValueError(f"window_s and stride_s must be > 0, got {window_s} and {stride_s}.")
+        self.window_s, self.stride_s = float(window_s), float(stride_s)
+        self.clip_frames, self.image_size = int(clip_frames), int(image_size)
+        self.depth_scale_mm = float(depth_scale_mm)
+        self.stats_max_samples = int(stats_max_samples)
+        self.fnames = [Path(f) for f in sessions]
+        self.n_times: dict[str, int] = {}
+        self.n_chans: dict[str, int] = {}
+        self.n_aus = 0
+        self._index = [self._build(i, f, list(modalities)) for i, f in enumerate(self.fnames)]
+        self.modalities = [m for m in modalities if any(m in s.streams for s in self._index)]
+        dropped = [m for m in modalities if m not in self.modalities]
+        if dropped:
+            logger.warning("No session has %s: dropped from the dataset.", dropped)
+        if not self.modalities:
+            raise ValueError(f"None of the sessions has any of the modalities {list(modalities)}.")
+        self._items = np.concatenate([np.stack([np.full(len(s.starts), i), np.arange(len(s.starts))], 1)
+                                      for i, s in enumerate(self._index)]).astype(np.int64)
+        if len(self._items) == 0:
+            raise ValueError(f"No window of {window_s} s fits in the sessions {[f.name for f in self.fnames]}: "
+                             "they are too short.")
+        self._open: dict[int, Session] = {}
+        self._pid = os.getpid()
+
+    # -- index ---------------------------------------------------------------
+    def _build(self, i: int, fname: Path, modalities: list[str]) -> _SessionIndex:
+        with open_session(fname) as session:
+            by_modality: dict[str, str] = {}
+            for name, stream in session.streams.items():
+                by_modality.setdefault(stream.modality, name)
+            if "rgb" not in by_modality:
+                raise ValueError(f"{fname.name} has no RGB stream; windows are anchored on the video frame clock. "
+                                 f"Streams: {sorted(session.streams)}.")
+            present = {m: by_modality[m] for m in modalities if m in by_modality}
+            missing = [m for m in modalities if m not in present]
+            if not present:
+                raise ValueError(f"{fname.name} has none of the modalities {modalities}.")
+            if missing:
+                logger.warning("%s has no %s stream: marked unavailable for its windows.", fname.name, missing)
+            anchor = session.streams[by_modality["rgb"]].times
+            span = float(anchor[-1] - anchor[0]) if len(anchor) else 0.0
+            n = int(np.floor((span - self.window_s) / self.stride_s)) + 1 if span >= self.window_s else 0
+            if n <= 0:
+                logger.warning("%s is %.2f s long, shorter than one %.2f s window: skipped.", fname.name, span,
+                               self.window_s)
+            starts = float(anchor[0]) + np.arange(max(n, 0)) * self.stride_s if len(anchor) else np.zeros(0)
+            index = _SessionIndex(fname, present, starts)
+            for m, name in present.items():
+                stream = session.streams[name]
+                if m in VIDEO:
+                    self._index_video(index, m, stream)
+                else:
+                    self._index_signal(index, m, stream)
+                bad = int((~index.valid[m]).sum())
+                if bad:
+                    logger.warning("%s: %d of %d %s windows have missing or non-finite data: masked.", fname.name,
+                                   bad, len(starts), m)
+            au = next((s for s in session.streams.values() if s.modality == "au"), None)
+            if au is not None and au.n_samples:
+                values = np.asarray(au.data[:], dtype=np.float64)
+                ranges = [sample_range(au, t, t + self.window_s) for t in starts]
+                index.au = np.stack([values[a:b].mean(0) if b > a else np.full(values.shape[1], np.nan)
+                                     for a, b in ranges]) if len(starts) else np.zeros((0, values.shape[1]))
+                self.n_aus = max(self.n_aus, values.shape[1])
+        return index
+
+    def _index_video(self, index: _SessionIndex, m: str, stream) -> None:
+        times = stream.times
+        # Clip frames at evenly spaced times inside the window, nearest frame; a frame farther than
+        # 1.5 frame periods from its target means dropped frames: the clip is masked.
+        offsets = (np.arange(self.clip_frames) + 0.5) / self.clip_frames * self.window_s
+        targets = index.starts[:, None] + offsets[None, :]
+        right = np.clip(np.searchsorted(times, targets), 1, max(len(times) - 1, 1))
+        left = right - 1
+        pick = np.where(np.abs(times[left] - targets) <= np.abs(times[right] - targets), left, right)
+        period = 1.0 / stream.nominal_srate if stream.nominal_srate > 0 else np.median(np.diff(times))
+        index.frames[m] = pick
+        index.valid[m] = (np.abs(times[pick] - targets) <= 1.5 * period).all(1) if len(times) > 1 else \
+            np.zeros(len(index.starts), bool)
+
+    def _index_signal(self, index: _SessionIndex, m: str, stream) -> None:
+        srate = stream.nominal_srate
+        if srate <= 0:
+            raise ValueError(f"{index.fname.name}: {m} stream {stream.name!r} has no nominal rate; "
+                             "windows need a regular signal.")
+        n_times = int(round(self.window_s * srate))
+        n_chans = int(stream.data.shape[1])
+        for what, value, known in (("samples per window", n_times, self.n_times), ("channels", n_chans, self.n_chans)):
+            if known.setdefault(m, value) != value:
+                raise ValueError(f"{index.fname.name}: {m} has {value} {what}, earlier sessions {known[m]}; "
+                                 "all sessions of a dataset need the same rate and channel count.")
+        times = stream.times
+        first = np.searchsorted(times, index.starts, "left")
+        data = np.asarray(stream.data[:], dtype=np.float64)
+        finite = np.isfinite(data).all(1)
+        bad_cum = np.concatenate([[0], np.cumsum(~finite)])
+        last = first + n_times
+        ok = last <= len(times)
+        last_c = np.minimum(last, len(times))
+        ok &= (bad_cum[last_c] - bad_cum[first]) == 0
+        # A gap (dropped samples) shows as a window spanning much more than window_s.
+        span = times[np.maximum(last_c - 1, 0)] - times[np.minimum(first, len(times) - 1)] if len(times) else 0
+        ok &= np.abs(span - (n_times - 1) / srate) < 2.0 / srate
+        index.first[m], index.valid[m] = first, ok
+        step = max(1, len(data) // self.stats_max_samples)
+        sub = data[::step][finite[::step]]
+        if len(sub) < 2:
+            raise ValueError(f"{index.fname.name}: {m} stream has no finite samples to normalise with.")
+        index.mean[m] = sub.mean(0)
+        std = sub.std(0)
+        index.std[m] = np.where(std > 0, std, 1.0)  # a flat channel stays 0 instead of NaN
+
+    # -- items ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def session_of(self) -> np.ndarray:
+        """Session index of every item, shape (n_items,)."""
+        return self._items[:, 0]
+
+    def __getstate__(self) -> dict:
+        # h5py handles do not pickle (spawned DataLoader workers): each process reopens its own.
+        state = dict(self.__dict__)
+        state["_open"] = {}
+        return state
+
+    def _session(self, i: int) -> Session:
+        if os.getpid() != self._pid:  # forked worker: never reuse the parent's handles
+            self._open, self._pid = {}, os.getpid()
+        if i not in self._open:
+            self._open[i] = open_session(self.fnames[i])
+        return self._open[i]
+
+    def __getitem__(self, item: int) -> dict:
+        s, w = (int(v) for v in self._items[item])
+        index = self._index[s]
+        start = float(index.starts[w])
+        out: dict = {"available": {}, "session_index": s, "time_s": start + self.window_s / 2}
+        for m in self.modalities:
+            ok = m in index.streams and bool(index.valid[m][w])
+            value = self._read(index, s, m, w) if ok else None
+            if value is not None and not torch.isfinite(value).all():
+                ok, value = False, None
+            out[m] = value if value is not None else torch.zeros(self.shape(m))
+            out["available"][m] = ok
+        au = index.au[w] if index.au is not None else np.full(self.n_aus, np.nan)
+        out["au"] = torch.as_tensor(au, dtype=torch.float32)
+        return out
+
+    def shape(self, m: str) -> tuple[int, ...]:
+        """Shape of one view of modality ``m``."""
+        if m in VIDEO:
+            return (self.clip_frames, 3 if m == "rgb" else 1, self.image_size, self.image_size)
+        return (self.n_chans[m], self.n_times[m])
+
+    def _read(self, index: _SessionIndex, s: int, m: str, w: int) -> torch.Tensor:
+        stream = self._session(s).streams[index.streams[m]]
+        if m in SIGNALS:
+            first = int(index.first[m][w])
+            x = np.asarray(stream.data[first:first + self.n_times[m]], dtype=np.float64)
+            x = (x - index.mean[m]) / index.std[m]
+            return torch.from_numpy(x.T.astype(np.float32))
+        frames = np.asarray(stream.data[index.frames[m][w]])          # (T, H, W[, 3])
+        clip = torch.from_numpy(frames.astype(np.float32))
+        if m == "rgb":
+            clip = clip.permute(0, 3, 1, 2) / 255.0                     # (T, 3, H, W)
+        else:
+            valid = clip > 0
+            centre = clip[valid].median() if valid.any() else torch.tensor(0.0)
+            clip = torch.where(valid, (clip - centre) / self.depth_scale_mm, torch.zeros_like(clip))[:, None]
+            clip = clip.clamp(-10.0, 10.0)  # background far behind the face would dominate the scale
+        return _centre_resize(clip, self.image_size)
+
+
+def _centre_resize(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre-crop (T, C, H, W) frames to a square, then resize to (T, C, size, size)."""
+    h, w = clip.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    clip = clip[..., top:top + side, left:left + side]
+    if side == size:
+        return clip.contiguous()
+    return F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)

@@ -1,0 +1,158 @@
+"""Backbones per modality, built by name from config (no downloaded weights, ever).
+
+Every backbone maps one view to a feature vector and exposes ``out_dim``:
+
+- video (``rgb`` (B, T, 3, H, W), ``depth`` (B, T, 1, H, W)): ``tiny3d`` (4 conv3d blocks) or
+  torchvision ``r2plus1d_18`` with random init and an ``in_channels`` stem;
+- signals (``emg``, ``eeg`` (B, n_chans, n_times)): ``eegnet`` (EEGNet-style: temporal conv,
+  depthwise spatial conv, separable conv) or ``conv1d`` (a plain strided 1D CNN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_encoder(name: str) -> Callable:
+    """Decorator: make a backbone class buildable by ``name`` in :func:`build_encoder`."""
+    def wrap(cls: Callable) -> Callable:
+        ENCODERS[name] = cls
+        return cls
+    return wrap
+
+
+def build_encoder(name: str, **kwargs) -> nn.Module:
+    """Build a registered backbone, e.g. ``build_encoder("eegnet", n_chans=32, n_times=500)``."""
+    if name not in ENCODERS:
+        raise ValueError(f"Unknown encoder {name!r}; registered: {sorted(ENCODERS)}.")
+    return ENCODERS[name](**kwargs)
+
+
+class _VideoInput(nn.Module):
+    """(B, T, C, H, W) clips -> (B, C, T, H, W), the layout conv3d wants."""
+
+    @staticmethod
+    def to_conv3d(x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"Video input must have shape (B, T, C, H, W), got {tuple(x.shape)}.")
+        return x.permute(0, 2, 1, 3, 4)
+
+
+@register_encoder("tiny3d")
+class Tiny3D(_VideoInput):
+    """Four conv3d+BN+ReLU blocks, widths ``width * (1, 2, 4, 8)``, global average pool.
+
+    Parameters
+    ----------
+    in_channels : int
+        3 for RGB, 1 for depth.
+    width : int
+        Channels of the first block; ``out_dim = 8 * width``.
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 16) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for i, mult in enumerate((1, 2, 4, 8)):
+            # Keep time resolution in the first block (clips are short), then halve everything.
+            stride = (1, 2, 2) if i == 0 else (2, 2, 2)
+            layers += [nn.Conv3d(c_in, width * mult, 3, stride=stride, padding=1, bias=False),
+                       nn.BatchNorm3d(width * mult), nn.ReLU(inplace=True)]
+            c_in = width * mult
+        self.features = nn.Sequential(*layers)
+        self.out_dim = c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, out_dim)."""
+        return self.features(self.to_conv3d(x)).mean(dim=(2, 3, 4))
+
+
+@register_encoder("r2plus1d_18")
+class R2Plus1D18(_VideoInput):
+    """torchvision ``r2plus1d_18(weights=None)`` with an ``in_channels`` stem; ``out_dim = 512``."""
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        from torchvision.models.video import r2plus1d_18
+
+        net = r2plus1d_18(weights=None)
+        if in_channels != 3:
+            old = net.stem[0]
+            net.stem[0] = nn.Conv3d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
+                                    bias=False)
+        net.fc = nn.Identity()
+        self.net, self.out_dim = net, 512
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, 512)."""
+        return self.net(self.to_conv3d(x))
+
+
+def _check_signal(x: torch.Tensor, n_chans: int) -> None:
+    if x.ndim != 3 or x.shape[1] != n_chans:
+        raise ValueError(f"Signal input must have shape (B, {n_chans}, n_times), got {tuple(x.shape)}.")
+
+
+@register_encoder("eegnet")
+class EEGNet1D(nn.Module):
+    """EEGNet-style encoder (Lawhern et al. 2018) for EMG or EEG windows; ``out_dim = f2 * 4``.
+
+    Parameters
+    ----------
+    n_chans : int
+        Channels of the window.
+    n_times : int
+        Samples of the window (checked on input; pooling adapts to it).
+    f1, depth, f2 : int
+        Temporal filters, spatial filters per temporal filter, separable filters.
+    kernel : int
+        Temporal kernel length in samples (EEGNet uses half the sampling rate).
+    """
+
+    def __init__(self, n_chans: int, n_times: int, f1: int = 8, depth: int = 2, f2: int = 16,
+                 kernel: int = 64) -> None:
+        super().__init__()
+        self.n_chans, self.n_times = n_chans, n_times
+        kernel = min(kernel, n_times)
+        self.block1 = nn.Sequential(
+            nn.Conv2d(1, f1, (1, kernel), padding=(0, kernel // 2), bias=False), nn.BatchNorm2d(f1),
+            nn.Conv2d(f1, f1 * depth, (n_chans, 1), groups=f1, bias=False),  # depthwise spatial filter
+            nn.BatchNorm2d(f1 * depth), nn.ELU(), nn.AvgPool2d((1, 4)))
+        self.block2 = nn.Sequential(
+            nn.Conv2d(f1 * depth, f1 * depth, (1, 16), padding=(0, 8), groups=f1 * depth, bias=False),
+            nn.Conv2d(f1 * depth, f2, 1, bias=False), nn.BatchNorm2d(f2), nn.ELU(),
+            nn.AdaptiveAvgPool2d((1, 4)))  # 4 coarse time bins keep "when in the window"
+        self.out_dim = f2 * 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_chans, n_times) -> (B, out_dim)."""
+        _check_signal(x, self.n_chans)
+        return self.block2(self.block1(x[:, None])).flatten(1)
+
+
+@register_encoder("conv1d")
+class Conv1DEncoder(nn.Module):
+    """Four strided conv1d+BN+ReLU blocks over channels-as-features; ``out_dim = 8 * width``."""
+
+    def __init__(self, n_chans: int, n_times: int, width: int = 32, kernel: int = 7) -> None:
+        super().__init__()
+        self.n_chans, self.n_times = n_chans, n_times
+        layers: list[nn.Module] = []
+        c_in = n_chans
+        for mult in (1, 2, 4, 8):
+            layers += [nn.Conv1d(c_in, width * mult, kernel, stride=2, padding=kernel // 2, bias=False),
+                       nn.BatchNorm1d(width * mult), nn.ReLU(inplace=True)]
+            c_in = width * mult
+        self.features = nn.Sequential(*layers)
+        self.out_dim = c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_chans, n_times) -> (B, out_dim)."""
+        _check_signal(x, self.n_chans)
+        return self.features(x).mean(dim=2)

@@ -1,0 +1,276 @@
+"""Multi-view contrastive pretraining loop: plain PyTorch, AdamW, warm-up + cosine, exact resume.
+
+``python -m fusion.train SESSION.h5 [...] --config configs/pretrain/tiny.yaml --out runs/r1
+[--resume] [--set key=value ...]``
+
+The output folder holds ``config.yaml`` (the validated config), ``checkpoint.pt`` (model, loss,
+optimizer, scheduler, RNG states and step; written every ``checkpoint_every`` steps and at the end),
+``model/`` (:meth:`MultiModalEncoder.save_pretrained`), ``log.csv`` (loss per step) and ``loss.png``.
+The data order is a seeded permutation per epoch, so a resumed run sees exactly the batches an
+uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from acquisition import logger
+
+from .config import PretrainConfig, load_pretrain_config
+from .data import SessionWindows
+from .losses import MultiViewContrastiveLoss
+from .model import MultiModalEncoder
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class CachedWindows(Dataset):
+    """Keep each item of a dataset in RAM after its first read (single-process loading only)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset, self._cache = dataset, {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        if i not in self._cache:
+            self._cache[i] = self.dataset[i]
+        return self._cache[i]
+
+
+def make_dataset(sessions: Sequence[str | os.PathLike], config: PretrainConfig, *,
+                 stride_s: float | None = None) -> SessionWindows:
+    """The windows a config asks for (``stride_s`` overrides the config's, e.g. for evaluation)."""
+    d = config.data
+    return SessionWindows(sessions, window_s=d.window_s, stride_s=stride_s or d.stride_s, modalities=d.modalities,
+                          clip_frames=d.clip_frames, image_size=d.image_size, depth_scale_mm=d.depth_scale_mm)
+
+
+def build_model(config: PretrainConfig, dataset: SessionWindows) -> MultiModalEncoder:
+    """Encoders for the dataset's modalities, input sizes taken from the data."""
+    specs = {}
+    for m in dataset.modalities:
+        if m not in config.model.encoders:
+            raise ValueError(f"No encoder configured for modality {m!r}; add model.encoders.{m} to the config.")
+        enc = config.model.encoders[m]
+        shape_kwargs = ({"in_channels": dataset.shape(m)[1]} if m in ("rgb", "depth")
+                        else {"n_chans": dataset.n_chans[m], "n_times": dataset.n_times[m]})
+        specs[m] = {"encoder": enc.name, "encoder_kwargs": {**shape_kwargs, **enc.kwargs}}
+    return MultiModalEncoder(specs, hidden_dim=config.model.hidden_dim, embed_dim=config.model.embed_dim)
+
+
+def _lr_lambda(config: PretrainConfig):
+    o = config.optim
+
+    def factor(step: int) -> float:
+        if step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        progress = (step - o.warmup_steps) / max(1, o.steps - o.warmup_steps)
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return factor
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def _batches(n: int, batch_size: int, seed: int, step: int):
+    """Index lists from ``step`` on: a seeded permutation per epoch, last partial batch dropped."""
+    per_epoch = n // batch_size
+    epoch, offset = divmod(step, per_epoch)
+    while True:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+        for b in range(offset, per_epoch):
+            yield perm[b * batch_size:(b + 1) * batch_size]
+        epoch, offset = epoch + 1, 0
+
+
+def pretrain(sessions: Sequence[str | os.PathLike], config: PretrainConfig, out: str | os.PathLike, *,
+             resume: bool = False, progress: bool = True) -> Path:
+    """Pretrain encoders on ``sessions``; returns the output folder (see the module docstring)."""
+    out = Path(out)
+    ckpt_path = out / CHECKPOINT
+    if resume and not ckpt_path.is_file():
+        raise FileNotFoundError(f"--resume: no {CHECKPOINT} in {out}; start without --resume.")
+    if not resume and ckpt_path.is_file():
+        raise FileExistsError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it or choose "
+                              "another --out.")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    dataset = make_dataset(sessions, config)
+    if len(dataset.modalities) < 2:
+        raise ValueError(f"Contrastive pretraining needs two modalities; the sessions have {dataset.modalities}.")
+    batch_size = min(config.optim.batch_size, len(dataset))
+    if batch_size < 2:
+        raise ValueError(f"Only {len(dataset)} window(s) of {config.data.window_s} s: sessions too short to train.")
+    torch.manual_seed(config.seed)
+    model = build_model(config, dataset)
+    loss_fn = MultiViewContrastiveLoss(dataset.modalities, kind=config.loss.kind, temperature=config.loss.temperature,
+                                       time_tolerance_s=config.loss.time_tolerance_s,
+                                       max_logit_scale=config.loss.max_logit_scale)
+    params = list(model.parameters()) + list(loss_fn.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+    step = 0
+    if resume:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if state["model_config"] != model.config:
+            raise ValueError(f"The checkpoint in {out} was trained with model config {state['model_config']}, "
+                             f"this run builds {model.config}; the config or the sessions do not match.")
+        model.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state["loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        step = int(state["step"])
+        logger.info("Resumed %s at step %d of %d", out, step, config.optim.steps)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    data: Dataset = dataset
+    workers = config.data.num_workers
+    if config.data.cache:
+        data, workers = CachedWindows(dataset), 0  # a cache in worker processes would be lost every epoch
+    columns = ["step", "loss", "lr", "samples_per_s"] + [f"{a}-{b}" for a, b in loss_fn.pairs]
+    _truncate_log(out / "log.csv", columns, step)
+    logger.info("Pretraining on %d windows from %d session(s), modalities %s, batch %d, %d steps",
+                len(dataset), len(dataset.fnames), dataset.modalities, batch_size, config.optim.steps)
+    bar = _progress(config.optim.steps, step, progress)
+    batches = _batches(len(dataset), batch_size, config.seed, step)
+    loader = DataLoader(data, batch_sampler=_Take(batches, config.optim.steps - step), num_workers=workers,
+                        collate_fn=default_collate)
+    model.train()
+    with open(out / "log.csv", "a", newline="") as log_file:
+        log = csv.writer(log_file)
+        tic = time.perf_counter()
+        for batch in loader:
+            loss, per_pair = training_step(model, loss_fn, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            toc = time.perf_counter()
+            rate, tic = batch_size / (toc - tic), toc
+            if step % config.log_every == 0 or step == config.optim.steps:
+                log.writerow([step, f"{loss.item():.6f}", f"{scheduler.get_last_lr()[0]:.3e}", f"{rate:.1f}",
+                              *(f"{per_pair[f'{a}-{b}'].item():.6f}" for a, b in loss_fn.pairs)])
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", samples_s=f"{rate:.0f}")
+            if step % config.checkpoint_every == 0 or step == config.optim.steps:
+                log_file.flush()
+                save_checkpoint(out, model, loss_fn, optimizer, scheduler, step)
+    bar.close()
+    plot_log(out / "log.csv", out / "loss.png")
+    logger.info("Pretraining done at step %d; model in %s", step, out / "model")
+    return out
+
+
+class _Take:
+    """A batch sampler that yields ``n`` index lists from an endless generator."""
+
+    def __init__(self, batches, n: int) -> None:
+        self.batches, self.n = batches, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        for _ in range(self.n):
+            yield next(self.batches)
+
+
+def training_step(model: MultiModalEncoder, loss_fn: MultiViewContrastiveLoss, batch: dict):
+    """Embed every modality (missing ones too: placeholder input, loss weight 0) and compute the loss."""
+    z = model(batch)
+    return loss_fn(z, batch["available"], batch["session_index"], batch["time_s"])
+
+
+def save_checkpoint(out: Path, model, loss_fn, optimizer, scheduler, step: int) -> None:
+    """Write ``checkpoint.pt`` atomically and refresh ``model/``."""
+    state = {"model": model.state_dict(), "model_config": model.config, "loss": loss_fn.state_dict(),
+             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(),
+             "step": step}
+    tmp = out / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, out / CHECKPOINT)  # a crash mid-write never leaves a truncated checkpoint
+    model.save_pretrained(out / "model")
+
+
+def _truncate_log(path: Path, columns: list[str], step: int) -> None:
+    """Start the CSV log, or drop rows past ``step`` (written after the checkpoint we resume from)."""
+    rows = []
+    if path.is_file():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f)][1:]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        w.writerows(r for r in rows if r and int(r[0]) <= step)
+
+
+def plot_log(csv_path: Path, png_path: Path) -> None:
+    """PNG of the loss (and per-pair losses) against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key in rows[0]:
+        if "-" in key:
+            ax.plot(steps, [float(r[key]) for r in rows], lw=0.7, alpha=0.6, label=key)
+    ax.plot(steps, [float(r["loss"]) for r in rows], color="k", lw=1.5, label="mean over pairs")
+    ax.set(xlabel="step", ylabel="contrastive loss", title="Pretraining loss")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="pretrain", unit="step")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: ``python -m fusion.train SESSION.h5 ... --config tiny --out runs/r1``."""
+    parser = argparse.ArgumentParser(prog="python -m fusion.train", description=__doc__.splitlines()[0])
+    parser.add_argument("sessions", nargs="+", type=Path, help="Session files (.h5).")
+    parser.add_argument("--config", default="default", help="configs/pretrain name or a .yaml path.")
+    parser.add_argument("--out", required=True, type=Path, help="Output folder.")
+    parser.add_argument("--resume", action="store_true", help="Continue the run in --out.")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="Config override, repeatable (e.g. optim.steps=100).")
+    args = parser.parse_args(argv)
+    config = load_pretrain_config(args.config, args.overrides)
+    pretrain(args.sessions, config, args.out, resume=args.resume)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Contrastive losses against slow numpy references written from the papers' formulas."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fusion.losses import MultiViewContrastiveLoss, cross_modal_infonce, near_time_mask
+
+
+def _normalize(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _ntxent_manual(a, b, t):
+    """SimCLR NT-Xent: 2n anchors, each with its partner as positive and the 2n-2 others as negatives."""
+    z = _normalize(np.concatenate([a, b]))
+    n = len(a)
+    sim = z @ z.T / t
+    loss = 0.0
+    for i in range(2 * n):
+        pos = (i + n) % (2 * n)
+        others = [j for j in range(2 * n) if j != i]
+        loss += -sim[i, pos] + np.log(np.sum(np.exp(sim[i, others])))
+    return loss / (2 * n)
+
+
+def _infonce_manual(a, b, scale, valid, neg_mask):
+    a, b = _normalize(a), _normalize(b)
+    sim = scale * a @ b.T
+    losses = []
+    for i in np.flatnonzero(valid):
+        for s in (sim, sim.T):
+            cols = [j for j in np.flatnonzero(valid) if j == i or not neg_mask[i, j]]
+            losses.append(-s[i, i] + np.log(np.sum(np.exp(s[i, cols]))))
+    return np.sum(losses) / (2 * valid.sum())
+
+
+@pytest.mark.parametrize("n,d,t", [(4, 8, 0.1), (9, 16, 0.5), (16, 3, 1.0)])
+def test_ntxent_pair_matches_reference(n, d, t):
+    rng = np.random.default_rng(n)
+    a, b = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    loss_fn = MultiViewContrastiveLoss(["x", "y"], kind="ntxent", temperature=t)
+    ones = torch.ones(n, dtype=torch.bool)
+    loss, _ = loss_fn({"x": torch.tensor(a), "y": torch.tensor(b)}, {"x": ones, "y": ones})
+    assert loss.item() == pytest.approx(_ntxent_manual(a, b, t), rel=1e-5)
+
+
+@pytest.mark.parametrize("n,d,scale", [(5, 8, 10.0), (12, 4, 1.0), (7, 32, 50.0)])
+def test_infonce_matches_reference_with_masks(n, d, scale):
+    rng = np.random.default_rng(n)
+    a, b = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    valid = rng.random(n) > 0.25
+    valid[:2] = True
+    session = rng.integers(0, 2, n)
+    times = rng.random(n) * 3
+    neg = near_time_mask(torch.tensor(session), torch.tensor(times), 0.5).numpy()
+    got = cross_modal_infonce(torch.tensor(a), torch.tensor(b), torch.tensor(scale), torch.tensor(valid),
+                              torch.tensor(neg))
+    assert got.item() == pytest.approx(_infonce_manual(a, b, scale, valid, neg), rel=1e-6)
+    swapped = cross_modal_infonce(torch.tensor(b), torch.tensor(a), torch.tensor(scale), torch.tensor(valid),
+                                  torch.tensor(neg))
+    assert swapped.item() == pytest.approx(got.item(), rel=1e-6)  # symmetric in the two modalities
+
+
+def test_infonce_analytic_value_for_identical_orthogonal_rows():
+    """Orthogonal unit rows, a == b: logits s on the diagonal, 0 elsewhere -> -log(e^s / (e^s + n - 1))."""
+    n, s = 6, 5.0
+    a = torch.eye(n)
+    got = cross_modal_infonce(a, a, torch.tensor(s), torch.ones(n, dtype=torch.bool))
+    assert got.item() == pytest.approx(-math.log(math.exp(s) / (math.exp(s) + n - 1)), rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["ntxent", "infonce"])
+def test_multiview_loss_masks_and_keeps_every_encoder_in_the_graph(kind):
+    torch.manual_seed(0)
+    mods = ["rgb", "depth", "emg", "eeg"]
+    z = {m: torch.randn(8, 16, requires_grad=True) for m in mods}
+    avail = {m: torch.ones(8, dtype=torch.bool) for m in mods}
+    avail["eeg"] = torch.zeros(8, dtype=torch.bool)           # missing in the whole batch
+    avail["depth"][:3] = False                                 # missing for a few samples
+    loss_fn = MultiViewContrastiveLoss(mods, kind=kind, temperature=0.2)
+    loss, per_pair = loss_fn(z, avail, torch.zeros(8, dtype=torch.long), torch.arange(8) * 1.0)
+    assert set(per_pair) == {"rgb-depth", "rgb-emg", "rgb-eeg", "depth-emg", "depth-eeg", "emg-eeg"}
+    assert per_pair["rgb-eeg"] == 0 and per_pair["emg-eeg"] == 0
+    loss.backward()
+    assert z["eeg"].grad is not None and torch.all(z["eeg"].grad == 0)   # ran, weight 0
+    assert torch.isfinite(loss)
+    if kind == "ntxent":  # the depth pairs use only rows 3..7
+        ref = MultiViewContrastiveLoss(["rgb", "depth"], kind=kind, temperature=0.2)
+        ones = torch.ones(5, dtype=torch.bool)
+        sub, _ = ref({"rgb": z["rgb"][3:], "depth": z["depth"][3:]}, {"rgb": ones, "depth": ones})
+        assert per_pair["rgb-depth"].item() == pytest.approx(sub.item(), rel=1e-6)
+
+
+def test_logit_scale_is_learnable_and_clamped():
+    loss_fn = MultiViewContrastiveLoss(["a", "b"], kind="infonce", temperature=0.07, max_logit_scale=100.0)
+    assert loss_fn.logit_scale.item() == pytest.approx(1 / 0.07, rel=1e-5)
+    with torch.no_grad():
+        loss_fn.log_scale.fill_(10.0)
+    assert loss_fn.logit_scale.item() == pytest.approx(100.0, rel=1e-5)
+    assert [name for name, _ in loss_fn.named_parameters()] == ["log_scale"]
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(ValueError, match="kind must be"):
+        MultiViewContrastiveLoss(["a", "b"], kind="vicreg")
+    with pytest.raises(ValueError, match="at least two modalities"):
+        MultiViewContrastiveLoss(["a"])

@@ -1,0 +1,54 @@
+"""Encoders and MultiModalEncoder: shapes, registry, save/load round trip, one encoder alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fusion.encoders import ENCODERS, build_encoder
+from fusion.model import ModalityEncoder, MultiModalEncoder
+
+SPECS = {
+    "rgb": {"encoder": "tiny3d", "encoder_kwargs": {"in_channels": 3, "width": 4}},
+    "depth": {"encoder": "tiny3d", "encoder_kwargs": {"in_channels": 1, "width": 4}},
+    "emg": {"encoder": "eegnet", "encoder_kwargs": {"n_chans": 4, "n_times": 200, "kernel": 16}},
+    "eeg": {"encoder": "conv1d", "encoder_kwargs": {"n_chans": 3, "n_times": 100, "width": 8}},
+}
+
+
+def _views(b=3):
+    g = torch.Generator().manual_seed(0)
+    return {"rgb": torch.rand(b, 4, 3, 16, 16, generator=g), "depth": torch.randn(b, 4, 1, 16, 16, generator=g),
+            "emg": torch.randn(b, 4, 200, generator=g), "eeg": torch.randn(b, 3, 100, generator=g)}
+
+
+def test_registry_and_shapes():
+    assert {"tiny3d", "r2plus1d_18", "eegnet", "conv1d"} <= set(ENCODERS)
+    r = build_encoder("r2plus1d_18", in_channels=1)
+    assert r(torch.randn(1, 4, 1, 32, 32)).shape == (1, 512)
+    with pytest.raises(ValueError, match="Unknown encoder"):
+        build_encoder("resnet9000")
+    with pytest.raises(ValueError, match=r"shape \(B, 4, n_times\)"):
+        build_encoder("eegnet", n_chans=4, n_times=200)(torch.randn(2, 5, 200))
+
+
+def test_save_load_round_trip_and_single_encoder(tmp_path):
+    torch.manual_seed(0)
+    model = MultiModalEncoder(SPECS, hidden_dim=16, embed_dim=8).eval()
+    views = _views()
+    with torch.no_grad():
+        z = model(views)
+    assert {m: tuple(v.shape) for m, v in z.items()} == {m: (3, 8) for m in SPECS}
+    assert torch.allclose(z["emg"].norm(dim=1), torch.ones(3))
+    model.save_pretrained(tmp_path / "m")
+    loaded = MultiModalEncoder.from_pretrained(tmp_path / "m").eval()
+    with torch.no_grad():
+        z2 = loaded(views)
+        alone = ModalityEncoder.from_pretrained(tmp_path / "m", "eeg").eval()(views["eeg"])
+    for m in SPECS:
+        torch.testing.assert_close(z[m], z2[m], rtol=0, atol=0)
+    torch.testing.assert_close(alone, z["eeg"], rtol=0, atol=0)
+    with pytest.raises(KeyError, match="No 'audio' encoder"):
+        ModalityEncoder.from_pretrained(tmp_path / "m", "audio")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        MultiModalEncoder.from_pretrained(tmp_path)
