@@ -49,7 +49,7 @@ class EMGConfig(StrictModel):
 
 
 class EEGConfig(StrictModel):
-    """EEG: 1/f background mixed from latent sources, posterior alpha, blink artefacts (volts)."""
+    """EEG: 1/f background, posterior alpha, blink and facial-muscle artefacts (volts)."""
 
     enabled: bool = True
     name: str = "EEG"
@@ -59,7 +59,17 @@ class EEGConfig(StrictModel):
     alpha_hz: float = Field(10.0, gt=0)
     alpha_rms_v: float = Field(6e-6, ge=0)
     blink_amplitude_v: float = Field(80e-6, ge=0)
+    muscle_artifact_rms_v: float = Field(25e-6, ge=0)  # at full activation; real artefacts reach 10-100 uV
+    muscle_band_hz: tuple[float, float] = (20.0, 100.0)
     n_sources: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _check_muscle_band(self) -> EEGConfig:
+        low, high = self.muscle_band_hz
+        if not 0 < low < high < self.srate_hz / 2:
+            raise ValueError(f"muscle_band_hz {self.muscle_band_hz} must satisfy 0 < low < high < srate_hz/2 = "
+                             f"{self.srate_hz / 2}")
+        return self
 
 
 class StreamToggle(StrictModel):

@@ -25,6 +25,11 @@ _PINK_A = np.array([1.0, -2.494956002, 2.017265875, -0.522189400])
 #: EEG channels that pick up blinks, with relative weight (frontal-polar strongest).
 _BLINK_WEIGHTS = {"Fp1": 1.0, "Fp2": 1.0, "AF3": 0.7, "AF4": 0.7, "F7": 0.4, "F8": 0.4, "F3": 0.35,
                   "F4": 0.35, "Fz": 0.4}
+#: EEG channels that pick up facial-muscle activity (temporal and frontal sites), with relative weight.
+_MUSCLE_WEIGHTS = {"T7": 1.0, "T8": 1.0, "TP9": 0.8, "TP10": 0.8, "FT9": 0.9, "FT10": 0.9, "F7": 0.7, "F8": 0.7,
+                   "Fp1": 0.6, "Fp2": 0.6, "FC5": 0.4, "FC6": 0.4, "CP5": 0.3, "CP6": 0.3}
+#: Muscles whose activity reaches scalp EEG electrodes in the simulation.
+_ARTIFACT_MUSCLES = ("zygomaticus_major", "corrugator", "frontalis", "orbicularis_oculi")
 #: EEG channels with strong alpha (posterior), with relative weight.
 _ALPHA_WEIGHTS = {"O1": 1.0, "O2": 1.0, "Oz": 1.0, "PO9": 0.8, "PO10": 0.8, "P7": 0.6, "P8": 0.6,
                   "P3": 0.6, "P4": 0.6, "Pz": 0.7}
@@ -106,7 +111,10 @@ class EEGGenerator(SampleGenerator):
 
     A few pink-noise sources mixed into all channels (so neighbours correlate) plus
     independent pink noise per channel, 8-12 Hz alpha strongest over posterior
-    sites, and blink artefacts on frontal sites driven by AU45.
+    sites, blink artefacts on frontal sites driven by AU45, and facial-muscle (EMG)
+    artefacts on temporal and frontal sites while the face moves: real scalp EEG picks
+    up frontalis, temporalis and zygomaticus activity, which is why expressions leave a
+    trace in EEG at all.
     """
 
     def __init__(self, config: EEGConfig, timeline: AUTimeline, seed: int) -> None:
@@ -128,20 +136,29 @@ class EEGGenerator(SampleGenerator):
         # These coefficients turn unit white noise into pink noise of RMS 0.0861 (measured
         # over 2e6 samples); normalise to unit RMS.
         self._pink_gain = 1.0 / 0.0861
+        low, high = config.muscle_band_hz
+        self._muscle_sos = signal.butter(4, [low, high], btype="bandpass", fs=config.srate_hz, output="sos")
+        self._muscle_zi = np.zeros((self._muscle_sos.shape[0], 2, n_ch))
+        self._muscle_gain = 1.0 / np.sqrt(2 * (high - low) / config.srate_hz)
+        self._muscle_w = np.array([_MUSCLE_WEIGHTS.get(ch, 0.05) for ch in config.channels])
 
     def _generate(self, n: int) -> np.ndarray:
         c = self.config
         n_ch, n_src = len(c.channels), c.n_sources
-        draws = self._rng.standard_normal((n, n_src + n_ch + 1))  # one draw: chunking-invariant
-        white, alpha_white = draws[:, :-1], draws[:, -1:]
+        draws = self._rng.standard_normal((n, n_src + 2 * n_ch + 1))  # one draw: chunking-invariant
+        white, muscle_white, alpha_white = draws[:, : n_src + n_ch], draws[:, n_src + n_ch : -1], draws[:, -1:]
         pink, self._pink_zi = signal.lfilter(_PINK_B, _PINK_A, white, axis=0, zi=self._pink_zi)
         pink *= self._pink_gain
         background = (pink[:, :n_src] @ self._mixing + pink[:, n_src:]) / np.sqrt(2.0)
         alpha, self._alpha_zi = signal.sosfilt(self._alpha_sos, alpha_white, axis=0, zi=self._alpha_zi)
-        blink = self.timeline.intensities(self.times_s(n))[:, AU_INDEX[45]] / 5.0
+        au = self.timeline.intensities(self.times_s(n))
+        blink = au[:, AU_INDEX[45]] / 5.0
+        face = np.clip(sum(muscle_activation(au, m) for m in _ARTIFACT_MUSCLES), 0.0, 1.0)
+        muscle, self._muscle_zi = signal.sosfilt(self._muscle_sos, muscle_white, axis=0, zi=self._muscle_zi)
         eeg = (background * c.background_rms_v
                + alpha * self._alpha_gain * c.alpha_rms_v * self._alpha_w
-               + blink[:, None] * c.blink_amplitude_v * self._blink_w)
+               + blink[:, None] * c.blink_amplitude_v * self._blink_w
+               + muscle * self._muscle_gain * face[:, None] * c.muscle_artifact_rms_v * self._muscle_w)
         return eeg.astype(np.float32)
 
 

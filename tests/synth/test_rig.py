@@ -69,6 +69,22 @@ def test_eeg_has_posterior_alpha_and_frontal_blinks(light_rig_config):
     assert 5e-6 < eeg[:, fz].std() < 50e-6
 
 
+def test_eeg_picks_up_facial_muscle_activity_at_temporal_sites(light_rig_config):
+    config = light_rig_config.model_copy(update={"timeline": TimelineConfig(
+        expressions_per_minute=20, emotions=["happiness", "anger"], micro_fraction=0.0, blinks_per_minute=0)})
+    rig = SimulatedRig(config, seed=8, duration_s=60)
+    srate = config.eeg.srate_hz
+    eeg = rig.regenerate("eeg", int(60 * srate)).astype(np.float64)
+    active = rig.timeline.intensities(np.arange(eeg.shape[0]) / srate).max(axis=1) > 3.0
+    labels = config.eeg.channels
+    sos = signal.butter(4, [30, 90], btype="bandpass", fs=srate, output="sos")
+    high = signal.sosfiltfilt(sos, eeg, axis=0)
+    rms = lambda x: float(np.sqrt(np.mean(x**2)))  # noqa: E731
+    t7, oz = labels.index("T7"), labels.index("Oz")
+    assert rms(high[active, t7]) > 2.5 * rms(high[~active, t7])  # muscle bursts on temporal sites
+    assert rms(high[active, oz]) < 1.5 * rms(high[~active, oz])  # occipital sites stay clean
+
+
 def _t0_from_info_xml(xml: str) -> float:
     return float(ET.fromstring(xml).find("desc/emosync_simulation/t0").text)
 
