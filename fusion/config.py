@@ -63,6 +63,7 @@ class OptimConfig(StrictModel):
     warmup_steps: int = Field(50, ge=0)
     min_lr_ratio: float = Field(0.05, ge=0, le=1)
     grad_clip: float = Field(5.0, gt=0)
+    amp: bool = False  # bf16 autocast of the encoders on CUDA; ignored on CPU
 
 
 class PretrainConfig(StrictModel):

@@ -1,7 +1,13 @@
 """Multi-view contrastive pretraining loop: plain PyTorch, AdamW, warm-up + cosine, exact resume.
 
 ``python -m fusion.train SESSION.h5 [...] --config configs/pretrain/tiny.yaml --out runs/r1
-[--resume] [--set key=value ...]``
+[--resume] [--amp] [--set key=value ...]``
+
+Distributed: ``torchrun --nproc-per-node N -m fusion.train ...`` runs the same training under DDP
+(gloo on CPU, nccl on GPUs). ``optim.batch_size`` is the global batch: every rank takes its
+contiguous ``1/N`` slice of the same seeded batch, so the data order (and resume) does not depend on
+N. Negatives are gathered across ranks (see :mod:`fusion.losses`). Only rank 0 writes files, logs
+and shows progress; every rank reads the checkpoint on ``--resume`` (one machine or a shared folder).
 
 The output folder holds ``config.yaml`` (the validated config), ``checkpoint.pt`` (model, loss,
 optimizer, scheduler, RNG states and step; written every ``checkpoint_every`` steps and at the end),
@@ -13,6 +19,7 @@ uninterrupted run would.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import os
@@ -23,13 +30,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as torch_dist
 import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from acquisition import logger
 
 from .config import PretrainConfig, load_pretrain_config
 from .data import SessionWindows
+from .distributed import DistInfo, all_mean, cleanup, init_from_env
 from .losses import MultiViewContrastiveLoss
 from .model import MultiModalEncoder
 
@@ -105,10 +116,22 @@ def _batches(n: int, batch_size: int, seed: int, step: int):
 
 
 def pretrain(sessions: Sequence[str | os.PathLike], config: PretrainConfig, out: str | os.PathLike, *,
-             resume: bool = False, progress: bool = True) -> Path:
-    """Pretrain encoders on ``sessions``; returns the output folder (see the module docstring)."""
-    out = Path(out)
+             resume: bool = False, progress: bool = True, amp: bool | None = None) -> Path:
+    """Pretrain encoders on ``sessions``; returns the output folder (see the module docstring).
+
+    ``amp``: bf16 autocast of the encoders on CUDA (a no-op on CPU); None uses ``optim.amp``. Under torchrun the process group is set up (and torn down) here.
+    """
+    info = init_from_env()
+    try:
+        return _pretrain(sessions, config, Path(out), resume=resume, progress=progress, amp=amp, info=info)
+    finally:
+        cleanup(info)
+
+
+def _pretrain(sessions: Sequence[str | os.PathLike], config: PretrainConfig, out: Path, *, resume: bool,
+              progress: bool, amp: bool | None, info: DistInfo) -> Path:
     ckpt_path = out / CHECKPOINT
+    # every rank checks before DDP's first collective, so rank 0 cannot have written a checkpoint yet
     if resume and not ckpt_path.is_file():
         raise FileNotFoundError(f"--resume: no {CHECKPOINT} in {out}; start without --resume.")
     if not resume and ckpt_path.is_file():
@@ -120,9 +143,19 @@ def pretrain(sessions: Sequence[str | os.PathLike], config: PretrainConfig, out:
     if len(dataset.modalities) < 2:
         raise ValueError(f"Contrastive pretraining needs two modalities; the sessions have {dataset.modalities}.")
     batch_size = min(config.optim.batch_size, len(dataset))
-    if batch_size < 2:
-        raise ValueError(f"Only {len(dataset)} window(s) of {config.data.window_s} s: sessions too short to train.")
-    torch.manual_seed(config.seed)
+    batch_size -= batch_size % info.world_size  # equal per-rank shapes: all_gather needs them
+    if batch_size < max(2, info.world_size):
+        raise ValueError(f"Only {len(dataset)} window(s) of {config.data.window_s} s for {info.world_size} rank(s): "
+                         "sessions too short to train (each rank needs at least one window per batch).")
+    if config.optim.batch_size % info.world_size and info.is_main:
+        logger.warning("optim.batch_size %d is not a multiple of %d ranks: using a global batch of %d.",
+                       config.optim.batch_size, info.world_size, batch_size)
+    use_amp = config.optim.amp if amp is None else amp
+    if use_amp and info.device.type != "cuda" and info.is_main:
+        logger.info("amp requested but training on %s: bf16 autocast is CUDA-only, running in float32.",
+                    info.device)
+    use_amp = use_amp and info.device.type == "cuda"
+    torch.manual_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     model = build_model(config, dataset)
     loss_fn = MultiViewContrastiveLoss(dataset.modalities, kind=config.loss.kind, temperature=config.loss.temperature,
                                        time_tolerance_s=config.loss.time_tolerance_s,
@@ -140,29 +173,47 @@ def pretrain(sessions: Sequence[str | os.PathLike], config: PretrainConfig, out:
         loss_fn.load_state_dict(state["loss"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank")
+        same_world = per_rank is not None and len(per_rank) == info.world_size
+        _set_rng_state(per_rank[info.rank] if same_world else state["rng"])
         step = int(state["step"])
-        logger.info("Resumed %s at step %d of %d", out, step, config.optim.steps)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        if info.is_main:
+            logger.info("Resumed %s at step %d of %d", out, step, config.optim.steps)
+    trainee = _Trainee(model, loss_fn, amp=use_amp).to(info.device)
+    stepper: nn.Module = trainee
+    if info.distributed:
+        if info.device.type == "cuda":
+            trainee.model = nn.SyncBatchNorm.convert_sync_batchnorm(trainee.model)  # small per-GPU batches
+            model = trainee.model
+        # find_unused_parameters stays False: every encoder runs every step (placeholder inputs for
+        # missing views) and every loss term touches every embedding and the temperature.
+        stepper = DistributedDataParallel(trainee, device_ids=[info.local_rank] if info.device.type == "cuda"
+                                          else None)
+        params = list(stepper.module.parameters())
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     data: Dataset = dataset
     workers = config.data.num_workers
     if config.data.cache:
         data, workers = CachedWindows(dataset), 0  # a cache in worker processes would be lost every epoch
     columns = ["step", "loss", "lr", "samples_per_s"] + [f"{a}-{b}" for a, b in loss_fn.pairs]
-    _truncate_log(out / "log.csv", columns, step)
-    logger.info("Pretraining on %d windows from %d session(s), modalities %s, batch %d, %d steps",
-                len(dataset), len(dataset.fnames), dataset.modalities, batch_size, config.optim.steps)
-    bar = _progress(config.optim.steps, step, progress)
-    batches = _batches(len(dataset), batch_size, config.seed, step)
+    if info.is_main:
+        _truncate_log(out / "log.csv", columns, step)
+        logger.info("Pretraining on %d windows from %d session(s), modalities %s, batch %d (%d per rank), %d steps",
+                    len(dataset), len(dataset.fnames), dataset.modalities, batch_size,
+                    batch_size // info.world_size, config.optim.steps)
+    bar = _progress(config.optim.steps, step, progress and info.is_main)
+    batches = _shard(_batches(len(dataset), batch_size, config.seed, step), info.rank, info.world_size)
     loader = DataLoader(data, batch_sampler=_Take(batches, config.optim.steps - step), num_workers=workers,
-                        collate_fn=default_collate)
-    model.train()
-    with open(out / "log.csv", "a", newline="") as log_file:
-        log = csv.writer(log_file)
+                        collate_fn=default_collate, pin_memory=info.device.type == "cuda")
+    stepper.train()
+    log_ctx = open(out / "log.csv", "a", newline="") if info.is_main else contextlib.nullcontext()
+    with log_ctx as log_file:
+        log = csv.writer(log_file) if info.is_main else None
         tic = time.perf_counter()
         for batch in loader:
-            loss, per_pair = training_step(model, loss_fn, batch)
+            loss, per_pair = stepper(_to_device(batch, info.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip)
@@ -172,17 +223,54 @@ def pretrain(sessions: Sequence[str | os.PathLike], config: PretrainConfig, out:
             toc = time.perf_counter()
             rate, tic = batch_size / (toc - tic), toc
             if step % config.log_every == 0 or step == config.optim.steps:
-                log.writerow([step, f"{loss.item():.6f}", f"{scheduler.get_last_lr()[0]:.3e}", f"{rate:.1f}",
-                              *(f"{per_pair[f'{a}-{b}'].item():.6f}" for a, b in loss_fn.pairs)])
+                # mean over ranks = the loss of the global batch (see fusion.losses); all ranks join
+                stats = all_mean(torch.stack([loss.detach(), *(per_pair[f"{a}-{b}"] for a, b in loss_fn.pairs)]),
+                                 info).tolist()
+                if log is not None:
+                    log.writerow([step, f"{stats[0]:.6f}", f"{scheduler.get_last_lr()[0]:.3e}", f"{rate:.1f}",
+                                  *(f"{v:.6f}" for v in stats[1:])])
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", samples_s=f"{rate:.0f}")
             if step % config.checkpoint_every == 0 or step == config.optim.steps:
-                log_file.flush()
-                save_checkpoint(out, model, loss_fn, optimizer, scheduler, step)
+                if log_file is not None:
+                    log_file.flush()
+                save_checkpoint(out, model, loss_fn, optimizer, scheduler, step)  # every rank: gathers RNG states
     bar.close()
-    plot_log(out / "log.csv", out / "loss.png")
-    logger.info("Pretraining done at step %d; model in %s", step, out / "model")
+    if info.is_main:
+        plot_log(out / "log.csv", out / "loss.png")
+        logger.info("Pretraining done at step %d; model in %s", step, out / "model")
+    if info.distributed:
+        torch_dist.barrier()  # no rank returns before rank 0 has written the final checkpoint
     return out
+
+
+class _Trainee(nn.Module):
+    """Model + loss as one module, so DDP also averages the loss's parameters (InfoNCE temperature)."""
+
+    def __init__(self, model: MultiModalEncoder, loss_fn: MultiViewContrastiveLoss, amp: bool = False) -> None:
+        super().__init__()
+        self.model, self.loss_fn, self.amp = model, loss_fn, amp
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return training_step(self.model, self.loss_fn, batch, amp=self.amp)
+
+
+def _shard(batches, rank: int, world_size: int):
+    """This rank's contiguous slice of every global index list (rank order = lightly's gather order)."""
+    for idx in batches:
+        k = len(idx) // world_size
+        yield idx[rank * k:(rank + 1) * k]
+
+
+def _to_device(batch, device: torch.device):
+    """Move every tensor of a (nested) batch to ``device``."""
+    if device.type == "cpu":
+        return batch
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
 
 
 class _Take:
@@ -199,17 +287,33 @@ class _Take:
             yield next(self.batches)
 
 
-def training_step(model: MultiModalEncoder, loss_fn: MultiViewContrastiveLoss, batch: dict):
-    """Embed every modality (missing ones too: placeholder input, loss weight 0) and compute the loss."""
-    z = model(batch)
+def training_step(model: MultiModalEncoder, loss_fn: MultiViewContrastiveLoss, batch: dict, *, amp: bool = False):
+    """Embed every modality (missing ones too: placeholder input, loss weight 0) and compute the loss.
+
+    ``amp``: encoders under bf16 autocast (CUDA only); the loss always runs in float32 because
+    logits at temperature 0.1 (scale up to 100) lose too much precision in bf16.
+    """
+    device_type = next(model.parameters()).device.type
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp and device_type == "cuda"):
+        z = model(batch)
+    z = {m: v.float() for m, v in z.items()}
     return loss_fn(z, batch["available"], batch["session_index"], batch["time_s"])
 
 
 def save_checkpoint(out: Path, model, loss_fn, optimizer, scheduler, step: int) -> None:
-    """Write ``checkpoint.pt`` atomically and refresh ``model/``."""
+    """Write ``checkpoint.pt`` atomically and refresh ``model/``.
+
+    Under DDP every rank must call this (it gathers each rank's RNG state); only rank 0 writes.
+    """
+    rng = _rng_state()
     state = {"model": model.state_dict(), "model_config": model.config, "loss": loss_fn.state_dict(),
-             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(),
-             "step": step}
+             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng, "step": step}
+    if torch_dist.is_available() and torch_dist.is_initialized() and torch_dist.get_world_size() > 1:
+        per_rank: list = [None] * torch_dist.get_world_size()
+        torch_dist.all_gather_object(per_rank, rng)
+        if torch_dist.get_rank() != 0:
+            return
+        state["rng_per_rank"] = per_rank
     tmp = out / (CHECKPOINT + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, out / CHECKPOINT)  # a crash mid-write never leaves a truncated checkpoint
@@ -265,11 +369,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--config", default="default", help="configs/pretrain name or a .yaml path.")
     parser.add_argument("--out", required=True, type=Path, help="Output folder.")
     parser.add_argument("--resume", action="store_true", help="Continue the run in --out.")
+    parser.add_argument("--amp", action="store_true", default=None,
+                        help="bf16 autocast on CUDA (no-op on CPU); default: the config's optim.amp if any.")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="No progress bar.")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="Config override, repeatable (e.g. optim.steps=100).")
     args = parser.parse_args(argv)
     config = load_pretrain_config(args.config, args.overrides)
-    pretrain(args.sessions, config, args.out, resume=args.resume)
+    pretrain(args.sessions, config, args.out, resume=args.resume, progress=args.progress, amp=args.amp)
 
 
 if __name__ == "__main__":

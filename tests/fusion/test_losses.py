@@ -110,3 +110,22 @@ def test_bad_arguments_raise_clear_errors():
         MultiViewContrastiveLoss(["a", "b"], kind="vicreg")
     with pytest.raises(ValueError, match="at least two modalities"):
         MultiViewContrastiveLoss(["a"])
+
+
+def test_masked_ntxent_equals_lightly_on_the_kept_rows():
+    """Masking (what DDP needs: equal shapes on every rank) gives lightly's loss on the dropped-row batch."""
+    from lightly.loss import NTXentLoss
+
+    from fusion.losses import masked_ntxent
+
+    g = torch.Generator().manual_seed(3)
+    za, zb = torch.randn(10, 6, generator=g), torch.randn(10, 6, generator=g)
+    valid = torch.tensor([1, 1, 0, 1, 0, 1, 1, 1, 0, 1], dtype=torch.bool)
+    za.requires_grad_(True)
+    got = masked_ntxent(za, zb, valid, 0.2)
+    want = NTXentLoss(temperature=0.2)(za[valid], zb[valid])
+    torch.testing.assert_close(got, want)
+    got.backward()
+    assert torch.isfinite(za.grad).all() and za.grad[~valid].abs().max() == 0
+    all_rows = torch.ones(10, dtype=torch.bool)
+    torch.testing.assert_close(masked_ntxent(za, zb, all_rows, 0.2), NTXentLoss(temperature=0.2)(za, zb))
