@@ -119,7 +119,8 @@ def pretrain(sessions: Sequence[str | os.PathLike], config: PretrainConfig, out:
              resume: bool = False, progress: bool = True, amp: bool | None = None) -> Path:
     """Pretrain encoders on ``sessions``; returns the output folder (see the module docstring).
 
-    ``amp``: bf16 autocast of the encoders on CUDA (a no-op on CPU); None uses ``optim.amp``. Under torchrun the process group is set up (and torn down) here.
+    ``amp``: bf16 autocast of the encoders on CUDA (a no-op on CPU); None uses ``optim.amp``.
+    Under torchrun the process group is set up (and torn down) here.
     """
     info = init_from_env()
     try:
