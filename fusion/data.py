@@ -3,7 +3,15 @@
 Windows of ``window_s`` seconds every ``stride_s`` seconds are anchored on the video frame
 clock (the RGB stream's synchronized :attr:`~acquisition.Stream.times`). Each item holds the
 views that exist for that moment, an availability mask per modality, and labels that are
-used for evaluation only (mean AU intensities, session index, window centre time).
+used for evaluation only (mean AU intensities, expression and its kind from the session's
+``Markers`` stream, subject id, session index, window centre time).
+
+Expression labels: markers ``"onset/<emotion>/<kind>"`` ... ``"offset/<emotion>/<kind>"`` (the
+simulated rig's format, see :meth:`synth.facs.AUTimeline.markers`) delimit expressions; a window
+is labelled with the expression whose onset->offset interval contains the window centre, else
+``"neutral"`` / kind ``"none"``. A session without a markers stream gives ``"unknown"`` labels,
+which the probes skip. Splits: :func:`split_sessions` (held-out sessions) and
+:func:`split_by_subject` (held-out subjects, from the session's root ``subject_id``).
 
 HDF5 handles do not pickle: the index is built once in ``__init__`` (files closed again) and
 each worker process opens its own handles on first use in ``__getitem__``.
@@ -26,6 +34,9 @@ from acquisition.alignment import sample_range
 
 MODALITIES = ("rgb", "depth", "emg", "eeg")
 VIDEO = ("rgb", "depth")
+NEUTRAL = "neutral"          # expression label of a window with no expression at its centre
+NO_KIND = "none"             # kind of a neutral window
+UNKNOWN = "unknown"          # label of every window of a session without a markers stream
 SIGNALS = ("emg", "eeg")
 
 
@@ -42,7 +53,57 @@ class _SessionIndex:
     mean: dict[str, np.ndarray] = field(default_factory=dict)     # signals: (n_chans,)
     std: dict[str, np.ndarray] = field(default_factory=dict)      # signals: (n_chans,)
     au: np.ndarray | None = None               # (n_windows, n_aus) mean intensities
+    expression: np.ndarray | None = None       # (n_windows,) str, None without a markers stream
+    kind: np.ndarray | None = None             # (n_windows,) str: micro / macro / none
+    subject: str = "sub-unknown"
 
+
+def expression_intervals(texts: Sequence[str], times: np.ndarray) -> list[tuple[float, float, str, str]]:
+    """Expressions ``(onset_s, offset_s, emotion, kind)`` from ``onset/...`` and ``offset/...`` markers.
+
+    Parameters
+    ----------
+    texts : sequence of str, length n
+        Marker strings ``"<phase>/<emotion>/<kind>"``; other markers (``apex/...``, free text) are ignored.
+    times : array of float, shape (n,)
+        Marker times, seconds.
+
+    Returns
+    -------
+    intervals : list of (onset_s, offset_s, emotion, kind), sorted by onset. An onset without a
+    matching offset (recording stopped mid-expression) is dropped with a warning. Same pairing
+    rule as :func:`synth.spotting.intervals_from_markers` (fusion does not import synth).
+    """
+    open_: dict[tuple[str, str], float] = {}
+    out: list[tuple[float, float, str, str]] = []
+    for text, t in sorted(zip(texts, np.asarray(times, dtype=np.float64)), key=lambda p: p[1]):
+        parts = str(text).split("/")
+        if len(parts) != 3 or parts[0] not in ("onset", "offset"):
+            continue
+        key = (parts[1], parts[2])
+        if parts[0] == "onset":
+            open_[key] = float(t)
+        elif key in open_:
+            out.append((open_.pop(key), float(t), *key))
+    if open_:
+        logger.warning("%d expression onset marker(s) without an offset: ignored.", len(open_))
+    return sorted(out)
+
+
+def label_windows(centres: np.ndarray, intervals: Sequence[tuple[float, float, str, str]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Expression and kind of each window centre, shapes (n,) and (n,) of str.
+
+    A centre inside ``[onset, offset]`` of an interval gets its emotion and kind, else
+    :data:`NEUTRAL` and :data:`NO_KIND` (expressions do not overlap; if they did, the last wins).
+    """
+    centres = np.asarray(centres, dtype=np.float64)
+    expression = np.full(len(centres), NEUTRAL, dtype=object)
+    kind = np.full(len(centres), NO_KIND, dtype=object)
+    for onset, offset, emotion, k in intervals:
+        inside = (centres >= onset) & (centres <= offset)
+        expression[inside], kind[inside] = emotion, k
+    return expression, kind
 
 class SessionWindows(Dataset):
     """Fixed-length multi-modal windows over one or many sessions.
@@ -71,7 +132,8 @@ class SessionWindows(Dataset):
     -----
     Item keys: ``rgb`` (T, 3, S, S) float in [0, 1]; ``depth`` (T, 1, S, S); ``emg`` (n_chans, n_times)
     and ``eeg`` (n_chans, n_times) z-scored per channel; ``available`` dict of bool per modality;
-    ``au`` (n_aus,) mean AU intensity (NaN without an ``ActionUnits`` stream); ``session_index``;
+    ``au`` (n_aus,) mean AU intensity (NaN without an ``ActionUnits`` stream); ``expression`` and
+    ``kind`` (str, see the module docstring); ``subject`` (str, the session's ``subject_id``); ``session_index``;
     ``time_s`` window centre (seconds, recorder clock). An unavailable view is zeros of the right
     shape, so a batch always has every modality (every encoder runs every step, as DDP requires).
     """
@@ -149,6 +211,12 @@ class SessionWindows(Dataset):
                 index.au = np.stack([values[a:b].mean(0) if b > a else np.full(values.shape[1], np.nan)
                                      for a, b in ranges]) if len(starts) else np.zeros((0, values.shape[1]))
                 self.n_aus = max(self.n_aus, values.shape[1])
+            index.subject = str(session.info.get("subject_id", "sub-unknown"))
+            markers = next((s for s in session.streams.values() if s.modality == "markers"), None)
+            if markers is not None:
+                texts = [str(row[0]) for row in np.asarray(markers.data[:])] if markers.n_samples else []
+                intervals = expression_intervals(texts, markers.times[:len(texts)])
+                index.expression, index.kind = label_windows(starts + self.window_s / 2, intervals)
         return index
 
     def _index_video(self, index: _SessionIndex, m: str, stream) -> None:
@@ -206,6 +274,38 @@ class SessionWindows(Dataset):
         """Session index of every item, shape (n_items,)."""
         return self._items[:, 0]
 
+    @property
+    def subjects(self) -> list[str]:
+        """Subject id of every session (root ``subject_id``), in session order."""
+        return [index.subject for index in self._index]
+
+    def labels(self) -> dict[str, np.ndarray]:
+        """Evaluation labels of every item without reading any view (cheap).
+
+        Returns
+        -------
+        labels : dict
+            ``expression`` (n_items,) str, ``kind`` (n_items,) str, ``subject`` (n_items,) str,
+            ``session_index`` (n_items,) int, ``time_s`` (n_items,) window centres.
+        """
+        out: dict[str, list] = {"expression": [], "kind": [], "subject": [], "session_index": [], "time_s": []}
+        for s, w in self._items:
+            expression, kind = self._label(int(s), int(w))
+            index = self._index[int(s)]
+            out["expression"].append(expression)
+            out["kind"].append(kind)
+            out["subject"].append(index.subject)
+            out["session_index"].append(int(s))
+            out["time_s"].append(float(index.starts[w]) + self.window_s / 2)
+        return {k: np.asarray(v, dtype=object if k in ("expression", "kind", "subject") else None)
+                for k, v in out.items()}
+
+    def _label(self, s: int, w: int) -> tuple[str, str]:
+        index = self._index[s]
+        if index.expression is None:
+            return UNKNOWN, UNKNOWN
+        return str(index.expression[w]), str(index.kind[w])
+
     def __getstate__(self) -> dict:
         # h5py handles do not pickle (spawned DataLoader workers): each process reopens its own.
         state = dict(self.__dict__)
@@ -233,6 +333,8 @@ class SessionWindows(Dataset):
             out["available"][m] = ok
         au = index.au[w] if index.au is not None else np.full(self.n_aus, np.nan)
         out["au"] = torch.as_tensor(au, dtype=torch.float32)
+        out["expression"], out["kind"] = self._label(s, w)
+        out["subject"] = index.subject
         return out
 
     def shape(self, m: str) -> tuple[int, ...]:
@@ -269,3 +371,56 @@ def _centre_resize(clip: torch.Tensor, size: int) -> torch.Tensor:
     if side == size:
         return clip.contiguous()
     return F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)
+
+
+def session_subjects(sessions: Sequence[str | os.PathLike]) -> list[str]:
+    """The root ``subject_id`` of each session file (``"sub-unknown"`` when absent)."""
+    subjects = []
+    for fname in sessions:
+        with open_session(fname) as session:
+            subjects.append(str(session.info.get("subject_id", "sub-unknown")))
+    return subjects
+
+
+def split_sessions(sessions: Sequence[str | os.PathLike], *, held_out: float | int = 0.2, seed: int = 0
+                   ) -> tuple[list[Path], list[Path]]:
+    """Session-level split: whole sessions go to train or held-out, never windows of one session to both.
+
+    Parameters
+    ----------
+    sessions : sequence of path-like
+    held_out : float or int
+        Fraction (0-1, at least one session) or number of sessions to hold out.
+    seed : int
+        Seed of the random choice.
+
+    Returns
+    -------
+    train, held_out : lists of Path, in input order.
+    """
+    paths = [Path(f) for f in sessions]
+    n = int(held_out) if isinstance(held_out, int) else max(1, int(round(held_out * len(paths))))
+    if not 0 < n < len(paths):
+        raise ValueError(f"Cannot hold out {held_out} of {len(paths)} session(s): both sides need at least one.")
+    test = set(np.random.default_rng(seed).choice(len(paths), n, replace=False).tolist())
+    return [p for i, p in enumerate(paths) if i not in test], [p for i, p in enumerate(paths) if i in test]
+
+
+def split_by_subject(sessions: Sequence[str | os.PathLike], held_out_subjects: Sequence[str]
+                     ) -> tuple[list[Path], list[Path]]:
+    """Subject-level split: every session of a held-out subject is held out (no identity leaks into training).
+
+    Returns
+    -------
+    train, held_out : lists of Path, in input order.
+    """
+    paths = [Path(f) for f in sessions]
+    subjects = session_subjects(paths)
+    unknown = sorted(set(held_out_subjects) - set(subjects))
+    if unknown:
+        raise ValueError(f"No session of subject(s) {unknown}; the sessions have {sorted(set(subjects))}.")
+    test = [p for p, s in zip(paths, subjects) if s in set(held_out_subjects)]
+    train = [p for p, s in zip(paths, subjects) if s not in set(held_out_subjects)]
+    if not train:
+        raise ValueError("Holding out those subjects leaves no session to train on.")
+    return train, test

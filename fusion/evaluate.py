@@ -1,14 +1,27 @@
-"""Evaluate pretrained encoders on held-out sessions: cross-modal retrieval, AU linear probe, missing modalities.
+"""Evaluate pretrained encoders on held-out sessions: retrieval, linear probe, kNN, missing modalities.
 
 Retrieval: for every ordered pair ``A->B``, each window's ``A`` embedding queries the ``B``
 embeddings of all windows (cosine similarity); R@k is the fraction whose own window ranks in
-the top k. Chance R@1 is ``1 / N``. Linear probe: ridge regression from frozen embeddings to
-the window's mean AU intensities, R^2 with contiguous k-fold cross-validation.
+the top k. Chance R@1 is ``1 / N``.
+
+Probes on frozen embeddings (per modality and ``ALL``, the mean of the available modalities):
+ridge regression to the window's mean AU intensities (R^2), multinomial logistic regression
+and lightly's ``knn_predict`` (cosine, k=20, t=0.1) to the expression label (accuracy, UAR =
+unweighted average recall, UF1 = macro F1, as in MEGC). Protocol: with ``probe_sessions`` the
+probes are fitted on those sessions' windows and scored on the evaluated sessions; otherwise
+cross-validated within the evaluated sessions: leave-one-subject-out when there are several
+subjects, else leave-one-session-out, else contiguous folds (neighbouring windows are
+near-duplicates; random folds would leak).
+
+Missing modalities: every metric again with one modality (and EEG+EMG together) removed at
+test time, i.e. retrieval over the remaining pairs and probes on the mean of the remaining
+modalities' embeddings, as a deployment without that sensor would compute them.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +31,14 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
+from acquisition import logger
+
 from .config import PretrainConfig
+from .data import NEUTRAL, UNKNOWN, SessionWindows
 from .model import MultiModalEncoder
+
+KNN_K, KNN_T = 20, 0.1   # few labelled windows per class: k=200 (the ImageNet default) would vote with everything
+LABEL_KEYS = ("au", "session_index", "time_s", "expression", "kind", "subject")
 
 
 def load_run(run: str | os.PathLike) -> tuple[MultiModalEncoder, PretrainConfig]:
@@ -33,22 +52,40 @@ def load_run(run: str | os.PathLike) -> tuple[MultiModalEncoder, PretrainConfig]
 
 @torch.no_grad()
 def embed_sessions(model: MultiModalEncoder, config: PretrainConfig, sessions: Sequence[str | os.PathLike], *,
-                   stride_s: float | None = None, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Embeddings of every window of ``sessions`` (eval mode).
+                   stride_s: float | None = None, batch_size: int = 64, with_labels: bool = False
+                   ) -> dict[str, np.ndarray]:
+    """Embeddings of every window of ``sessions`` (eval mode); see :func:`embed_dataset` for the keys.
 
-    Returns
-    -------
-    result : dict
-        ``<modality>`` (N, D) embeddings, ``available/<modality>`` (N,) bool, ``au`` (N, n_aus),
-        ``session_index`` (N,), ``time_s`` (N,) window centres (seconds, recorder clock).
+    ``with_labels=False`` leaves out the str arrays ``expression``, ``kind``, ``subject`` (object
+    arrays that ``emosync embed`` could not write to HDF5 as they are).
     """
     from .train import make_dataset
 
     # Non-overlapping windows by default: overlapping ones are near-duplicates and blur retrieval.
     dataset = make_dataset(sessions, config, stride_s=stride_s or config.data.window_s)
+    emb = embed_dataset(model, dataset, batch_size=batch_size)
+    if not with_labels:
+        for key in ("expression", "kind", "subject"):
+            emb.pop(key)
+    return emb
+
+
+@torch.no_grad()
+def embed_dataset(model: MultiModalEncoder, dataset: SessionWindows, *, batch_size: int = 64
+                  ) -> dict[str, np.ndarray]:
+    """Embeddings of every window of a dataset (eval mode; the model's train/eval state is restored).
+
+    Returns
+    -------
+    result : dict
+        ``<modality>`` (N, D) embeddings, ``available/<modality>`` (N,) bool, ``au`` (N, n_aus),
+        ``session_index`` (N,), ``time_s`` (N,) window centres (seconds, recorder clock),
+        ``expression``, ``kind``, ``subject`` (N,) str.
+    """
     missing = [m for m in model.modalities if m not in dataset.modalities]
     if missing:
         raise ValueError(f"The model has encoders for {model.modalities} but the sessions have no {missing}.")
+    was_training = model.training
     model.eval()
     parts: dict[str, list] = {}
     for batch in DataLoader(dataset, batch_size=batch_size):
@@ -56,15 +93,19 @@ def embed_sessions(model: MultiModalEncoder, config: PretrainConfig, sessions: S
         for m in model.modalities:
             parts.setdefault(m, []).append(z[m].numpy())
             parts.setdefault(f"available/{m}", []).append(batch["available"][m].numpy())
-        for key in ("au", "session_index", "time_s"):
-            parts.setdefault(key, []).append(np.asarray(batch[key]))
+        for key in LABEL_KEYS:
+            parts.setdefault(key, []).append(np.asarray(batch[key], dtype=object if key in
+                                                        ("expression", "kind", "subject") else None))
+    model.train(was_training)
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def retrieval(za: np.ndarray, zb: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
     """R@k of retrieving row i of ``zb`` with row i of ``za`` (both (N, D), unit norm); ``chance`` = 1/N."""
     sim = za @ zb.T
-    rank = (sim > np.diag(sim)[:, None]).sum(1)  # how many candidates beat the true match
+    # How many other candidates score at least as high as the true match: ties count against it, so
+    # collapsed (constant) embeddings score chance, not a perfect R@k.
+    rank = (sim >= np.diag(sim)[:, None]).sum(1) - 1
     out = {f"R@{k}": float(np.mean(rank < k)) for k in ks}
     out["chance"] = 1.0 / len(za)
     return out
@@ -76,50 +117,323 @@ def ridge_probe(x: np.ndarray, y: np.ndarray, *, alpha: float = 1.0, folds: int 
     pred = np.zeros_like(y)
     for idx in np.array_split(np.arange(n), folds):
         train = np.setdiff1d(np.arange(n), idx)
-        xm, ym = x[train].mean(0), y[train].mean(0)
-        a, b = x[train] - xm, y[train] - ym
-        w = np.linalg.solve(a.T @ a + alpha * np.eye(a.shape[1]), a.T @ b)
-        pred[idx] = (x[idx] - xm) @ w + ym
+        pred[idx] = ridge_fit_predict(x[train], y[train], x[idx], alpha=alpha)
+    return r2_score(y, pred)
+
+
+def ridge_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, alpha: float = 1.0
+                      ) -> np.ndarray:
+    """Ridge regression fitted on (n_train, D) -> (n_train, K), predictions (n_test, K)."""
+    xm, ym = x_train.mean(0), y_train.mean(0)
+    a, b = x_train - xm, y_train - ym
+    w = np.linalg.solve(a.T @ a + alpha * np.eye(a.shape[1]), a.T @ b)
+    return (x_test - xm) @ w + ym
+
+
+def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
+    """Pooled R^2 over all outputs (NaN when ``y`` is constant)."""
     ss_res = ((y - pred) ** 2).sum()
     ss_tot = ((y - y.mean(0)) ** 2).sum()
     return float(1 - ss_res / ss_tot) if ss_tot > 0 else float("nan")
 
 
-def evaluate(run: str | os.PathLike, sessions: Sequence[str | os.PathLike], *,
-             stride_s: float | None = None) -> dict:
-    """Retrieval for every ordered pair, AU linear probe per modality and with each modality dropped.
+def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy, UAR (mean per-class recall) and UF1 (macro F1) over the classes present in ``y_true``.
+
+    Parameters
+    ----------
+    y_true, y_pred : arrays of int or str, shape (n,)
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    classes = np.unique(y_true)
+    recall, f1 = [], []
+    for c in classes:
+        tp = np.sum((y_true == c) & (y_pred == c))
+        fn, fp = np.sum((y_true == c) & (y_pred != c)), np.sum((y_true != c) & (y_pred == c))
+        recall.append(tp / max(tp + fn, 1))
+        f1.append(2 * tp / max(2 * tp + fp + fn, 1))
+    return {"acc": float(np.mean(y_true == y_pred)), "uar": float(np.mean(recall)), "uf1": float(np.mean(f1))}
+
+
+def knn_classify(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, *, k: int = KNN_K,
+                 t: float = KNN_T) -> np.ndarray:
+    """Weighted kNN (lightly ``knn_predict``, cosine similarity) labels of ``test_z``.
+
+    Parameters
+    ----------
+    train_z : (n_train, D) embeddings; train_y : (n_train,) int class indices; test_z : (n_test, D).
+
+    Returns
+    -------
+    pred : (n_test,) int class indices.
+    """
+    from lightly.utils.benchmarking import knn_predict
+
+    bank = torch.nn.functional.normalize(torch.as_tensor(train_z, dtype=torch.float32), dim=1)
+    query = torch.nn.functional.normalize(torch.as_tensor(test_z, dtype=torch.float32), dim=1)
+    labels = torch.as_tensor(train_y, dtype=torch.long)
+    pred = knn_predict(query, bank.T.contiguous(), labels, int(labels.max()) + 1, knn_k=min(k, len(bank)), knn_t=t)
+    return pred[:, 0].numpy()
+
+
+def logistic_fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, *,
+                         weight_decay: float = 1e-3, max_iter: int = 200) -> np.ndarray:
+    """Multinomial logistic regression (standardised inputs, L2, full-batch L-BFGS), predicted classes.
+
+    Parameters
+    ----------
+    train_x : (n_train, D); train_y : (n_train,) int class indices; test_x : (n_test, D).
+
+    Returns
+    -------
+    pred : (n_test,) int class indices (only classes seen in training can be predicted).
+    """
+    x = torch.as_tensor(train_x, dtype=torch.float64)
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
+    x = (x - mean) / std
+    y = torch.as_tensor(train_y, dtype=torch.long)
+    n_classes = int(y.max()) + 1
+    linear = torch.nn.Linear(x.shape[1], n_classes).double()
+    torch.nn.init.zeros_(linear.weight)
+    torch.nn.init.zeros_(linear.bias)
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(linear(x), y) + weight_decay * linear.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)  # convex: zero init + L-BFGS is deterministic, no seed needed
+    with torch.no_grad():
+        test = (torch.as_tensor(test_x, dtype=torch.float64) - mean) / std
+        return linear(test).argmax(1).numpy()
+
+
+def fuse(emb: dict[str, np.ndarray], mods: Sequence[str]) -> np.ndarray:
+    """Mean of the available modalities' embeddings, shape (N, D) (a moment embedding robust to missing views).
+
+    A window with none of ``mods`` available is all zeros.
+    """
+    total = sum(emb[m] * emb[f"available/{m}"][:, None] for m in mods)
+    count = sum(emb[f"available/{m}"][:, None].astype(float) for m in mods)
+    return total / np.maximum(count, 1)
+
+
+def _available(emb: dict[str, np.ndarray], mods: Sequence[str]) -> np.ndarray:
+    return np.any([emb[f"available/{m}"] for m in mods], axis=0)
+
+
+def cv_folds(emb: dict[str, np.ndarray], n_folds: int = 5) -> tuple[str, list[np.ndarray]]:
+    """Test-index folds over the windows of ``emb``: by subject, else by session, else contiguous.
+
+    Returns
+    -------
+    protocol : str
+        ``"leave-one-subject-out"``, ``"leave-one-session-out"`` or ``"contiguous-<k>-fold"``.
+    folds : list of (n_test,) int arrays covering every window once.
+    """
+    n = len(emb["time_s"])
+    for key, name in (("subject", "leave-one-subject-out"), ("session_index", "leave-one-session-out")):
+        groups = np.asarray(emb[key]).astype(str)
+        values = np.unique(groups)
+        if len(values) > 1:
+            return name, [np.flatnonzero(groups == v) for v in values]
+    return f"contiguous-{n_folds}-fold", [f for f in np.array_split(np.arange(n), n_folds) if len(f)]
+
+
+def probe_scores(train: dict[str, np.ndarray], test: dict[str, np.ndarray], mods: Sequence[str], *,
+                 label_fraction: float = 1.0, seed: int = 0) -> tuple[dict, dict]:
+    """Linear probe and kNN of one train/test split, on the mean embedding of ``mods``.
+
+    Parameters
+    ----------
+    train, test : dict
+        :func:`embed_dataset` outputs.
+    mods : sequence of str
+        Modalities to fuse (one modality = a per-modality probe).
+    label_fraction : float
+        Fraction of the labelled training windows the probes may use (random, seeded).
+
+    Returns
+    -------
+    linear, knn : dict
+        ``linear``: ``au_r2``, ``expr_acc``, ``expr_uar``, ``expr_uf1`` (NaN where not computable);
+        ``knn``: ``expr_acc``, ``expr_uar``, ``expr_uf1``. Test windows without any of ``mods``
+        count as wrong (expression) / are predicted as the training mean (AU): a missing sensor costs.
+    """
+    nan = float("nan")
+    linear = {"au_r2": nan, "expr_acc": nan, "expr_uar": nan, "expr_uf1": nan}
+    knn = {"expr_acc": nan, "expr_uar": nan, "expr_uf1": nan}
+    x_train, x_test = fuse(train, mods), fuse(test, mods)
+    ok_train, ok_test = _available(train, mods), _available(test, mods)
+    rng = np.random.default_rng(seed)
+
+    def subsample(mask: np.ndarray) -> np.ndarray:
+        idx = np.flatnonzero(mask)
+        if label_fraction < 1.0:
+            idx = np.sort(rng.choice(idx, max(2, int(round(label_fraction * len(idx)))), replace=False)) \
+                if len(idx) > 2 else idx
+        return idx
+
+    au_train, au_test = train["au"], test["au"]
+    if au_train.ndim == 2 and au_train.shape[1] and au_test.shape[1] == au_train.shape[1]:
+        has_train = np.isfinite(au_train).all(1) & ok_train
+        has_test = np.isfinite(au_test).all(1)
+        idx = subsample(has_train)
+        if len(idx) >= 10 and has_test.sum() >= 2:
+            pred = np.tile(au_train[idx].mean(0), (len(au_test), 1))
+            use = has_test & ok_test
+            if use.any():
+                pred[use] = ridge_fit_predict(x_train[idx], au_train[idx], x_test[use])
+            linear["au_r2"] = r2_score(au_test[has_test], pred[has_test])
+    expr_train, expr_test = train["expression"].astype(str), test["expression"].astype(str)
+    idx = subsample((expr_train != UNKNOWN) & ok_train)
+    labelled_test = expr_test != UNKNOWN
+    if len(idx) >= 2 and labelled_test.any():
+        classes = np.unique(expr_train[idx])
+        y_train = np.searchsorted(classes, expr_train[idx])
+        use = labelled_test & ok_test
+        truth = expr_test[labelled_test]
+        for scores, predict in ((linear, logistic_fit_predict), (knn, knn_classify)):
+            pred = np.full(len(test["time_s"]), "<missing>", dtype=object)
+            if use.any():
+                pred[use] = classes[predict(x_train[idx], y_train, x_test[use])] if len(classes) > 1 \
+                    else classes[0]
+            scores.update({f"expr_{k}": v for k, v in
+                           classification_scores(truth, pred[labelled_test].astype(str)).items()})
+    return linear, knn
+
+
+def _subset(emb: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[idx] for k, v in emb.items()}
+
+
+def _splits(emb: dict[str, np.ndarray], probe_emb: dict[str, np.ndarray] | None
+            ) -> tuple[str, Iterator[tuple[dict, dict]]]:
+    if probe_emb is not None:
+        return "fit on probe sessions, scored on evaluated sessions", iter([(probe_emb, emb)])
+    protocol, folds = cv_folds(emb)
+    everything = np.arange(len(emb["time_s"]))
+    return protocol, ((_subset(emb, np.setdiff1d(everything, f)), _subset(emb, f)) for f in folds)
+
+
+def probe_report(emb: dict[str, np.ndarray], mods: Sequence[str], *, probe_emb: dict[str, np.ndarray] | None = None,
+                 label_fraction: float = 1.0, seed: int = 0) -> tuple[dict, dict, str]:
+    """Linear-probe and kNN scores per modality and ``ALL`` (fused), averaged over the protocol's folds.
+
+    Returns
+    -------
+    linear, knn : dict of ``MODALITY`` -> scores (see :func:`probe_scores`)
+    protocol : str
+    """
+    groups = {m.upper(): [m] for m in mods}
+    groups["ALL"] = list(mods)
+    protocol, splits = _splits(emb, probe_emb)
+    per: dict[str, list] = {name: [] for name in groups}
+    for train, test in splits:
+        for name, ms in groups.items():
+            per[name].append(probe_scores(train, test, ms, label_fraction=label_fraction, seed=seed))
+    linear = {name: _mean_dicts([r[0] for r in rows]) for name, rows in per.items()}
+    knn = {name: _mean_dicts([r[1] for r in rows]) for name, rows in per.items()}
+    return linear, knn, protocol
+
+
+def _mean_dicts(rows: list[dict[str, float]]) -> dict[str, float]:
+    out = {}
+    for key in rows[0]:
+        values = np.array([r[key] for r in rows], dtype=float)
+        out[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    return out
+
+
+def retrieval_report(emb: dict[str, np.ndarray], mods: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Retrieval for every ordered pair of ``mods`` over the windows where both are available."""
+    out = {}
+    for a, b in itertools.permutations(mods, 2):
+        both = emb[f"available/{a}"] & emb[f"available/{b}"]
+        if both.sum() >= 2:
+            out[f"{a.upper()}->{b.upper()}"] = retrieval(emb[a][both], emb[b][both])
+    return out
+
+
+def drop_sets(mods: Sequence[str]) -> list[list[str]]:
+    """Modality sets removed in the missing-modality evaluation: each one, and EEG+EMG together."""
+    return [[m] for m in mods] + ([["emg", "eeg"]] if {"emg", "eeg"} <= set(mods) else [])
+
+
+def missing_modality_report(emb: dict[str, np.ndarray], mods: Sequence[str], *,
+                            probe_emb: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+    """Every metric with each drop set of :func:`drop_sets` removed at test time.
 
     Returns
     -------
     report : dict
-        ``{"retrieval": {"RGB->EMG": {"R@1", "R@5", "R@10", "chance"}, ...}, "linear_probe": {...},
-        "missing_modality": {...}, "n_windows": N}``.
+        ``"-RGB"``, ..., ``"-EMG+EEG"`` -> ``mean_R@1`` (over the remaining pairs; NaN with one
+        modality left), ``chance``, ``au_r2``, ``expr_acc``, ``expr_uar``, ``knn_acc``, ``knn_uar``
+        (probes on the mean of the remaining modalities; the probe is fitted without them too).
     """
-    model, config = load_run(run)
-    emb = embed_sessions(model, config, sessions, stride_s=stride_s)
-    mods = model.modalities
-    report: dict = {"retrieval": {}, "linear_probe": {}, "missing_modality": {}, "n_windows": int(len(emb["time_s"]))}
-    for a, b in itertools.permutations(mods, 2):
-        both = emb[f"available/{a}"] & emb[f"available/{b}"]
-        if both.sum() >= 2:
-            report["retrieval"][f"{a.upper()}->{b.upper()}"] = retrieval(emb[a][both], emb[b][both])
-    au = emb["au"]
-    labelled = np.isfinite(au).all(1) if au.ndim == 2 and au.shape[1] else np.zeros(len(au), bool)
-    if labelled.sum() >= 10:
-        y = au[labelled]
-        for m in mods:
-            report["linear_probe"][m.upper()] = {"au_r2": ridge_probe(emb[m][labelled], y)}
-        fused = _fuse(emb, mods)
-        report["linear_probe"]["ALL"] = {"au_r2": ridge_probe(fused[labelled], y)}
-        for drop in [[m] for m in mods] + ([["emg", "eeg"]] if {"emg", "eeg"} <= set(mods) else []):
-            keep = [m for m in mods if m not in drop]
-            name = "-" + "+".join(d.upper() for d in drop)
-            report["missing_modality"][name] = {"au_r2": ridge_probe(_fuse(emb, keep)[labelled], y)}
+    report = {}
+    for drop in drop_sets(mods):
+        keep = [m for m in mods if m not in drop]
+        pairs = retrieval_report(emb, keep)
+        protocol, splits = _splits(emb, probe_emb)
+        rows = [probe_scores(train, test, keep) for train, test in splits]
+        linear, knn = _mean_dicts([r[0] for r in rows]), _mean_dicts([r[1] for r in rows])
+        report["-" + "+".join(d.upper() for d in drop)] = {
+            "kept": "+".join(m.upper() for m in keep),
+            "mean_R@1": float(np.mean([p["R@1"] for p in pairs.values()])) if pairs else float("nan"),
+            "chance": 1.0 / len(emb["time_s"]),
+            "au_r2": linear["au_r2"], "expr_acc": linear["expr_acc"], "expr_uar": linear["expr_uar"],
+            "knn_acc": knn["expr_acc"], "knn_uar": knn["expr_uar"]}
     return report
 
 
-def _fuse(emb: dict[str, np.ndarray], mods: Sequence[str]) -> np.ndarray:
-    """Mean of the available modalities' embeddings (a moment embedding robust to missing views)."""
-    total = sum(emb[m] * emb[f"available/{m}"][:, None] for m in mods)
-    count = sum(emb[f"available/{m}"][:, None].astype(float) for m in mods)
-    return total / np.maximum(count, 1)
+def evaluate_embeddings(emb: dict[str, np.ndarray], mods: Sequence[str], *,
+                        probe_emb: dict[str, np.ndarray] | None = None) -> dict:
+    """The full report of :func:`evaluate` from embeddings (see there)."""
+    labelled = int(np.sum(emb["expression"].astype(str) != UNKNOWN))
+    if not labelled:
+        logger.warning("No expression labels (no Markers stream in the evaluated sessions): expression probes "
+                       "are NaN.")
+    linear, knn, protocol = probe_report(emb, mods, probe_emb=probe_emb)
+    expr = emb["expression"].astype(str)
+    return {"retrieval": retrieval_report(emb, mods), "linear_probe": linear, "knn": knn,
+            "missing_modality": missing_modality_report(emb, mods, probe_emb=probe_emb),
+            "n_windows": int(len(emb["time_s"])),
+            "labels": {"protocol": protocol, "n_expression_labelled": labelled,
+                       "neutral_fraction": float(np.mean(expr[expr != UNKNOWN] == NEUTRAL)) if labelled
+                       else float("nan")}}
+
+
+def evaluate(run: str | os.PathLike, sessions: Sequence[str | os.PathLike], *, stride_s: float | None = None,
+             probe_sessions: Sequence[str | os.PathLike] | None = None) -> dict:
+    """Retrieval for every ordered pair, linear probe and kNN per modality, and each modality dropped.
+
+    Parameters
+    ----------
+    run : path-like
+        A pretraining output folder.
+    sessions : sequence of path-like
+        Held-out sessions to evaluate on.
+    stride_s : float, optional
+        Window stride (default: the window length, non-overlapping).
+    probe_sessions : sequence of path-like, optional
+        Labelled sessions to fit the probes on (e.g. the training sessions; labels are never used
+        by pretraining). Without them the probes are cross-validated within ``sessions``.
+
+    Returns
+    -------
+    report : dict
+        ``{"retrieval": {"RGB->EMG": {"R@1", "R@5", "R@10", "chance"}, ...every ordered pair},
+        "linear_probe": {"RGB": {"au_r2", "expr_acc", "expr_uar", "expr_uf1"}, ..., "ALL": {...}},
+        "knn": {"RGB": {"expr_acc", "expr_uar", "expr_uf1"}, ...},
+        "missing_modality": {"-RGB": {...}, ..., "-EMG+EEG": {...}}, "n_windows": N,
+        "labels": {"protocol", "n_expression_labelled", "neutral_fraction"}}``. Metrics that
+        cannot be computed (no AU stream, no markers) are NaN, never missing keys.
+    """
+    model, config = load_run(run)
+    emb = embed_sessions(model, config, sessions, stride_s=stride_s, with_labels=True)
+    probe_emb = (embed_sessions(model, config, probe_sessions, stride_s=stride_s, with_labels=True)
+                 if probe_sessions else None)
+    return evaluate_embeddings(emb, model.modalities, probe_emb=probe_emb)

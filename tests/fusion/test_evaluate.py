@@ -1,0 +1,138 @@
+"""Evaluation labels, probes, missing-modality robustness and baselines (fusion.evaluate, fusion.baselines)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from acquisition import SessionWriter, StreamSpec
+from fusion.baselines import random_init_model, supervised_scores, train_supervised
+from fusion.config import load_pretrain_config
+from fusion.data import (NEUTRAL, UNKNOWN, SessionWindows, expression_intervals, label_windows, split_by_subject,
+                         split_sessions)
+from fusion.evaluate import (classification_scores, embed_dataset, evaluate_embeddings, knn_classify,
+                             logistic_fit_predict, probe_scores)
+from fusion.train import make_dataset
+
+from .conftest import write_small_session
+
+TINY = ["data.clip_frames=2", "data.image_size=16", "model.hidden_dim=16", "model.embed_dim=8",
+        "model.encoders.rgb.kwargs.width=4", "model.encoders.depth.kwargs.width=4"]
+MARKERS = [(0.4, "onset/happiness/macro"), (1.0, "apex/happiness/macro"), (2.5, "offset/happiness/macro"),
+           (4.1, "onset/surprise/micro"), (4.4, "offset/surprise/micro"), (5.0, "blink"),
+           (5.5, "onset/anger/macro")]  # no offset: dropped
+
+
+def _add_markers(fname, markers, subject="sub-a"):
+    import h5py
+
+    writer = SessionWriter.append_to(fname)
+    writer.add_stream(StreamSpec("Markers", "Markers", 1, "string", 0.0, "m")).append(
+        [[text] for _, text in markers], [t for t, _ in markers])
+    writer.close()
+    with h5py.File(fname, "r+") as f:
+        f.attrs["subject_id"] = subject
+    return fname
+
+
+def test_intervals_and_window_labels():
+    intervals = expression_intervals([m for _, m in MARKERS], np.array([t for t, _ in MARKERS]))
+    assert intervals == [(0.4, 2.5, "happiness", "macro"), (4.1, 4.4, "surprise", "micro")]
+    expression, kind = label_windows(np.array([0.3, 0.4, 2.0, 3.0, 4.25, 5.0]), intervals)
+    assert list(expression) == [NEUTRAL, "happiness", "happiness", NEUTRAL, "surprise", NEUTRAL]
+    assert list(kind) == ["none", "macro", "macro", "none", "micro", "none"]
+
+
+def test_dataset_labels_from_markers_and_splits(tmp_path):
+    a = _add_markers(write_small_session(tmp_path / "a.h5", duration_s=6.0), MARKERS, "sub-a")
+    b = write_small_session(tmp_path / "b.h5", duration_s=3.0)  # no markers: unknown labels
+    ds = SessionWindows([a, b], window_s=1.0, stride_s=0.5, clip_frames=2, image_size=16)
+    labels = ds.labels()
+    from_a = labels["session_index"] == 0
+    # Window starts 0, 0.5, ... -> centres 0.5, 1.0, ...: 0.4-2.5 happiness, 4.25 is no centre (4.0, 4.5 are).
+    assert list(labels["expression"][from_a][:6]) == ["happiness"] * 5 + [NEUTRAL]
+    assert set(labels["expression"][~from_a]) == {UNKNOWN}
+    assert list(labels["subject"][[0, -1]]) == ["sub-a", "sub-unknown"]
+    item = ds[1]
+    assert (item["expression"], item["kind"], item["subject"]) == ("happiness", "macro", "sub-a")
+    train, held = split_by_subject([a, b], ["sub-a"])
+    assert (train, held) == ([b], [a])
+    train, held = split_sessions([a, b, a], held_out=1, seed=0)
+    assert len(train) == 2 and len(held) == 1
+    with pytest.raises(ValueError, match="sub-zzz"):
+        split_by_subject([a, b], ["sub-zzz"])
+    with pytest.raises(ValueError, match="both sides"):
+        split_sessions([a], held_out=1)
+
+
+def _separable(n, seed, dim=16, n_classes=3, noise=0.3):
+    """Samples around fixed class centres (the same for every ``seed``)."""
+    centres = np.random.default_rng(123).normal(size=(n_classes, dim)) * 3
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    return centres[y] + noise * rng.normal(size=(n, dim)), y
+
+
+def test_knn_and_logistic_on_separable_embeddings():
+    x, y = _separable(120, seed=0)
+    xt, yt = _separable(60, seed=1)
+    assert np.mean(knn_classify(x, y, xt) == yt) == 1.0
+    assert np.mean(logistic_fit_predict(x, y, xt) == yt) == 1.0
+    # Random labels: chance level, not 1.0 (the probe cannot memorise the test set).
+    shuffled = np.random.default_rng(2).permutation(yt)
+    assert np.mean(logistic_fit_predict(x, y, xt) == shuffled) < 0.6
+    scores = classification_scores(np.array(["a", "a", "b", "b"]), np.array(["a", "b", "b", "b"]))
+    assert scores == pytest.approx({"acc": 0.75, "uar": 0.75, "uf1": (2 / 3 + 0.8) / 2})
+
+
+def _fake_embeddings(n=90, seed=0):
+    """Two informative modalities (rgb, emg) and one pure-noise one (eeg), 3 expressions, AUs from the class."""
+    rng = np.random.default_rng(seed)
+    names = np.array(["happiness", "neutral", "surprise"])
+    y = rng.integers(0, 3, n)
+    centres = np.random.default_rng(99).normal(size=(3, 8)) * 2
+    emb = {"rgb": centres[y] + 0.5 * rng.normal(size=(n, 8)), "emg": centres[y] + 0.5 * rng.normal(size=(n, 8)),
+           "eeg": rng.normal(size=(n, 8)), "expression": names[y].astype(object),
+           "au": np.eye(3)[y] + 0.05 * rng.normal(size=(n, 3)), "time_s": np.arange(n) * 1.0,
+           "session_index": np.zeros(n, int), "subject": np.full(n, "sub-x", dtype=object)}
+    for m in ("rgb", "emg", "eeg"):
+        emb[f"available/{m}"] = np.ones(n, bool)
+    return emb
+
+
+def test_missing_modality_evaluation_degrades_gracefully():
+    train, test = _fake_embeddings(seed=0), _fake_embeddings(seed=1)
+    mods = ["rgb", "emg", "eeg"]
+    full, _ = probe_scores(train, test, mods)
+    assert full["expr_acc"] > 0.9 and full["au_r2"] > 0.8
+    noise_only, knn = probe_scores(train, test, ["eeg"])
+    assert noise_only["expr_acc"] < 0.6 and knn["expr_acc"] < 0.6
+    test["available/rgb"][::2] = False  # half the test windows lost RGB: the others still carry the class
+    report = evaluate_embeddings(test, mods, probe_emb=train)
+    assert set(report) >= {"retrieval", "linear_probe", "knn", "missing_modality", "n_windows"}
+    assert len(report["retrieval"]) == 6 and report["n_windows"] == 90
+    missing = report["missing_modality"]
+    assert set(missing) == {"-RGB", "-EMG", "-EEG", "-EMG+EEG"}
+    assert missing["-EEG"]["expr_acc"] > 0.9            # the noise modality is not needed
+    assert missing["-EMG+EEG"]["expr_acc"] < missing["-EEG"]["expr_acc"]   # only half-available RGB left
+    assert np.isnan(missing["-EMG+EEG"]["mean_R@1"])    # one modality left: no pair to retrieve
+    # Cross-validated protocol when no probe sessions are given (one session -> contiguous folds).
+    assert evaluate_embeddings(_fake_embeddings(), mods)["labels"]["protocol"] == "contiguous-5-fold"
+
+
+@pytest.mark.slow
+def test_baselines_run_on_a_tiny_session(tmp_path):
+    a = _add_markers(write_small_session(tmp_path / "a.h5", duration_s=6.0), MARKERS)
+    config = load_pretrain_config("tiny", TINY)
+    ds = make_dataset([a], config, stride_s=0.5)
+    model = random_init_model(config, ds)
+    emb = embed_dataset(model, ds)
+    assert emb["rgb"].shape == (len(ds), 8) and emb["expression"].dtype == object
+    report = evaluate_embeddings(emb, model.modalities)
+    assert np.isfinite(report["linear_probe"]["ALL"]["expr_acc"])
+    supervised = train_supervised(config, ds, label_fraction=0.5, steps=3, batch_size=4)
+    scores = supervised_scores(supervised, ds)
+    assert set(scores) == {"RGB", "DEPTH", "EMG", "EEG", "ALL"}
+    assert 0.0 <= scores["ALL"]["expr_acc"] <= 1.0
+    with pytest.raises(ValueError, match="no expression labels"):
+        train_supervised(config, make_dataset([write_small_session(tmp_path / "b.h5")], config), steps=1)
