@@ -66,8 +66,9 @@ def evaluate(
 def embed(
     run: Path = typer.Argument(..., help="A pretraining output folder."),
     session: Path = typer.Argument(..., help="A session file (.h5)."),
-    out: Path = typer.Option(..., "--out", "-o", help="HDF5 file to write (overwritten)."),
+    out: Path = typer.Option(..., "--out", "-o", help="HDF5 file to write (kept if it exists, unless --overwrite)."),
     stride: float = typer.Option(0.0, help="Window stride in seconds (default: the window length)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """Per-window embeddings of every modality, with window centre times, into an HDF5 file.
 
@@ -77,6 +78,8 @@ def embed(
 
     from .evaluate import embed_sessions, load_run
 
+    if out.exists() and not overwrite:
+        raise _fail(f"{out} exists; choose another --out or pass --overwrite to replace it.")
     try:
         model, config = load_run(run)
         emb = embed_sessions(model, config, [session], stride_s=stride or None)
