@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from acquisition import Session, logger, open_session
+from acquisition.markers import expression_intervals
 from acquisition.alignment import sample_range
 
 MODALITIES = ("rgb", "depth", "emg", "eeg")
@@ -56,38 +57,6 @@ class _SessionIndex:
     expression: np.ndarray | None = None       # (n_windows,) str, None without a markers stream
     kind: np.ndarray | None = None             # (n_windows,) str: micro / macro / none
     subject: str = "sub-unknown"
-
-
-def expression_intervals(texts: Sequence[str], times: np.ndarray) -> list[tuple[float, float, str, str]]:
-    """Expressions ``(onset_s, offset_s, emotion, kind)`` from ``onset/...`` and ``offset/...`` markers.
-
-    Parameters
-    ----------
-    texts : sequence of str, length n
-        Marker strings ``"<phase>/<emotion>/<kind>"``; other markers (``apex/...``, free text) are ignored.
-    times : array of float, shape (n,)
-        Marker times, seconds.
-
-    Returns
-    -------
-    intervals : list of (onset_s, offset_s, emotion, kind), sorted by onset. An onset without a
-    matching offset (recording stopped mid-expression) is dropped with a warning. Same pairing
-    rule as :func:`synth.spotting.intervals_from_markers` (fusion does not import synth).
-    """
-    open_: dict[tuple[str, str], float] = {}
-    out: list[tuple[float, float, str, str]] = []
-    for text, t in sorted(zip(texts, np.asarray(times, dtype=np.float64)), key=lambda p: p[1]):
-        parts = str(text).split("/")
-        if len(parts) != 3 or parts[0] not in ("onset", "offset"):
-            continue
-        key = (parts[1], parts[2])
-        if parts[0] == "onset":
-            open_[key] = float(t)
-        elif key in open_:
-            out.append((open_.pop(key), float(t), *key))
-    if open_:
-        logger.warning("%d expression onset marker(s) without an offset: ignored.", len(open_))
-    return sorted(out)
 
 
 def label_windows(centres: np.ndarray, intervals: Sequence[tuple[float, float, str, str]]

@@ -40,6 +40,7 @@ import numpy as np
 from scipy import ndimage, optimize, signal
 
 from acquisition._logging import logger, verbose
+from acquisition.markers import expression_intervals
 from acquisition.session_format import STREAMS_GROUP, StreamSpec
 
 from .facs import EMOTION_PROTOTYPES
@@ -615,18 +616,7 @@ def intervals_from_markers(times: Sequence[float], texts: Sequence[str]) -> list
     intervals : list of Interval
         Complete onset/offset pairs in time order (an onset without offset is dropped).
     """
-    open_: dict[tuple[str, str], float] = {}
-    out = []
-    for t, text in sorted(zip(times, texts), key=lambda m: m[0]):
-        parts = str(text).split("/")
-        if len(parts) != 3 or parts[0] not in ("onset", "offset"):
-            continue
-        key = (parts[1], parts[2])
-        if parts[0] == "onset":
-            open_[key] = float(t)
-        elif key in open_:
-            out.append(Interval(open_.pop(key), float(t), parts[2], parts[1]))
-    return sorted(out, key=lambda i: i.onset_s)
+    return [Interval(onset, offset, kind, label) for onset, offset, label, kind in expression_intervals(texts, times)]
 
 
 def interval_iou(a: Interval, b: Interval) -> float:
