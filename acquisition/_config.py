@@ -2,7 +2,7 @@
 
 Every YAML file in ``configs/`` is validated by a pydantic model with unknown keys
 rejected (``extra="forbid"``), so a typo fails loudly instead of being ignored.
-Command-line overrides are OmegaConf dotlists (``emg.srate_hz=1000``), the same
+Command-line overrides are OmegaConf dotlists (``emg.srate_hz=1500``), the same
 syntax Hydra users know, without Hydra's runtime.
 """
 

@@ -20,7 +20,7 @@ def simulate(
     duration: Optional[float] = typer.Option(None, help="Seconds to run (default: until Ctrl-C)."),
     seed: int = typer.Option(0, help="Seed of the AU timeline and all signals (same seed, same samples)."),
     name_prefix: str = typer.Option("", help="Prefix for every stream name (to run several rigs at once)."),
-    set_: list[str] = typer.Option([], "--set", help="Config override, repeatable: --set emg.srate_hz=1000."),
+    set_: list[str] = typer.Option([], "--set", help="Config override, repeatable: --set emg.srate_hz=1500."),
 ) -> None:
     """Run the simulated rig: real LSL outlets for RGB, depth, EMG, EEG, AUs and markers.
 
