@@ -52,6 +52,19 @@ def _gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     return res.bool() if x.dtype == torch.bool else res
 
 
+def _gather_pair(za: torch.Tensor, zb: torch.Tensor, valid: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
+    """Keys of both views and the validity mask from every rank (or this rank's, in one process).
+
+    Returns ``(keys_a, keys_b, valid_all, world_size, offset)``: ``keys_*`` of shape (world * n, d)
+    with gradients, ``valid_all`` (world * n,), and ``offset`` = where this rank's rows start.
+    """
+    if not _distributed():
+        return za, zb, valid, 1, 0
+    world, offset = torch_dist.get_world_size(), torch_dist.get_rank() * za.shape[0]
+    return _gather_with_grad(za), _gather_with_grad(zb), _gather_no_grad(valid), world, offset
+
+
 def _self_columns(n: int, offset: int, n_total: int, device: torch.device) -> torch.Tensor:
     """Bool (n, n_total), True at (i, offset + i): where each local row meets itself among gathered rows."""
     eye = torch.zeros(n, n_total, dtype=torch.bool, device=device)  # built on `device` (lightly's eye_rank is not)
@@ -85,11 +98,8 @@ def masked_ntxent(za: torch.Tensor, zb: torch.Tensor, valid: torch.Tensor, tempe
         (times ``world_size * local share`` under DDP, see above).
     """
     za, zb = F.normalize(za, dim=1), F.normalize(zb, dim=1)
-    n, world, offset = za.shape[0], 1, 0
-    keys_a, keys_b, valid_all = za, zb, valid
-    if _distributed():
-        world, offset = torch_dist.get_world_size(), torch_dist.get_rank() * za.shape[0]
-        keys_a, keys_b, valid_all = _gather_with_grad(za), _gather_with_grad(zb), _gather_no_grad(valid)
+    n = za.shape[0]
+    keys_a, keys_b, valid_all, world, offset = _gather_pair(za, zb, valid)
     n_all = keys_a.shape[0]
     anchors = torch.cat([za, zb])                                   # (2n, d)
     keys = torch.cat([keys_a, keys_b])                              # (2N, d)
@@ -136,11 +146,8 @@ def cross_modal_infonce(za: torch.Tensor, zb: torch.Tensor, logit_scale: torch.T
         scaled so that the mean over ranks is the global average).
     """
     za, zb = F.normalize(za, dim=1), F.normalize(zb, dim=1)
-    n, world, offset = za.shape[0], 1, 0
-    keys_a, keys_b, valid_all = za, zb, valid
-    if _distributed():
-        world, offset = torch_dist.get_world_size(), torch_dist.get_rank() * za.shape[0]
-        keys_a, keys_b, valid_all = _gather_with_grad(za), _gather_with_grad(zb), _gather_no_grad(valid)
+    n = za.shape[0]
+    keys_a, keys_b, valid_all, world, offset = _gather_pair(za, zb, valid)
     logits_ab = logit_scale * za @ keys_b.T                        # (n, N)
     logits_ba = logit_scale * zb @ keys_a.T                        # (n, N)
     own = _self_columns(n, offset, keys_a.shape[0], za.device)
