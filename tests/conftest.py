@@ -31,6 +31,18 @@ def light_rig_config(unique_prefix: str):
 
 
 @pytest.fixture
+def emosync_log(caplog):
+    """Capture the emosync logger (which does not propagate to the root logger)."""
+    import logging
+
+    logger = logging.getLogger("emosync")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="emosync")
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """The real data folder; skips the test when it is absent."""
     if not SHARED_DATA.is_dir():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import logging
 import uuid
 
 import mne
@@ -79,16 +78,6 @@ def write_session(path, *, emg_s: float = 4.0, eeg_s: float = 4.0, markers=MARKE
 @pytest.fixture
 def session_path(tmp_path):
     return write_session(tmp_path / "s.h5")
-
-
-@pytest.fixture
-def emosync_log(caplog):
-    """Capture the emosync logger (which does not propagate to the root logger)."""
-    logger = logging.getLogger("emosync")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="emosync")
-    yield caplog
-    logger.removeHandler(caplog.handler)
 
 
 def test_single_stream_channels_rate_meas_date_annotations(session_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 
 import mne
 import numpy as np
@@ -18,15 +17,6 @@ from acquisition.processing import (
 )
 
 SFREQ = 2000.0
-
-
-@pytest.fixture
-def emosync_log(caplog):
-    logger = logging.getLogger("emosync")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="emosync")
-    yield caplog
-    logger.removeHandler(caplog.handler)
 
 
 def _raw(data: np.ndarray, types: list[str], sfreq: float = SFREQ) -> mne.io.RawArray:
