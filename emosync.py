@@ -1,14 +1,11 @@
 """The ``emosync`` command: a thin dispatcher to acquisition, synth and fusion.
 
 Each package owns its commands (``acquisition/cli.py``, ``synth/cli.py``); this
-module only assembles them, and runs the end-to-end ``demo``.
+module only assembles them; the end-to-end ``demo`` lives in ``emosync_demo.py``.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -49,60 +46,39 @@ app.command("simulate")(synth_cli.simulate)
 console = acquisition_cli.console
 
 
+DEMO_STAGES = ("record", "annotate", "pretrain", "synth", "card")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("emosync-demo"), help="Folder for everything the demo writes."),
-    quick: bool = typer.Option(False, help="Light rig (160x120 video) and a shorter recording."),
+    quick: bool = typer.Option(False, help="Light rig (160x120 video), shorter recordings, fewer training steps."),
     duration: Optional[float] = typer.Option(None, help="Seconds to record (default 20, or 8 with --quick)."),
     seed: int = typer.Option(7, help="Seed of the simulated rig."),
+    skip: list[str] = typer.Option([], "--skip", help=f"Stage to skip, repeatable: {', '.join(DEMO_STAGES)}."),
+    redo: list[str] = typer.Option([], "--redo", help="Stage to run again although it finished before, repeatable."),
 ) -> None:
-    """Simulate the rig, record it over real LSL, summarize the session and draw its timeline.
+    """The whole pipeline on a machine without sensors: record, annotate, pretrain, synthesize, audit, data cards.
 
-    Example: emosync demo --quick
+    Stages: record (simulated rig over real LSL, summary, timeline PNG), annotate (MediaPipe faces),
+    pretrain (multi-view contrastive, retrieval figures), synth (tiny AU-conditioned generator, a small
+    micro/macro corpus, privacy audit), card (data cards). A stage that finished is skipped when the demo
+    runs again with the same --out (an interrupted one resumes); --skip and --redo choose.
+
+    Example: emosync demo --quick --out demo1
     """
-    import uuid
+    from emosync_demo import DemoRun, DemoStageError
 
-    from acquisition import open_session
-    from acquisition.plot import plot_timeline
-    from acquisition.recorder import SessionRecorder
-    from acquisition.summary import summarize_session
-
-    out.mkdir(parents=True, exist_ok=True)
-    record_s = duration if duration is not None else (8.0 if quick else 20.0)
-    profile = "light" if quick else "default"
-    prefix = f"demo{uuid.uuid4().hex[:6]}_"
-    session_path = out / f"session_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}.h5"
-    console.rule("[bold]emosync demo[/]: 1/2 simulate + record")
-    console.print(f"Starting the simulated rig ('{profile}' profile, seed {seed}) in its own process...")
-    sim = subprocess.Popen([sys.executable, "-m", "emosync", "simulate", "--profile", profile, "--seed", str(seed),
-                            "--duration", str(record_s + 15), "--name-prefix", prefix],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    unknown = sorted((set(skip) | set(redo)) - set(DEMO_STAGES))
+    if unknown:
+        raise acquisition_cli._fail(f"unknown stage(s) {unknown}; stages are {list(DEMO_STAGES)}.")
+    run = DemoRun(out, quick=quick, record_s=duration, seed=seed, console=console)
     try:
-        recorder = SessionRecorder(session_path, streams=[f"starts-with(name,'{prefix}')"],
-                                   subject_id="sub-sim01", notes=f"emosync demo, rig seed {seed}")
-        recorder.start()
-        with console.status(f"Recording {record_s:g} s of RGB, depth, EMG, EEG, AUs and markers..."):
-            recorder.wait(record_s)
-            recorder.stop()
-    except Exception as err:
-        sim.terminate()
-        _, sim_stderr = sim.communicate(timeout=30)
-        acquisition_cli.err_console.print(f"[bold red]error:[/] {err}")
-        if sim_stderr.strip():
-            acquisition_cli.err_console.print("The simulated rig said:\n" + sim_stderr.strip()[-2000:])
-        raise typer.Exit(1) from None
-    sim.terminate()
-    sim.communicate(timeout=30)
-    console.rule("[bold]2/2 summary and timeline[/]")
-    timeline_path = session_path.with_suffix(".timeline.png")
-    with open_session(session_path) as session:
-        acquisition_cli.print_summary(summarize_session(session))
-        with console.status("Drawing the session timeline..."):
-            plot_timeline(session, timeline_path)
-    console.print(f"\nSession:  [bold]{session_path}[/]  (inspect with `emosync info {session_path}`)")
-    console.print(f"Timeline: [bold]{timeline_path}[/]  (video, depth, markers, AU ground truth, EMG, EEG on one axis)")
-    console.print("Samples lost: see the 'dropped' and 'gaps' columns (0 expected); 'jitter us' shows the stamp "
-                  "jitter before (and after) dejitter.")
+        for stage in DEMO_STAGES:
+            run.run_stage(stage, skip=stage in skip, redo=stage in redo)
+    except DemoStageError as err:
+        raise acquisition_cli._fail(str(err)) from None
+    run.print_overview()
 
 
 if __name__ == "__main__":
