@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from acquisition import cli as acquisition_cli
-from acquisition import cli_faces, cli_mne, cli_plot, cli_video, cli_xdf
+from acquisition import cli_card, cli_faces, cli_mne, cli_plot, cli_video, cli_xdf
 from fusion import cli as fusion_cli
 from synth import cli as synth_cli
 from synth import cli_spot
@@ -42,6 +42,7 @@ app.command("pretrain")(fusion_cli.pretrain)
 app.command("evaluate")(fusion_cli.evaluate)
 app.command("embed")(fusion_cli.embed)
 app.command("simulate")(synth_cli.simulate)
+app.command("card")(cli_card.card)
 
 console = acquisition_cli.console
 
