@@ -15,7 +15,8 @@ from acquisition import cli as acquisition_cli
 from acquisition import cli_card, cli_faces, cli_mne, cli_plot, cli_video, cli_xdf
 from fusion import cli as fusion_cli
 from synth import cli as synth_cli
-from synth import cli_spot
+from synth import cli_audit, cli_spot, cli_synth
+from emosync_demo import STAGES, DemoRun, DemoStageError
 
 app = typer.Typer(
     name="emosync",
@@ -43,11 +44,10 @@ app.command("evaluate")(fusion_cli.evaluate)
 app.command("embed")(fusion_cli.embed)
 app.command("simulate")(synth_cli.simulate)
 app.command("card")(cli_card.card)
+cli_synth.app.command("audit")(cli_audit.audit)
+app.add_typer(cli_synth.app, name="synth")
 
 console = acquisition_cli.console
-
-
-DEMO_STAGES = ("record", "annotate", "pretrain", "synth", "card")
 
 
 @app.command()
@@ -56,8 +56,10 @@ def demo(
     quick: bool = typer.Option(False, help="Light rig (160x120 video), shorter recordings, fewer training steps."),
     duration: Optional[float] = typer.Option(None, help="Seconds to record (default 20, or 8 with --quick)."),
     seed: int = typer.Option(7, help="Seed of the simulated rig."),
-    skip: list[str] = typer.Option([], "--skip", help=f"Stage to skip, repeatable: {', '.join(DEMO_STAGES)}."),
+    skip: list[str] = typer.Option([], "--skip", help=f"Stage to skip, repeatable: {', '.join(STAGES)}."),
     redo: list[str] = typer.Option([], "--redo", help="Stage to run again although it finished before, repeatable."),
+    overrides: list[str] = typer.Option([], "--set", help="configs/demo override KEY=VALUE, repeatable "
+                                                         "(e.g. pretrain_steps=500)."),
 ) -> None:
     """The whole pipeline on a machine without sensors: record, annotate, pretrain, synthesize, audit, data cards.
 
@@ -68,16 +70,16 @@ def demo(
 
     Example: emosync demo --quick --out demo1
     """
-    from emosync_demo import DemoRun, DemoStageError
+    from acquisition._config import ConfigError
 
-    unknown = sorted((set(skip) | set(redo)) - set(DEMO_STAGES))
+    unknown = sorted((set(skip) | set(redo)) - set(STAGES))
     if unknown:
-        raise acquisition_cli._fail(f"unknown stage(s) {unknown}; stages are {list(DEMO_STAGES)}.")
-    run = DemoRun(out, quick=quick, record_s=duration, seed=seed, console=console)
+        raise acquisition_cli._fail(f"unknown stage(s) {unknown}; stages are {list(STAGES)}.")
     try:
-        for stage in DEMO_STAGES:
+        run = DemoRun(out, quick=quick, record_s=duration, seed=seed, overrides=overrides, console=console)
+        for stage in STAGES:
             run.run_stage(stage, skip=stage in skip, redo=stage in redo)
-    except DemoStageError as err:
+    except (DemoStageError, ConfigError) as err:
         raise acquisition_cli._fail(str(err)) from None
     run.print_overview()
 

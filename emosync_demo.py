@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from rich.table import Table
 from acquisition._config import StrictModel, load_config
 
 REPO_ROOT = Path(__file__).resolve().parent
+#: The demo's stages, in order.
+STAGES = ("record", "annotate", "pretrain", "synth", "card")
 
 
 class DemoConfig(StrictModel):
@@ -60,15 +63,18 @@ class DemoRun:
         Seconds to record (None: the config's).
     seed : int
         Seed of the recorded rig.
+    overrides : sequence of str
+        ``key=value`` overrides of the demo config.
     console : rich.console.Console
         Where progress and results go.
     """
 
-    def __init__(self, out: Path, *, quick: bool, record_s: float | None, seed: int, console: Console) -> None:
+    def __init__(self, out: Path, *, quick: bool, record_s: float | None, seed: int, overrides: Sequence[str] = (),
+                 console: Console) -> None:
         self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        overrides = [f"record_s={record_s}"] if record_s is not None else []
+        overrides = [*overrides, *([f"record_s={record_s}"] if record_s is not None else [])]
         self.config = load_config(DemoConfig, "quick" if quick else "full", "demo", overrides)
+        self.out.mkdir(parents=True, exist_ok=True)
         self.seed = seed
         self.console = console
         self.state_path = self.out / "demo.json"
@@ -86,8 +92,7 @@ class DemoRun:
     def run_stage(self, name: str, *, skip: bool = False, redo: bool = False) -> None:
         """Run stage ``name`` unless skipped or already finished (and not ``redo``)."""
         stages = self.state.setdefault("stages", {})
-        index = ("record", "annotate", "pretrain", "synth", "card").index(name) + 1
-        self.console.rule(f"[bold]emosync demo[/] {index}/5: {name}")
+        self.console.rule(f"[bold]emosync demo[/] {STAGES.index(name) + 1}/{len(STAGES)}: {name}")
         if skip:
             self.console.print("skipped (--skip)")
             return
@@ -233,10 +238,75 @@ class DemoRun:
                 "figures": {"mean_R@1": r1, "chance": chance}}
 
     def _stage_synth(self) -> dict:
-        raise DemoStageError("synth stage: not wired yet")
+        import shutil
+
+        from synth.generative.config import load_synth_config
+        from synth.generative.corpus import sample_corpus
+        from synth.generative.train import latest_checkpoint, train_generator
+        from synth.privacy import NearestNeighbourFilter, audit_corpus
+
+        c = self.config
+        held_out = self._require("record", "session")
+        with self.console.status(f"Writing {c.train_sessions} simulated training subjects..."):
+            train = self._train_sessions()
+        model = self.out / "synth" / "model"
+        resume = model.exists() and latest_checkpoint(model) is not None
+        self.console.print(f"Training the '{c.synth_config}' generator for {c.synth_steps} steps on the face crops "
+                           f"of {len(train)} simulated subjects{' (resuming)' if resume else ''}...")
+        train_generator(train, load_synth_config(c.synth_config, [f"optim.steps={c.synth_steps}"]), model,
+                        resume=resume)
+        corpus = self.out / "synth" / "corpus"
+        if corpus.exists():  # left by an interrupted run of this stage: sampling is cheap, start it over
+            shutil.rmtree(corpus)
+        with self.console.status("Calibrating the rejection filter on the training frames..."):
+            reject = NearestNeighbourFilter.from_model_dir(model, "auto")
+        half = c.corpus_sequences // 2
+        for kind, n, first_seed in (("micro", half, 0), ("macro", c.corpus_sequences - half, 1000)):
+            self.console.print(f"Sampling {n} {kind}-expression sequences ({', '.join(c.corpus_emotions)})...")
+            sample_corpus(model, corpus, n=n, seed=first_seed, emotions=c.corpus_emotions, kind=kind,
+                          append=kind == "macro", reject=reject, progress=True)
+        with self.console.status("Auditing the corpus (nearest neighbours, memorization, membership inference)..."):
+            report = audit_corpus(model, corpus, train, [held_out])
+            written = report.write(corpus)
+        r = report.result
+        nn = r["nearest_neighbour"]
+        self.console.print(f"Privacy audit: [bold]{'PASSED' if report.passed else 'FAILED'}[/]. Nearest training frame "
+                           f"(pixel RMS): synthetic median {nn['synthetic_to_train']['median']:.3f} vs held-out real "
+                           f"{nn['holdout_to_train']['median']:.3f}; memorized frames {r['memorized_frames']}; "
+                           f"membership-inference AUC {r['membership_inference']['auc']:.2f}.")
+        if not report.passed:
+            self.console.print("A tiny generator trained on two or three faces reproduces those faces, and the audit "
+                               "says so: that is its job. See which checks failed in "
+                               f"{written['markdown']} and docs/privacy-audit.md.")
+        return {"outputs": {"model": str(model), "corpus": str(corpus),
+                            "sample_grids": str(model / "samples"), "audit": str(corpus / "audit.md")},
+                "figures": {"audit_passed": report.passed, "memorized_frames": r["memorized_frames"],
+                            "mia_auc": r["membership_inference"]["auc"]}}
 
     def _stage_card(self) -> dict:
-        raise DemoStageError("card stage: not wired yet")
+        import shutil
+
+        from acquisition.cards import check_card, write_card
+
+        recording = self._require("record", "session").parent
+        cards = self.out / "cards"
+        made = {}
+        sources = [("recording", recording, REPO_ROOT / "data_cards" / "simulated-rig-demo" / "card.yaml")]
+        if self.state["stages"].get("synth", {}).get("done"):
+            sources.append(("synthetic-corpus", self._require("synth", "corpus"),
+                            REPO_ROOT / "data_cards" / "synthetic-demo" / "card.yaml"))
+        for name, data, template in sources:
+            card_yaml = data / "card.yaml"
+            if not card_yaml.exists():  # the human part: the demo's data are simulated, so its answers are known
+                shutil.copyfile(template, card_yaml)
+            out = cards / name
+            write_card([data], out, card_yaml=card_yaml, source_command=f"emosync card {data} --out {out}")
+            problems = check_card([data], out, card_yaml=card_yaml)
+            self.console.print(f"Data card of the {name}: [bold]{out / 'README.md'}[/] (+ croissant.json, "
+                               f"sessions.csv); `emosync card {data} --out {out} --check`: "
+                               + ("passes" if not problems else "; ".join(problems)))
+            made[name] = str(out / "README.md")
+        return {"outputs": made}
 
     # -- the end ---------------------------------------------------------------------------------------------
 

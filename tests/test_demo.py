@@ -1,27 +1,67 @@
-"""The README's first command: `emosync demo` runs end to end on a machine without sensors."""
+"""The README's first command: `emosync demo` runs every stage end to end on a machine without sensors."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 from acquisition import open_session
 
 from .conftest import emosync_command
 
+#: Every stage, with sizes small enough for the test suite (the stages' own tests check quality).
+TINY = ["--quick", "--duration", "3", "--set", "train_session_s=4", "--set", "pretrain_steps=3",
+        "--set", "synth_steps=3", "--set", "corpus_sequences=2"]
 
-def test_quick_demo_records_every_stream_and_draws_the_timeline(tmp_path):
-    result = subprocess.run(emosync_command("demo", "--quick", "--duration", "3", "--out", str(tmp_path)),
-                            capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (session,) = tmp_path.glob("*.h5")
-    (timeline,) = tmp_path.glob("*.timeline.png")
-    assert timeline.stat().st_size > 20_000
-    assert "Timeline:" in result.stdout and "Session:" in result.stdout
+
+def _demo(tmp_path, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run(emosync_command("demo", "--out", str(tmp_path), *args), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_demo_runs_every_stage_then_resumes_without_redoing_them(tmp_path):
+    result = _demo(tmp_path, *TINY)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    state = json.loads((tmp_path / "demo.json").read_text())
+    assert list(state["stages"]) == ["record", "annotate", "pretrain", "synth", "card"]
+    assert all(stage["done"] for stage in state["stages"].values())
+
+    (session,) = (tmp_path / "recording").glob("*.h5")
+    assert (tmp_path / "recording" / f"{session.stem}.timeline.png").stat().st_size > 20_000
     with open_session(session) as s:
-        types = sorted(st.info["type"] for st in s.streams.values())
-        assert types == ["ActionUnits", "EEG", "EMG", "Markers", "VideoRaw", "VideoRaw"]
+        types = sorted(st.info["type"] for st in s.streams.values() if st.info["type"] != "FaceTracking")
+        assert {"ActionUnits", "EEG", "EMG", "Markers", "VideoRaw"} <= set(types)
         for st in s.streams.values():
-            if st.nominal_srate > 0:
+            if st.info["type"] in ("EEG", "EMG"):
                 assert st.n_samples > 2 * st.nominal_srate, st.name
-                if st.sync.dejittered:
-                    assert st.sync.jitter_after_s < 1e-6, st.name
+                assert st.sync.jitter_after_s < 1e-6, st.name
+
+    evaluation = json.loads((tmp_path / "pretrain" / "evaluation.json").read_text())
+    assert len(evaluation["retrieval"]) == 12
+    corpus = json.loads((tmp_path / "synth" / "corpus" / "corpus.json").read_text())
+    assert sorted(seq["kind"] for seq in corpus["sequences"]) == ["macro", "micro"]
+    audit = json.loads((tmp_path / "synth" / "corpus" / "audit.json").read_text())
+    assert isinstance(audit["passed"], bool) and 0 <= audit["membership_inference"]["auc"] <= 1
+    for card in ("recording", "synthetic-corpus"):
+        readme = (tmp_path / "cards" / card / "README.md").read_text()
+        assert "  todo: []" in readme, card          # every required human field came from card.yaml
+        assert (tmp_path / "cards" / card / "croissant.json").exists()
+    corpus_card = (tmp_path / "cards" / "synthetic-corpus" / "README.md").read_text()
+    assert "synthetic: true" in corpus_card and "audited: true" in corpus_card
+    assert "Everything is under" in result.stdout
+
+    again = _demo(tmp_path, *TINY, timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("already done in an earlier run") == 5
+    assert json.loads((tmp_path / "demo.json").read_text())["stages"] == state["stages"]
+
+
+def test_demo_refuses_unknown_stages_and_other_settings_in_the_same_folder(tmp_path):
+    result = _demo(tmp_path, "--skip", "pretrian", timeout=60)
+    assert result.returncode == 1 and "pretrian" in result.stderr and "record" in result.stderr
+    (tmp_path / "demo.json").write_text(json.dumps({"config": {"record_s": 99.0}}))
+    result = _demo(tmp_path, "--quick", timeout=60)
+    assert result.returncode == 1 and "other settings" in result.stderr
+    result = _demo(tmp_path / "new", "--quick", "--set", "pretrain_stesp=3", timeout=60)
+    assert result.returncode == 1 and "pretrain_stesp" in result.stderr
+    assert not (tmp_path / "new").exists()
