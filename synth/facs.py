@@ -9,7 +9,9 @@ and an apex hold; micro-expressions last at most 0.5 s, macro-expressions 0.5-4 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -218,6 +220,19 @@ class AUTimeline:
         return sorted(out, key=lambda m: m[0])
 
 
+def _draw_expression(rng: np.random.Generator, config: TimelineConfig, onset_s: float, duration_s: float,
+                     emotion: str, kind: str) -> ExpressionEvent:
+    """One expression: a prototype variant, an apex intensity and the onset/apex phase lengths."""
+    variants = EMOTION_PROTOTYPES[emotion]
+    variant = variants[int(rng.integers(len(variants)))]
+    apex = rng.uniform(*(config.micro_intensity if kind == "micro" else config.macro_intensity))
+    onset_len = duration_s * rng.uniform(*config.onset_fraction)
+    apex_len = duration_s * rng.uniform(*config.apex_fraction)
+    return ExpressionEvent(onset_s=onset_s, apex_s=onset_s + onset_len, apex_end_s=onset_s + onset_len + apex_len,
+                           offset_s=onset_s + duration_s, emotion=emotion, kind=kind,
+                           peak={au: apex * w for au, w in variant.items()})
+
+
 def generate_timeline(config: TimelineConfig, duration_s: float, seed: int) -> AUTimeline:
     """Draw a random AU timeline.
 
@@ -250,15 +265,7 @@ def generate_timeline(config: TimelineConfig, duration_s: float, seed: int) -> A
         if t + duration > duration_s:
             break
         emotion = str(rng.choice(config.emotions))
-        variants = EMOTION_PROTOTYPES[emotion]
-        variant = variants[int(rng.integers(len(variants)))]
-        apex = rng.uniform(*(config.micro_intensity if kind == "micro" else config.macro_intensity))
-        onset_len = duration * rng.uniform(*config.onset_fraction)
-        apex_len = duration * rng.uniform(*config.apex_fraction)
-        events.append(ExpressionEvent(
-            onset_s=t, apex_s=t + onset_len, apex_end_s=t + onset_len + apex_len, offset_s=t + duration,
-            emotion=emotion, kind=kind, peak={au: apex * w for au, w in variant.items()},
-        ))
+        events.append(_draw_expression(rng, config, t, duration, emotion, kind))
         t += duration + config.min_gap_s
     blink_rate = config.blinks_per_minute / 60.0
     t = 0.0
@@ -295,3 +302,190 @@ def muscle_activation(au_intensity: np.ndarray, muscle: str) -> np.ndarray:
         known = sorted({m for au in AU_CATALOGUE.values() for m in au.muscles})
         raise ValueError(f"No AU recruits muscle {muscle!r}; known muscles: {known}")
     return np.clip(np.asarray(au_intensity, dtype=np.float64) @ weights / MAX_INTENSITY, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- validation
+def parse_au(name: str | int) -> int:
+    """An AU number from ``"AU12"``, ``"au06"``, ``"12"`` or ``12``.
+
+    Raises
+    ------
+    ValueError
+        If the name is not an AU of :data:`AU_IDS` (the message lists them).
+    """
+    text = str(name).strip().upper().removeprefix("AU").strip()
+    if text.isdigit() and int(text) in AU_INDEX:
+        return int(text)
+    raise ValueError(f"Unknown action unit {name!r}; known AUs: {', '.join(f'AU{a:02d}' for a in AU_IDS)}.")
+
+
+def check_emotion(name: str) -> str:
+    """``name`` if it is an emotion of :data:`EMOTION_PROTOTYPES`, else a ValueError listing them."""
+    if name not in EMOTION_PROTOTYPES:
+        raise ValueError(f"Unknown emotion {name!r}; known emotions: {', '.join(EMOTIONS)}.")
+    return name
+
+
+def check_intensities(aus: np.ndarray, what: str = "AU intensities") -> np.ndarray:
+    """Validate AU intensities: shape (n, 17), finite, on the 0-5 scale; returns them as float32.
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending AU and value.
+    """
+    aus = np.asarray(aus, dtype=np.float64)
+    if aus.ndim != 2 or aus.shape[1] != len(AU_IDS):
+        raise ValueError(f"{what} must have shape (n_frames, {len(AU_IDS)}), got {aus.shape}.")
+    bad = ~np.isfinite(aus) | (aus < 0) | (aus > MAX_INTENSITY)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(f"{what}: AU{AU_IDS[col]:02d} = {float(aus[row, col])!r} at row {row} is outside the FACS "
+                         f"0-{MAX_INTENSITY:g} scale (A-E = 1-5); {int(bad.sum())} value(s) out of range.")
+    return aus.astype(np.float32)
+
+
+def frame_times(duration_s: float, fps: float, start_s: float = 0.0) -> np.ndarray:
+    """Frame times ``start_s + k / fps`` for the ``floor(duration_s * fps)`` frames of a timeline (any fps, e.g. 200).
+
+    Raises
+    ------
+    ValueError
+        If ``fps`` is not positive or the timeline is shorter than one frame.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}.")
+    n = int(np.floor(duration_s * fps + 1e-9))
+    if n < 1:
+        raise ValueError(f"The timeline lasts {duration_s:.4g} s, shorter than one frame at {fps:g} fps "
+                         f"({1 / fps:.4g} s); give a longer timeline or a higher --fps.")
+    return start_s + np.arange(n) / float(fps)
+
+
+def expression_timeline(emotion: str, kind: str, *, seed: int, config: TimelineConfig | None = None,
+                        duration_s: float | None = None, margin_s: float = 0.1) -> AUTimeline:
+    """A timeline holding one expression of ``emotion`` and ``kind``, drawn as the rig draws them.
+
+    Parameters
+    ----------
+    emotion : str
+        An emotion of :data:`EMOTION_PROTOTYPES`.
+    kind : ``"micro"`` | ``"macro"``
+        Duration class; its duration and intensity ranges come from ``config``.
+    seed : int
+        Seed of the draw.
+    config : TimelineConfig | None
+        Duration and intensity distributions (the defaults when None).
+    duration_s : float | None
+        Length of the timeline. The expression's duration is drawn from the part of its range
+        that fits within ``duration_s - 2 * margin_s``; None: the drawn duration plus the margins.
+    margin_s : float
+        Neutral time before the onset and after the offset, in seconds.
+
+    Raises
+    ------
+    ValueError
+        Unknown emotion or kind, or no expression of that kind fits in ``duration_s``.
+    """
+    check_emotion(emotion)
+    config = config or TimelineConfig()
+    if kind not in ("micro", "macro"):
+        raise ValueError(f"Unknown expression kind {kind!r}; use 'micro' (<= {MICRO_MAX_DURATION_S} s) or 'macro'.")
+    low, longest = config.micro_duration_s if kind == "micro" else config.macro_duration_s
+    high = longest
+    if duration_s is not None:
+        high = min(high, duration_s - 2 * margin_s)
+        if high < low:
+            raise ValueError(f"A {kind} expression lasts {low:g}-{longest:g} s "
+                             f"but the sequence is {duration_s:.3g} s long ({margin_s:g} s margins); "
+                             "ask for more frames or a lower fps.")
+    rng = np.random.default_rng([seed, 0x5E0])
+    length = rng.uniform(low, high)
+    event = _draw_expression(rng, config, margin_s, length, emotion, kind)
+    return AUTimeline([event], duration_s if duration_s is not None else length + 2 * margin_s)
+
+
+class SampledAUTimeline:
+    """Explicit AU curves (e.g. from a CSV), linearly interpolated; a drop-in for :class:`AUTimeline`.
+
+    Parameters
+    ----------
+    times_s : array of float, shape (n,)
+        Strictly increasing sample times, seconds.
+    aus : array of float, shape (n, 17)
+        AU intensities (0-5) in :data:`AU_IDS` order.
+    """
+
+    events: list[ExpressionEvent] = []
+
+    def __init__(self, times_s: np.ndarray, aus: np.ndarray) -> None:
+        times_s = np.asarray(times_s, dtype=np.float64)
+        if times_s.ndim != 1 or len(times_s) == 0 or not np.all(np.isfinite(times_s)):
+            raise ValueError("AU timeline times must be a non-empty 1-D array of finite seconds.")
+        if np.any(np.diff(times_s) <= 0):
+            raise ValueError("AU timeline times must be strictly increasing.")
+        self.aus = check_intensities(aus, "AU timeline")
+        if len(self.aus) != len(times_s):
+            raise ValueError(f"{len(times_s)} times but {len(self.aus)} rows of AUs.")
+        self.times_s = times_s
+        self.start_s = float(times_s[0])
+        self.duration_s = float(times_s[-1] - times_s[0])
+
+    @property
+    def expressions(self) -> list[ExpressionEvent]:
+        """None: explicit curves carry no onset/apex/offset annotation."""
+        return []
+
+    def intensities(self, times_s: np.ndarray) -> np.ndarray:
+        """Intensities at ``times_s`` (n,) -> (n, 17) float32, held constant beyond the ends."""
+        t = np.asarray(times_s, dtype=np.float64).reshape(-1)
+        return np.column_stack([np.interp(t, self.times_s, self.aus[:, j]) for j in range(len(AU_IDS))]
+                               ).astype(np.float32)
+
+    def markers(self) -> list[tuple[float, str]]:
+        """No markers (see :attr:`expressions`)."""
+        return []
+
+
+def read_au_timeline_csv(path: str | os.PathLike) -> SampledAUTimeline:
+    """Read explicit AU curves: a CSV with a ``time_s`` column and AU columns (``AU12``, ``AU06``...).
+
+    AUs without a column are 0. Raises a ValueError naming the problem for unknown columns,
+    non-numeric cells, times that do not increase, or intensities outside 0-5.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No AU timeline file at {path}.")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "time_s" not in [c.strip() for c in rows[0]]:
+        raise ValueError(f"{path}: the first row must name the columns, with 'time_s' and AUs such as AU12.")
+    header = [c.strip() for c in rows[0]]
+    columns = {}
+    for k, name in enumerate(header):
+        if name != "time_s":
+            try:
+                au = parse_au(name)
+            except ValueError as err:
+                raise ValueError(f"{path}: column {name!r}: {err}") from None
+            if au in columns.values():
+                raise ValueError(f"{path}: AU{au:02d} appears in two columns.")
+            columns[k] = au
+    body = [r for r in rows[1:] if any(c.strip() for c in r)]
+    if not body:
+        raise ValueError(f"{path} has a header but no rows.")
+    try:
+        values = np.array([[float(c) for c in r] for r in body], dtype=np.float64)
+    except ValueError as err:
+        raise ValueError(f"{path}: non-numeric cell ({err}).") from None
+    if values.shape[1] != len(header):
+        raise ValueError(f"{path}: rows have {values.shape[1]} cells but the header names {len(header)} columns.")
+    aus = np.zeros((len(values), len(AU_IDS)))
+    for k, au in columns.items():
+        aus[:, AU_INDEX[au]] = values[:, k]
+    try:
+        return SampledAUTimeline(values[:, header.index("time_s")], aus)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None

@@ -79,3 +79,78 @@ def test_muscle_activation():
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValidationError):
         TimelineConfig(**bad)
+
+
+# --------------------------------------------------------------------------- validation, frame rates, CSV
+def test_parse_au_and_emotion():
+    from synth.facs import check_emotion, parse_au
+
+    assert parse_au("AU12") == 12 and parse_au("au06") == 6 and parse_au(" 45 ") == 45 and parse_au(4) == 4
+    for bad in ("AU3", "AU99", "smile", ""):
+        with pytest.raises(ValueError, match="known AUs: AU01"):
+            parse_au(bad)
+    assert check_emotion("fear") == "fear"
+    with pytest.raises(ValueError, match="known emotions: happiness"):
+        check_emotion("joy")
+
+
+def test_check_intensities():
+    from synth.facs import check_intensities
+
+    ok = np.zeros((3, 17))
+    ok[1, AU_INDEX[12]] = 5.0
+    assert check_intensities(ok).dtype == np.float32
+    bad = ok.copy()
+    bad[2, AU_INDEX[4]] = 5.5
+    with pytest.raises(ValueError, match="AU04 = 5.5 at row 2 is outside the FACS 0-5 scale"):
+        check_intensities(bad)
+    with pytest.raises(ValueError, match="outside"):
+        check_intensities(np.full((1, 17), np.nan))
+    with pytest.raises(ValueError, match=r"shape \(n_frames, 17\)"):
+        check_intensities(np.zeros((2, 5)))
+
+
+@pytest.mark.parametrize("fps", [30.0, 200.0])
+def test_expression_timeline_at_any_fps(fps):
+    from synth.facs import expression_timeline, frame_times
+
+    tl = expression_timeline("happiness", "micro", seed=4)
+    (event,) = tl.expressions
+    assert event.kind == "micro" and event.duration_s <= 0.5 and set(event.peak) >= {6, 12}
+    assert tl.duration_s == pytest.approx(event.duration_s + 0.2)
+    times = frame_times(tl.duration_s, fps)
+    assert len(times) == int(np.floor(tl.duration_s * fps + 1e-9)) and np.allclose(np.diff(times), 1 / fps)
+    au = tl.intensities(times)
+    assert au[0].max() == 0 and au[:, AU_INDEX[12]].max() > 0.9 * event.peak[12] * (1 if fps == 200 else 0.8)
+    apex = int(np.argmax(au[:, AU_INDEX[12]]))
+    assert event.onset_s <= times[apex] <= event.offset_s
+    assert expression_timeline("happiness", "micro", seed=4).events == tl.events
+    fixed = expression_timeline("anger", "macro", seed=1, duration_s=2.0)
+    assert fixed.duration_s == 2.0 and fixed.expressions[0].offset_s <= 1.9 + 1e-9
+    with pytest.raises(ValueError, match="macro expression lasts"):
+        expression_timeline("anger", "macro", seed=1, duration_s=0.6)
+    with pytest.raises(ValueError, match="Unknown expression kind"):
+        expression_timeline("anger", "huge", seed=1)
+    with pytest.raises(ValueError, match="shorter than one frame at 30 fps"):
+        frame_times(0.02, 30.0)
+
+
+def test_read_au_timeline_csv(tmp_path):
+    from synth.facs import read_au_timeline_csv
+
+    path = tmp_path / "t.csv"
+    path.write_text("time_s, AU12 ,au06\n1.0,0,0\n1.5,4,2\n2.0,0,1\n")
+    tl = read_au_timeline_csv(path)
+    assert tl.start_s == 1.0 and tl.duration_s == 1.0 and tl.markers() == [] and tl.expressions == []
+    au = tl.intensities(np.array([1.0, 1.25, 1.5, 3.0]))
+    np.testing.assert_allclose(au[:, AU_INDEX[12]], [0, 2, 4, 0])
+    np.testing.assert_allclose(au[:, AU_INDEX[6]], [0, 1, 2, 1])
+    assert au[:, AU_INDEX[1]].max() == 0
+    for text, message in [("time_s,AU12,AU12\n0,1,1\n1,1,1\n", "two columns"), ("time_s,AU12\n0,x\n", "non-numeric"),
+                          ("time_s,AU12\n", "no rows"), ("time_s,AU12\n0,-1\n1,0\n", "outside the FACS"),
+                          ("time_s,AU12\n0,1,2\n", "cells")]:
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            read_au_timeline_csv(path)
+    with pytest.raises(FileNotFoundError):
+        read_au_timeline_csv(tmp_path / "none.csv")

@@ -1,0 +1,280 @@
+"""Synthetic corpora: AU sequences -> generated RGB-D frames -> one session per sequence.
+
+Layout of a corpus folder (the data-card generator and fusion rely on it)::
+
+    OUT/corpus.json              {"synthetic": true, "generator": {"kind", "model_dir", "model_sha256", "config"},
+                                  "seeds": [first, last], "sequences": [{"id", "file", "emotion", "kind", "seed",
+                                  "n_frames", "fps"}], "rejection": {...} | null, "created", "emosync_version"}
+    OUT/sessions/seq-00000.h5    one session per sequence, written by acquisition.SessionWriter
+
+Each session holds ``RGB`` (RGB8 ``VideoRaw``), ``Depth`` (``DEPTH16-mm``), ``ActionUnits`` (the
+17 conditioning intensities, one row per frame), ``Markers`` (``onset/<emotion>/<kind>``,
+``apex/...``, ``offset/...`` as in :mod:`acquisition.markers`; absent for explicit AU curves,
+which carry no annotation) and, on request, ``EMG`` from the simulator's muscle model
+(:class:`synth.rig.signals.EMGGenerator` driven by the same AU curves). Root metadata:
+``synthetic=True``, ``subject_id="synthetic"``, ``generator_kind``, ``model_sha256``, ``seed``,
+``emotion``, ``expression_kind``.
+
+Sequence ``i`` of a run uses seed ``seed + i`` both for its AU timeline and for the generator's
+noise, so ``(model, seed)`` reproduces a sequence. A corpus is never overwritten: sampling into
+a folder that holds one fails unless ``append=True``, which adds sequences with new ids (same
+model only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition import SessionWriter, StreamSpec, logger
+from synth.facs import AU_IDS, AUTimeline, SampledAUTimeline, TimelineConfig, check_emotion, check_intensities, \
+    expression_timeline, frame_times
+
+from .base import load_generator, model_sha256, utc_now
+from .frames import rgbd_to_images
+
+CORPUS_FILE = "corpus.json"
+SESSIONS_DIR = "sessions"
+#: A rejection filter: frames (n, 4, H, W) in [-1, 1] -> boolean array (n,), True = too close to training data.
+RejectFilter = Callable[[np.ndarray], np.ndarray]
+AU_LABELS = [f"AU{au:02d}" for au in AU_IDS]
+
+
+@dataclass
+class SequenceRequest:
+    """What one sequence shows: an AU timeline sampled at ``fps`` (``n_frames`` frames)."""
+
+    timeline: AUTimeline | SampledAUTimeline
+    times_s: np.ndarray
+    aus: np.ndarray
+    emotion: str | None
+    kind: str | None
+    fps: float
+
+
+def emotion_request(emotion: str, kind: str, *, seed: int, fps: float = 30.0, n_frames: int | None = None,
+                    timeline_config: TimelineConfig | None = None) -> SequenceRequest:
+    """One expression of ``emotion``/``kind`` (drawn as the rig draws them), sampled at ``fps``.
+
+    ``n_frames`` None: the expression's drawn duration plus 0.1 s of neutral face on either side.
+    """
+    duration = None if n_frames is None else n_frames / fps
+    timeline = expression_timeline(emotion, kind, seed=seed, config=timeline_config, duration_s=duration)
+    times = frame_times(timeline.duration_s, fps)
+    if n_frames is not None:
+        times = np.arange(n_frames) / fps
+    return SequenceRequest(timeline, times, timeline.intensities(times), emotion, kind, fps)
+
+
+def timeline_request(timeline: SampledAUTimeline, *, fps: float = 30.0, n_frames: int | None = None
+                     ) -> SequenceRequest:
+    """Explicit AU curves resampled at ``fps`` from their first time; ``n_frames`` caps the length."""
+    shifted = SampledAUTimeline(timeline.times_s - timeline.start_s, timeline.aus)
+    times = frame_times(shifted.duration_s, fps)
+    if n_frames is not None:
+        if n_frames > len(times):
+            raise ValueError(f"--frames {n_frames} asks for more frames than the AU timeline holds at {fps:g} fps "
+                             f"({len(times)} over {shifted.duration_s:.3g} s).")
+        times = times[:n_frames]
+    return SequenceRequest(shifted, times, shifted.intensities(times), None, None, fps)
+
+
+def write_sequence(fname: str | os.PathLike, request: SequenceRequest, rgbd: np.ndarray, *,
+                   metadata: dict[str, Any], emg: bool = False, seed: int = 0) -> Path:
+    """Write one generated sequence as a session (see the module docstring for its streams)."""
+    aus = check_intensities(request.aus, "conditioning AUs")
+    if len(rgbd) != len(aus):
+        raise ValueError(f"{len(rgbd)} frames but {len(aus)} AU rows.")
+    rgb, depth = rgbd_to_images(rgbd)
+    height, width = rgb.shape[1:3]
+    fps, times = float(request.fps), np.asarray(request.times_s, dtype=np.float64)
+    with SessionWriter(fname, subject_id="synthetic", notes="synth.generative corpus sequence",
+                       metadata={"synthetic": True, **metadata}) as w:
+        w.add_stream(StreamSpec("RGB", "VideoRaw", height * width * 3, "int8", fps, "synthetic-rgb",
+                                frame_shape=(height, width, 3), encoding="RGB8")).append(rgb, times)
+        w.add_stream(StreamSpec("Depth", "VideoRaw", height * width, "int16", fps, "synthetic-depth",
+                                frame_shape=(height, width), encoding="DEPTH16-mm")).append(depth, times)
+        w.add_stream(StreamSpec("ActionUnits", "ActionUnits", len(AU_IDS), "float32", fps, "synthetic-au",
+                                channel_labels=AU_LABELS, channel_units=["FACS intensity 0-5"] * len(AU_IDS))
+                     ).append(aus, times)
+        markers = request.timeline.markers()
+        if markers:
+            w.add_stream(StreamSpec("Markers", "Markers", 1, "string", 0.0, "synthetic-markers",
+                                    channel_labels=["expression"])
+                         ).append([[text] for _, text in markers], [t for t, _ in markers])
+        if emg:
+            from synth.rig.config import load_rig_config
+            from synth.rig.signals import EMGGenerator
+
+            emg_config = load_rig_config("light").emg
+            n = int(round((times[-1] + 1.0 / fps) * emg_config.srate_hz))
+            data = EMGGenerator(emg_config, request.timeline, seed).next_samples(n)
+            labels = [c.label for c in emg_config.channels]
+            w.add_stream(StreamSpec("EMG", "EMG", len(labels), "float32", emg_config.srate_hz, "synthetic-emg",
+                                    channel_labels=labels, channel_units=["V"] * len(labels),
+                                    channel_types=["emg"] * len(labels))
+                         ).append(data, np.arange(n) / emg_config.srate_hz)
+    return Path(fname)
+
+
+def read_corpus(out: str | os.PathLike) -> dict[str, Any]:
+    """The corpus index (``corpus.json``) of a corpus folder."""
+    path = Path(out) / CORPUS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{out} is not a corpus folder (no {CORPUS_FILE}).")
+    return json.loads(path.read_text())
+
+
+def _write_index(out: Path, corpus: dict[str, Any]) -> None:
+    tmp = out / (CORPUS_FILE + ".tmp")
+    tmp.write_text(json.dumps(corpus, indent=2))
+    os.replace(tmp, out / CORPUS_FILE)
+
+
+def _next_id(out: Path, corpus: dict[str, Any] | None) -> int:
+    used = [int(s["id"].split("-")[1]) for s in (corpus or {}).get("sequences", [])]
+    used += [int(p.stem.split("-")[1]) for p in (out / SESSIONS_DIR).glob("seq-*.h5") if p.stem[4:].isdigit()]
+    return max(used, default=-1) + 1
+
+
+def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: int = 1, seed: int = 0,
+                  emotions: Sequence[str] = (), kind: str = "micro", au_timeline: SampledAUTimeline | None = None,
+                  fps: float = 30.0, n_frames: int | None = None, append: bool = False,
+                  reject: RejectFilter | None = None, emg: bool = False, num_inference_steps: int | None = None,
+                  max_attempts_factor: int = 10, progress: bool = False, generator: Any = None) -> dict[str, Any]:
+    """Generate ``n`` sequences and write them as a corpus.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        A trained model folder.
+    out : path-like
+        The corpus folder (created). If it holds a corpus, ``append`` must be True.
+    n : int
+        Number of sequences to keep.
+    seed : int
+        Seed of the first sequence; attempt ``k`` uses ``seed + k``.
+    emotions : sequence of str
+        Emotions cycled over the sequences (ignored with ``au_timeline``).
+    kind : ``"micro"`` | ``"macro"``
+        Expression duration class.
+    au_timeline : SampledAUTimeline | None
+        Explicit AU curves (e.g. :func:`synth.facs.read_au_timeline_csv`) instead of emotions.
+    fps : float
+        Frame rate of the sequences (any, e.g. 200).
+    n_frames : int | None
+        Frames per sequence; None: as long as the expression (or the AU timeline).
+    append : bool
+        Add to an existing corpus (new ids) instead of refusing.
+    reject : callable | None
+        Rejection filter (e.g. ``synth.privacy.rejection.NearestNeighbourFilter``): a sequence with any
+        frame flagged too close to training data is dropped and another seed drawn. Its ``threshold``
+        attribute, if any, is recorded.
+    emg : bool
+        Add paired EMG from the simulator's muscle model.
+    num_inference_steps : int | None
+        Diffusion sampler steps (None: the model config's).
+    max_attempts_factor : int
+        Give up after ``n * max_attempts_factor`` attempts (a filter that rejects everything).
+    progress : bool
+        Show a progress bar.
+    generator : AUGenerator | None
+        An already loaded generator for ``model_dir`` (saves loading it again).
+
+    Returns
+    -------
+    corpus : dict
+        The corpus index as written to ``corpus.json``.
+    """
+    out = Path(out)
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}.")
+    if au_timeline is None:
+        if not emotions:
+            raise ValueError("Give --emotion (one or more, comma-separated) or --au-timeline.")
+        for emotion in emotions:
+            check_emotion(emotion)
+        if kind not in ("micro", "macro"):
+            raise ValueError(f"Unknown expression kind {kind!r}; use micro or macro.")
+    existing = None
+    if (out / CORPUS_FILE).exists():
+        if not append:
+            raise FileExistsError(f"{out} already holds a corpus ({CORPUS_FILE}); sampling never overwrites one. "
+                                  "Use --append to add sequences, or choose a new --out.")
+        existing = read_corpus(out)
+    elif out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty (and holds no {CORPUS_FILE}); choose a new --out.")
+    gen = generator if generator is not None else load_generator(model_dir)
+    sha = model_sha256(model_dir)
+    if existing is not None and existing["generator"]["model_sha256"] != sha:
+        raise ValueError(f"{out} was generated by model {existing['generator']['model_sha256'][:12]}..., not "
+                         f"{sha[:12]}... ({model_dir}); append only with the same model, or use a new --out.")
+    (out / SESSIONS_DIR).mkdir(parents=True, exist_ok=True)
+    corpus = existing or {
+        "synthetic": True,
+        "generator": {"kind": gen.kind, "model_dir": str(Path(model_dir).resolve()), "model_sha256": sha,
+                      "config": gen.card.get("config", {})},
+        "seeds": None, "sequences": [], "rejection": None, "created": utc_now(), "emosync_version": _version(),
+    }
+    next_id = _next_id(out, existing)
+    kept, attempts, rejected = 0, 0, 0
+    first_seed = last_seed = None
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n, disable=not progress, desc="synth sample", unit="seq") as bar:
+        while kept < n:
+            if attempts >= n * max_attempts_factor:
+                raise RuntimeError(f"The rejection filter rejected {rejected} of {attempts} sequences; gave up after "
+                                   f"{attempts} attempts with {kept} kept. Loosen the threshold or retrain.")
+            this_seed = seed + attempts
+            attempts += 1
+            if au_timeline is not None:
+                request = timeline_request(au_timeline, fps=fps, n_frames=n_frames)
+            else:
+                emotion = emotions[(kept + rejected) % len(emotions)]
+                request = emotion_request(emotion, kind, seed=this_seed, fps=fps, n_frames=n_frames)
+            rgbd = gen.sample(request.aus, seed=this_seed, num_inference_steps=num_inference_steps)
+            if reject is not None:
+                too_close = np.asarray(reject(rgbd), dtype=bool)
+                if too_close.any():
+                    rejected += 1
+                    logger.info("Seed %d rejected: %d of %d frames too close to training frames", this_seed,
+                                int(too_close.sum()), len(too_close))
+                    continue
+            seq_id = f"seq-{next_id:05d}"
+            next_id += 1
+            fname = out / SESSIONS_DIR / f"{seq_id}.h5"
+            write_sequence(fname, request, rgbd, emg=emg, seed=this_seed, metadata={
+                "generator_kind": gen.kind, "model_sha256": sha, "seed": this_seed,
+                "emotion": request.emotion or "", "expression_kind": request.kind or "", "corpus_id": seq_id})
+            corpus["sequences"].append({"id": seq_id, "file": f"{SESSIONS_DIR}/{seq_id}.h5",
+                                        "emotion": request.emotion, "kind": request.kind, "seed": this_seed,
+                                        "n_frames": int(len(request.aus)), "fps": float(fps)})
+            first_seed = this_seed if first_seed is None else first_seed
+            last_seed = this_seed
+            kept += 1
+            bar.update(1)
+    old = corpus["seeds"]
+    corpus["seeds"] = [first_seed, last_seed] if old is None else [min(old[0], first_seed), max(old[1], last_seed)]
+    if reject is not None or corpus["rejection"] is not None:
+        prev = corpus["rejection"] or {"n_generated": 0, "n_rejected": 0}
+        gen_total, rej_total = prev["n_generated"] + attempts, prev["n_rejected"] + rejected
+        threshold = getattr(reject, "threshold", None) if reject is not None else prev.get("threshold")
+        corpus["rejection"] = {"n_generated": gen_total, "n_rejected": rej_total,
+                               "rate": rej_total / gen_total if gen_total else 0.0,
+                               "threshold": float(threshold) if threshold is not None else None}
+    _write_index(out, corpus)
+    logger.info("Wrote %d synthetic sequence(s) to %s (%d rejected)", kept, out, rejected)
+    return corpus
+
+
+def _version() -> str:
+    from acquisition.writer import _software_version
+
+    return _software_version()

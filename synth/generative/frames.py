@@ -1,0 +1,248 @@
+"""Training frames for the generators: aligned RGB + depth face crops with their AU intensities.
+
+:func:`load_face_frames` reads sessions through :func:`acquisition.open_session` and
+returns a :class:`FaceFrames` whose ``rgbd`` array holds RGB and depth as the four
+channels of one image, so the two modalities stay pixel-aligned through training,
+sampling and the privacy audit (which reads the same array).
+
+Value conventions (shared by the generators, the corpus writer and the audit):
+
+- RGB: ``uint8 / 127.5 - 1``, so 0 -> -1 and 255 -> +1.
+- Depth: millimetres mapped linearly from :data:`DEPTH_RANGE_MM` ``(400, 1600)`` to
+  ``[-1, 1]`` and clipped (near = -1, far = +1); a missing reading (0 mm) becomes far
+  (+1), as the background. :func:`rgbd_to_images` inverts both maps.
+- AUs: 17 intensities on the FACS 0-5 scale in :data:`synth.facs.AU_IDS` order, linearly
+  interpolated from the AU stream onto each video frame's synchronized time.
+
+Face crop: when ``emosync annotate`` has run (the session has ``<video>-FaceCrop`` and
+``<video>-FaceBox``), RGB and depth are both cut from the same square around annotate's
+face box (1.2 x its longer side). The stored ``FaceCrop`` images themselves are not used,
+because annotate rotates them to level the eyes and the depth frames would then no longer
+be pixel-aligned. Frames without a face (NaN box), and sessions without annotations, use
+a centred square of side ``CENTRE_CROP_FRACTION`` (0.6) of the shorter frame side, which
+holds the head of the simulated rig and of a seated participant framed by the recording
+protocol. Sessions of a synthetic corpus (root attribute ``generator_kind``) already hold crops
+and are used whole. Crops are resized with area interpolation (OpenCV ``INTER_AREA``) to ``image_size``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from acquisition import logger, open_session
+from synth.facs import AU_IDS
+
+#: Depth range (millimetres) mapped to [-1, 1]; outside values are clipped.
+DEPTH_RANGE_MM: tuple[float, float] = (400.0, 1600.0)
+#: Side of the fallback centre crop as a fraction of the shorter frame side.
+CENTRE_CROP_FRACTION = 0.6
+#: Number of channels of one generated sample: R, G, B, depth.
+N_CHANNELS = 4
+
+
+@dataclass
+class FaceFrames:
+    """Face crops with their conditioning, one row per video frame.
+
+    Attributes
+    ----------
+    rgbd : array of float32, shape (n_frames, 4, image_size, image_size)
+        RGB and depth in [-1, 1] (see the module docstring for the maps).
+    aus : array of float32, shape (n_frames, 17)
+        AU intensities (0-5) in :data:`synth.facs.AU_IDS` order.
+    subject_ids : array of str, shape (n_frames,)
+        The session's ``subject_id`` for each frame.
+    session_files : array of str, shape (n_frames,)
+        The session file each frame came from.
+    times_s : array of float64, shape (n_frames,)
+        Synchronized video time of each frame, in seconds.
+    """
+
+    rgbd: np.ndarray
+    aus: np.ndarray
+    subject_ids: np.ndarray
+    session_files: np.ndarray
+    times_s: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.rgbd.shape[0])
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square crops, in pixels."""
+        return int(self.rgbd.shape[-1])
+
+    def subset(self, index: np.ndarray | slice) -> FaceFrames:
+        """The frames at ``index`` (an index array, boolean mask or slice)."""
+        return FaceFrames(self.rgbd[index], self.aus[index], self.subject_ids[index], self.session_files[index],
+                          self.times_s[index])
+
+
+def rgb_to_unit(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``(..., H, W, 3)`` -> float32 ``(..., 3, H, W)`` in [-1, 1]."""
+    return np.moveaxis(np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0, -1, -3)
+
+
+def depth_to_unit(depth_mm: np.ndarray) -> np.ndarray:
+    """Depth in mm ``(..., H, W)`` -> float32 ``(..., 1, H, W)`` in [-1, 1]; 0 (no reading) becomes far (+1)."""
+    near, far = DEPTH_RANGE_MM
+    depth = np.asarray(depth_mm, dtype=np.float32)
+    depth = np.where(depth <= 0, far, depth)
+    return (np.clip((depth - near) / (far - near), 0.0, 1.0) * 2.0 - 1.0)[..., None, :, :]
+
+
+def rgbd_to_images(rgbd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Invert the value maps: (N, 4, H, W) in [-1, 1] -> RGB uint8 (N, H, W, 3) and depth mm uint16 (N, H, W)."""
+    rgbd = np.clip(np.asarray(rgbd, dtype=np.float32), -1.0, 1.0)
+    rgb = np.round((np.moveaxis(rgbd[:, :3], 1, -1) + 1.0) * 127.5).astype(np.uint8)
+    near, far = DEPTH_RANGE_MM
+    depth = np.round(near + (rgbd[:, 3] + 1.0) / 2.0 * (far - near)).astype(np.uint16)
+    return rgb, depth
+
+
+def _resize(frame: np.ndarray, size: int) -> np.ndarray:
+    return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def centre_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """The fallback crop box ``(x0, y0, x1, y1)``: a centred square of side 0.6 x the shorter side."""
+    side = max(1, int(round(CENTRE_CROP_FRACTION * min(height, width))))
+    y0, x0 = (height - side) // 2, (width - side) // 2
+    return x0, y0, x0 + side, y0 + side
+
+
+def _square_box(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int] | None:
+    """A square around a face box (1.2 x its longer side), clipped to the frame; None for a missing face."""
+    if not np.all(np.isfinite(box)):
+        return None
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = 1.2 * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = min(side, height, width)
+    ax0 = int(round(min(max(cx - side / 2, 0), width - side)))
+    ay0 = int(round(min(max(cy - side / 2, 0), height - side)))
+    return ax0, ay0, ax0 + int(side), ay0 + int(side)
+
+
+def _find(session, suffix: str, video: str) -> str | None:
+    name = f"{video}-{suffix}"
+    return name if name in session.streams else None
+
+
+def _au_stream(session, video: str) -> str:
+    """The AU stream: the session's recorded ``ActionUnits`` stream, else annotate's ``<video>-AU(s)``."""
+    recorded = [n for n, s in session.streams.items()
+                if s.info.get("type") == "ActionUnits" and not n.startswith(f"{video}-")]
+    if recorded:
+        return recorded[0]
+    for suffix in ("AU", "AUs"):
+        if (name := _find(session, suffix, video)) is not None:
+            return name
+    listing = ", ".join(session.streams) or "none"
+    raise ValueError(f"{session.fname} has no AU stream (an 'ActionUnits' stream, or {video}-AU from "
+                     f"`emosync annotate {session.fname}`); streams: {listing}. The generators are conditioned "
+                     "on AUs: record them, simulate them, or run `emosync annotate` first.")
+
+
+def _pick(session, modality: str, what: str) -> str:
+    names = [n for n, s in session.streams.items() if s.modality == modality and s.info.get("frame_shape")
+             and "derived_kind" not in s.info]
+    if not names:
+        listing = ", ".join(f"{n} ({s.modality})" for n, s in session.streams.items()) or "none"
+        raise ValueError(f"{session.fname} has no {what} video stream; the generators need aligned RGB and "
+                         f"depth (RealSense or the simulated rig). Streams: {listing}.")
+    return names[0]
+
+
+def _interp_rows(times_s: np.ndarray, src_times_s: np.ndarray, values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    return np.column_stack([np.interp(times_s, src_times_s, values[:, j]) for j in range(values.shape[1])])
+
+
+def _load_session(fname: Path, image_size: int, stride: int) -> FaceFrames:
+    with open_session(fname) as session:
+        video = _pick(session, "rgb", "RGB")
+        depth_name = _pick(session, "depth", "depth")
+        au_name = _au_stream(session, video)
+        rgb_stream, depth_stream, au_stream = (session.streams[n] for n in (video, depth_name, au_name))
+        if rgb_stream.n_samples == 0 or depth_stream.n_samples == 0 or au_stream.n_samples == 0:
+            raise ValueError(f"{fname}: empty stream among {video}, {depth_name}, {au_name}.")
+        times = rgb_stream.times[::stride]
+        index = np.arange(rgb_stream.n_samples)[::stride]
+        # Depth frames are matched to the nearest RGB frame in time (same camera clock on a RealSense).
+        depth_times = depth_stream.times
+        nearest = np.clip(np.searchsorted(depth_times, times), 0, len(depth_times) - 1)
+        before = np.clip(nearest - 1, 0, len(depth_times) - 1)
+        nearest = np.where(np.abs(depth_times[before] - times) < np.abs(depth_times[nearest] - times), before, nearest)
+        au = _interp_rows(times, au_stream.times, np.nan_to_num(np.asarray(au_stream.data[:]), nan=0.0))
+        box_name = _find(session, "FaceBox", video) if _find(session, "FaceCrop", video) else None
+        rgb_all = rgb_stream.data
+        depth_all = depth_stream.data
+        crops_rgb, crops_depth = [], []
+        height, width = rgb_stream.info["frame_shape"][:2]
+        boxes = np.asarray(session.streams[box_name].data[:]) if box_name else None
+        already_crops = "generator_kind" in session.info  # a synthetic corpus session: frames are crops
+        for i, j in zip(index, nearest):
+            depth = np.asarray(depth_all[int(j)])
+            if depth.shape[:2] != (height, width):
+                depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
+            box = _square_box(boxes[int(i)], height, width) if boxes is not None else None
+            x0, y0, x1, y1 = box or ((0, 0, width, height) if already_crops else centre_box(height, width))
+            crops_rgb.append(_resize(np.asarray(rgb_all[int(i)])[y0:y1, x0:x1], image_size))
+            crops_depth.append(_resize(depth[y0:y1, x0:x1].astype(np.float32), image_size))
+        subject = str(session.info.get("subject_id", "sub-unknown"))
+    rgbd = np.concatenate([rgb_to_unit(np.stack(crops_rgb)), depth_to_unit(np.stack(crops_depth))], axis=1)
+    n = len(index)
+    return FaceFrames(rgbd.astype(np.float32), np.clip(au, 0.0, 5.0).astype(np.float32),
+                      np.array([subject] * n), np.array([str(fname)] * n), np.asarray(times, dtype=np.float64))
+
+
+def load_face_frames(sessions: Sequence[str | os.PathLike], image_size: int, *, stride: int = 1,
+                     max_frames: int | None = None) -> FaceFrames:
+    """Read face crops (RGB + depth) and AU intensities from sessions.
+
+    Parameters
+    ----------
+    sessions : sequence of path-like
+        Session files with an RGB stream, a depth stream and AUs (a recorded ``ActionUnits``
+        stream, or ``<video>-AU`` from ``emosync annotate``).
+    image_size : int
+        Side of the square crops, in pixels.
+    stride : int
+        Keep every ``stride``-th video frame.
+    max_frames : int | None
+        Keep at most this many frames in total, evenly spaced over the concatenation.
+
+    Returns
+    -------
+    frames : FaceFrames
+
+    Raises
+    ------
+    ValueError
+        If no session is given, or a session lacks RGB, depth or AUs (the message lists its streams).
+    FileNotFoundError
+        If a session file does not exist.
+    """
+    if not sessions:
+        raise ValueError("No training sessions given: pass at least one session file with RGB, depth and AUs.")
+    if image_size < 8:
+        raise ValueError(f"image_size must be at least 8 pixels, got {image_size}.")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}.")
+    parts = [_load_session(Path(f), image_size, stride) for f in sessions]
+    frames = FaceFrames(*(np.concatenate([getattr(p, name) for p in parts]) for name in
+                          ("rgbd", "aus", "subject_ids", "session_files", "times_s")))
+    if len(frames) == 0:
+        raise ValueError(f"The sessions {[str(s) for s in sessions]} hold no video frames.")
+    if max_frames is not None and len(frames) > max_frames:
+        frames = frames.subset(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))
+    logger.info("Loaded %d face frames (%d px, %d AUs) from %d session(s)", len(frames), image_size, len(AU_IDS),
+                len(sessions))
+    return frames

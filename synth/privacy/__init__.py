@@ -1,0 +1,21 @@
+"""The privacy audit of synthetic expression corpora (``emosync synth audit``) and the sampling-time filter.
+
+``nearest``        chunked nearest-neighbour distances (pixel space and embeddings)
+``identity``       the disclosed identity encoder trained on the training subjects
+``membership``     loss-threshold membership inference: ROC AUC, TPR at 1 % FPR
+``memorization``   calibrated copy threshold, memorized-frame count, closest-pairs PNG
+``rejection``      :class:`NearestNeighbourFilter`, used by the sampler to drop near-copies
+``corpus_frames``  a corpus folder read back as frames
+``audit``          :func:`audit_corpus`, :class:`AuditReport` and the pass/fail rule
+``summary``        audit.md
+``config``         ``configs/synth/audit.yaml``
+"""
+
+from .audit import AuditReport, apply_rule, audit_corpus
+from .config import AuditConfig, load_audit_config
+from .membership import roc_auc, tpr_at_fpr
+from .nearest import nearest_neighbours
+from .rejection import NearestNeighbourFilter
+
+__all__ = ["AuditConfig", "AuditReport", "NearestNeighbourFilter", "apply_rule", "audit_corpus", "load_audit_config",
+           "nearest_neighbours", "roc_auc", "tpr_at_fpr"]

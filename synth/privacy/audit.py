@@ -1,0 +1,427 @@
+"""The privacy audit of a synthetic corpus: :func:`audit_corpus` and the pass/fail rule.
+
+Privacy is measured against a baseline, not asserted: held-out real frames (never trained on)
+say how close genuinely new data comes to the training set, and the synthetic corpus must come
+no closer. The audit
+
+1. reads the training frames (the model's exact selection when the given sessions are the ones
+   its card records), the held-out frames and the corpus, at the model's image size;
+2. measures nearest-training-frame distances of synthetic and held-out frames in pixel space
+   (RMS over RGB + depth in [-1, 1]) and in the embedding of a disclosed identity encoder
+   trained here on the training subjects (:mod:`synth.privacy.identity`);
+3. counts synthetic frames under a memorization threshold calibrated on the held-out distances,
+   and draws the closest synthetic/training pairs;
+4. runs a loss-threshold membership-inference attack on the generator (training vs held-out);
+5. copies the rejection rate the sampler recorded in ``corpus.json``;
+6. applies the rule (:func:`apply_rule`): every check must pass.
+
+What the baseline means depends on the held-out sessions: held-out *subjects* ask "does the
+corpus come closer to a training frame than a new person does" (identity-level, strict);
+held-out sessions of the *training subjects* ask "... than a new recording of the same person
+does" (frame-level copying). The report says which one was run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition import logger
+
+from .config import AuditConfig
+from .nearest import distance_summary, nearest_neighbours
+
+#: Base names of the files an audit writes into its output folder.
+AUDIT_FILES = ("audit.json", "audit.md", "closest_pairs.png")
+
+
+@dataclass
+class AuditReport:
+    """The result of :func:`audit_corpus`.
+
+    Attributes
+    ----------
+    result : dict
+        The JSON object ``emosync synth audit --json`` prints (see docs/privacy-audit.md).
+    closest_pairs : tuple of ndarray | None
+        ``(synthetic, training, distance, index)`` for drawing the PNG.
+    """
+
+    result: dict[str, Any]
+    closest_pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        """Whether every check of the rule passed."""
+        return bool(self.result["passed"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able result."""
+        return self.result
+
+    def write(self, out_dir: str | os.PathLike, *, n_pairs: int = 12) -> dict[str, Path]:
+        """Write ``audit.json``, ``audit.md`` and ``closest_pairs.png`` into ``out_dir``.
+
+        An earlier audit there is never overwritten: the files get the first free suffix
+        (``audit-2.json``, ``audit-2.md``, ``closest_pairs-2.png``, ...).
+
+        Returns
+        -------
+        files : dict of str to Path
+            ``json``, ``markdown`` and ``closest_pairs`` (absent when there were no pairs).
+        """
+        from .memorization import save_closest_pairs
+        from .summary import render_markdown
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        names = free_audit_names(out_dir)
+        files = {"json": out_dir / names[0], "markdown": out_dir / names[1]}
+        if self.closest_pairs is not None:
+            synthetic, training, distance, index = self.closest_pairs
+            files["closest_pairs"] = out_dir / names[2]
+            self.result["memorization"]["closest_pairs"] = save_closest_pairs(
+                files["closest_pairs"], synthetic, training, distance, index,
+                threshold=self.result["memorization"]["threshold"], n_pairs=n_pairs)
+        self.result["files"] = {key: str(path) for key, path in files.items()}
+        _write_new(files["json"], json.dumps(self.result, indent=2))
+        _write_new(files["markdown"], render_markdown(self.result))
+        return files
+
+
+def _write_new(path: Path, text: str) -> None:
+    # "x": fail rather than overwrite if another audit took the name in the meantime.
+    with open(path, "x") as f:
+        f.write(text)
+
+
+def free_audit_names(out_dir: Path) -> tuple[str, str, str]:
+    """The first ``(json, md, png)`` names with no existing file: ``audit.json`` ... or ``audit-N.json`` ..."""
+    n = 1
+    while True:
+        suffix = "" if n == 1 else f"-{n}"
+        names = tuple(f"{Path(base).stem}{suffix}{Path(base).suffix}" for base in AUDIT_FILES)
+        if not any((out_dir / name).exists() for name in names):
+            return names  # type: ignore[return-value]
+        n += 1
+
+
+def _evenly(n: int, k: int) -> np.ndarray:
+    return np.arange(n) if n <= k else np.unique(np.linspace(0, n - 1, k).round().astype(int))
+
+
+def _rejection_rate(manifest: dict[str, Any]) -> tuple[float | None, Any]:
+    """The rejection rate from ``corpus.json``'s ``rejection`` record (None when no filter ran)."""
+    record = manifest.get("rejection")
+    if not record:
+        return None, record
+    if isinstance(record, (int, float)):
+        return float(record), record
+    if not isinstance(record, dict):
+        raise ValueError(f"corpus.json's 'rejection' must be an object or a number, got {record!r}")
+    for key in ("rejection_rate", "rate"):
+        if record.get(key) is not None:
+            return float(record[key]), record
+    generated = record.get("n_generated") or record.get("generated")
+    rejected = record.get("n_rejected") if "n_rejected" in record else record.get("rejected")
+    if generated and rejected is not None:
+        return float(rejected) / float(generated), record
+    return None, record
+
+
+def apply_rule(result: dict[str, Any], config: AuditConfig) -> dict[str, dict[str, Any]]:
+    """The checks that decide ``passed``; each is ``{"passed", "value", "bound", "rule"}``.
+
+    - ``nn_<space>_p01`` and ``nn_<space>_median`` for each space in ``rule.spaces``: the synthetic
+      statistic must be at least ``(1 - tolerance)`` times the held-out one (synthetic no closer
+      to training data than held-out data is).
+    - ``memorized_fraction``: at most ``rule.max_memorized_fraction`` of synthetic frames under the
+      memorization threshold.
+    - ``membership_inference_auc``: below ``rule.max_mia_auc``.
+
+    A check whose input was not computed (identity encoder disabled, MIA disabled) is listed with
+    ``passed: None`` and does not decide the outcome; the report says so.
+    """
+    tol = config.rule.tolerance
+    checks: dict[str, dict[str, Any]] = {}
+    spaces = {"pixel": result["nearest_neighbour"], "embedding": result.get("nearest_neighbour_embedding")}
+    for space in config.rule.spaces:
+        block = spaces[space]
+        for stat in ("p01", "median"):
+            name = f"nn_{space}_{stat}"
+            if not block or block.get("synthetic_to_train") is None:
+                reason = (block or {}).get("skipped", "disabled")
+                checks[name] = {"passed": None, "value": None, "bound": None,
+                                "rule": f"{space} NN distances not computed: {reason}"}
+                continue
+            value, reference = block["synthetic_to_train"][stat], block["holdout_to_train"][stat]
+            bound = (1.0 - tol) * reference
+            checks[name] = {"passed": bool(value >= bound), "value": value, "bound": bound,
+                            "rule": f"synthetic {stat} >= (1 - {tol}) x held-out {stat} ({space} space)"}
+    fraction = result["memorization"]["memorized_fraction"]
+    checks["memorized_fraction"] = {
+        "passed": bool(fraction <= config.rule.max_memorized_fraction), "value": fraction,
+        "bound": config.rule.max_memorized_fraction,
+        "rule": "fraction of synthetic frames under the memorization threshold <= bound"}
+    auc = result["membership_inference"].get("auc")
+    checks["membership_inference_auc"] = (
+        {"passed": bool(auc < config.rule.max_mia_auc), "value": auc, "bound": config.rule.max_mia_auc,
+         "rule": "loss-threshold attack AUC < bound"} if auc is not None else
+        {"passed": None, "value": None, "bound": config.rule.max_mia_auc,
+         "rule": f"not run: {result['membership_inference'].get('skipped')}"})
+    return checks
+
+
+def _session_hashes(paths: Sequence[Path]) -> list[str]:
+    from acquisition._hashing import file_sha256
+
+    return [file_sha256(p) for p in paths]
+
+
+def _subjects(frames: Any) -> list[str]:
+    return sorted({str(s) for s in frames.subject_ids})
+
+
+def audit_corpus(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
+                 train_sessions: Sequence[str | os.PathLike] | None, holdout_sessions: Sequence[str | os.PathLike],
+                 config: AuditConfig | None = None, *, progress: bool = False) -> AuditReport:
+    """Audit a synthetic corpus against the generator's training data.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        The generator's model folder (``emosync synth train --out``).
+    corpus_dir : path-like
+        The corpus folder (``emosync synth sample --out``).
+    train_sessions : sequence of path-like | None
+        The sessions the model was trained on; None reads them from the model card (checked by
+        sha256). When they are exactly the card's, the model's own frame selection is used, so the
+        membership "members" are frames it really trained on.
+    holdout_sessions : sequence of path-like
+        Real sessions the model never saw: the baseline.
+    config : AuditConfig | None
+        Thresholds and sizes (``configs/synth/audit.yaml`` when None).
+    progress : bool
+        Log each step at INFO level.
+
+    Returns
+    -------
+    report : AuditReport
+        ``report.result`` is the JSON object; ``report.write(out_dir)`` writes the files.
+
+    Raises
+    ------
+    ValueError
+        No held-out session, a held-out session that is also a training session, or bad inputs.
+    """
+    from .config import load_audit_config
+
+    config = config or load_audit_config()
+    with _torch_threads(config.threads):
+        return _audit(model_dir, corpus_dir, train_sessions, holdout_sessions, config, progress=progress)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch CPU threads (0: leave as is), restoring the previous count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
+           train_sessions: Sequence[str | os.PathLike] | None, holdout_sessions: Sequence[str | os.PathLike],
+           config: AuditConfig, *, progress: bool) -> AuditReport:
+    from synth.generative import load_face_frames, load_generator, model_sha256, read_model_card
+    from synth.generative.base import training_frame_selection, training_sessions
+
+    from .corpus_frames import load_corpus_frames
+    from .memorization import calibrate_threshold, count_memorized
+    from .membership import membership_inference, per_sample_losses
+
+    step = logger.info if progress else logger.debug
+    model_dir, corpus_dir = Path(model_dir), Path(corpus_dir)
+    if not holdout_sessions:
+        raise ValueError("No held-out sessions: the audit compares the corpus with real frames the model never "
+                         "saw; pass them with --holdout H.h5 (other subjects, or other recordings).")
+    card = read_model_card(model_dir)
+    card_sessions = training_sessions(model_dir, verify=train_sessions is None)
+    train_paths = [Path(p) for p in (train_sessions or card_sessions)]
+    holdout_paths = [Path(p) for p in holdout_sessions]
+    for path in (*train_paths, *holdout_paths):
+        if not path.is_file():
+            raise FileNotFoundError(f"Session file {path} does not exist.")
+    train_hashes = _session_hashes(train_paths)
+    card_hashes = [r.get("sha256") for r in card.get("training_sessions", [])]
+    leaked = [str(p) for p, h in zip(holdout_paths, _session_hashes(holdout_paths))
+              if h in set(train_hashes) | set(card_hashes)]
+    if leaked:
+        raise ValueError(f"Held-out sessions {leaked} are training sessions of {model_dir} (same sha256); the "
+                         "baseline must be data the model never saw.")
+    exact_selection = train_hashes == card_hashes
+    if not exact_selection:
+        logger.warning("The --train sessions differ from those recorded in %s; membership 'members' may include "
+                       "frames the model did not train on (weakening the attack).", model_dir)
+
+    # 1. Frames.
+    step("Loading the generator and frames")
+    generator = load_generator(model_dir)
+    size = int(generator.image_size)
+    cap = config.frames.max_frames
+    if exact_selection:
+        selection = training_frame_selection(model_dir)
+        train = load_face_frames(train_paths, size, stride=int(selection.get("stride", 1)),
+                                 max_frames=selection.get("max_frames"))
+    else:
+        train = load_face_frames(train_paths, size, stride=config.frames.stride)
+    train_used = train.subset(_evenly(len(train), cap))
+    holdout = load_face_frames(holdout_paths, size, stride=config.frames.stride, max_frames=cap)
+    corpus = load_corpus_frames(corpus_dir, size, max_frames=cap)
+    synthetic = corpus.rgbd
+    train_subjects, holdout_subjects = _subjects(train), _subjects(holdout)
+    overlap = sorted(set(train_subjects) & set(holdout_subjects))
+    baseline = ("held-out subjects" if not overlap else
+                "held-out sessions of training subjects" if set(holdout_subjects) <= set(train_subjects) else
+                "mixed: some held-out subjects are training subjects")
+
+    # 2. Pixel nearest neighbours.
+    step("Pixel-space nearest neighbours (%d synthetic, %d held-out vs %d training frames)",
+         len(synthetic), len(holdout), len(train_used))
+    chunk = config.nearest.chunk_size
+    syn_nn = nearest_neighbours(synthetic, train_used.rgbd, chunk_size=chunk)
+    hold_nn = nearest_neighbours(holdout.rgbd, train_used.rgbd, chunk_size=chunk)
+    result: dict[str, Any] = {
+        "nearest_neighbour": {
+            "space": "pixel: RMS distance over RGB + depth crops in [-1, 1] at the model's image size",
+            "synthetic_to_train": distance_summary(syn_nn.distance),
+            "holdout_to_train": distance_summary(hold_nn.distance),
+        },
+    }
+
+    # 3. Embedding nearest neighbours (the disclosed identity encoder).
+    result["nearest_neighbour_embedding"] = _embedding_block(train_used, holdout, synthetic, config, step)
+
+    # 4. Memorization.
+    threshold = calibrate_threshold(hold_nn.distance, quantile=config.memorization.quantile,
+                                    scale=config.memorization.scale, floor=config.memorization.floor)
+    memorized = count_memorized(syn_nn.distance, threshold)
+    result["memorized_frames"] = memorized["memorized_frames"]
+    result["memorization"] = {**memorized, "quantile": config.memorization.quantile,
+                              "scale": config.memorization.scale,
+                              "floor": config.memorization.floor,
+                              "calibration": f"{config.memorization.scale} x the {config.memorization.quantile:g} "
+                                             "quantile of held-out-to-train pixel NN distances, at least "
+                                             f"{config.memorization.floor:.4g}"}
+
+    # 5. Membership inference.
+    if config.membership.enabled:
+        step("Membership inference (loss threshold)")
+        members = train.subset(_evenly(len(train), config.membership.max_frames))
+        others = holdout.subset(_evenly(len(holdout), config.membership.max_frames))
+        kwargs = {"repeats": config.membership.repeats, "batch_size": config.membership.batch_size,
+                  "seed": config.seed}
+        result["membership_inference"] = membership_inference(
+            per_sample_losses(generator.per_sample_loss, members.rgbd, members.aus, **kwargs),
+            per_sample_losses(generator.per_sample_loss, others.rgbd, others.aus, **kwargs))
+    else:
+        result["membership_inference"] = {"auc": None, "tpr_at_1pct_fpr": None, "skipped": "membership.enabled=false"}
+
+    # 6. Rejection rate recorded by the sampler.
+    rate, record = _rejection_rate(corpus.manifest)
+    result["rejection_rate"] = rate
+    result["rejection"] = record
+
+    # 7. The rule.
+    checks = apply_rule(result, config)
+    decided = [c["passed"] for c in checks.values() if c["passed"] is not None]
+    result["passed"] = bool(decided) and all(decided)
+    result["checks"] = checks
+    result["thresholds"] = {"tolerance": config.rule.tolerance,
+                            "max_memorized_fraction": config.rule.max_memorized_fraction,
+                            "max_mia_auc": config.rule.max_mia_auc, "memorization_distance": threshold,
+                            "spaces": list(config.rule.spaces)}
+    generator_record = corpus.manifest.get("generator", {})
+    sha = model_sha256(model_dir)
+    result["n_frames"] = {"train": len(train_used), "train_total": len(train), "holdout": len(holdout),
+                          "synthetic": len(synthetic), "synthetic_sequences": len(corpus.manifest["sequences"])}
+    result["inputs"] = {
+        "model_dir": str(model_dir.resolve()), "model_kind": card.get("kind"), "model_sha256": sha,
+        "corpus_dir": str(corpus_dir.resolve()),
+        "corpus_generator_sha256": generator_record.get("model_sha256"),
+        "corpus_matches_model": generator_record.get("model_sha256") == sha,
+        "train_sessions": [str(p) for p in train_paths], "holdout_sessions": [str(p) for p in holdout_paths],
+        "train_selection": "the model's own" if exact_selection else f"stride {config.frames.stride}",
+        "train_subjects": train_subjects, "holdout_subjects": holdout_subjects, "baseline": baseline,
+        "image_size": size,
+    }
+    if not result["inputs"]["corpus_matches_model"]:
+        logger.warning("corpus.json records generator sha256 %s but %s has %s: auditing a corpus against another "
+                       "model.", generator_record.get("model_sha256"), model_dir, sha)
+    result["config"] = config.model_dump()
+    result["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return AuditReport(result, (synthetic, train_used.rgbd, syn_nn.distance, syn_nn.index))
+
+
+def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: AuditConfig, step: Any
+                     ) -> dict[str, Any]:
+    """Identity-encoder NN distances, or ``{"skipped": reason}``."""
+    from .identity import embed, train_identity_encoder
+
+    if not config.identity.enabled:
+        return {"skipped": "identity.enabled=false", "synthetic_to_train": None, "holdout_to_train": None}
+    encoder_frames, labels, trained_on = train.rgbd, train.subject_ids, "training subjects"
+    validation = _late_frames(train)
+    if len(set(train.subject_ids)) < 2:
+        # One training subject leaves nothing to tell apart: add the held-out subjects (disclosed).
+        if len(set(holdout.subject_ids)) + 1 < 2 or set(holdout.subject_ids) <= set(train.subject_ids):
+            return {"skipped": "fewer than two subjects in the training and held-out sessions",
+                    "synthetic_to_train": None, "holdout_to_train": None}
+        encoder_frames = np.concatenate([train.rgbd, holdout.rgbd])
+        labels = np.concatenate([train.subject_ids, holdout.subject_ids])
+        validation = np.concatenate([validation, _late_frames(holdout)])
+        trained_on = "training and held-out subjects (only one training subject)"
+    step("Training the identity encoder on %d frames of %d subjects", len(labels), len(set(labels)))
+    ic = config.identity
+    encoder, info = train_identity_encoder(encoder_frames, labels, steps=ic.steps, batch_size=ic.batch_size,
+                                           width=ic.width, embed_dim=ic.embed_dim, lr=ic.lr,
+                                           augment_shift_px=ic.augment_shift_px, validation=validation,
+                                           seed=config.seed)
+    train_emb, hold_emb, syn_emb = embed(encoder, train.rgbd), embed(encoder, holdout.rgbd), embed(encoder, synthetic)
+    chunk = config.nearest.chunk_size
+    syn = nearest_neighbours(syn_emb, train_emb, chunk_size=chunk).distance
+    hold = nearest_neighbours(hold_emb, train_emb, chunk_size=chunk).distance
+    # "Identity match": closer to a training identity than 99 % of held-out real faces are.
+    match_threshold = float(np.quantile(hold, 0.01))
+    return {
+        "space": "identity encoder: RMS distance between unit-norm embeddings "
+                 "(x sqrt(dim) gives the Euclidean distance on the sphere)",
+        "encoder": {**info, "trained_on": trained_on},
+        "synthetic_to_train": distance_summary(syn),
+        "holdout_to_train": distance_summary(hold),
+        "identity_match_threshold": match_threshold,
+        "identity_match_fraction": float(np.mean(syn < match_threshold)),
+    }
+
+
+def _late_frames(frames: Any, fraction: float = 0.2) -> np.ndarray:
+    """The last ``fraction`` of each session's frames (in time): held back to validate the encoder."""
+    late = np.zeros(len(frames), bool)
+    for fname in np.unique(frames.session_files):
+        rows = np.flatnonzero(frames.session_files == fname)
+        cut = np.quantile(frames.times_s[rows], 1.0 - fraction)
+        late[rows[frames.times_s[rows] > cut]] = True
+    return late

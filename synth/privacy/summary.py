@@ -1,0 +1,116 @@
+"""``audit.md``: the audit's result as a short page a person reads, saying what each figure means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _verdict(passed: bool | None) -> str:
+    return "not decided" if passed is None else ("PASS" if passed else "FAIL")
+
+
+def _nn_rows(block: dict[str, Any] | None) -> list[str]:
+    if not block or block.get("synthetic_to_train") is None:
+        return [f"(not computed: {(block or {}).get('skipped', 'disabled')})", ""]
+    rows = ["| frames | median | p01 | min | n |", "|---|---|---|---|---|"]
+    for key, label in (("synthetic_to_train", "synthetic -> training"), ("holdout_to_train", "held-out -> training")):
+        s = block[key]
+        rows.append(f"| {label} | {_fmt(s['median'])} | {_fmt(s['p01'])} | {_fmt(s['min'])} | {s['n']} |")
+    return [*rows, ""]
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """The Markdown summary of an audit result (the dict :func:`synth.privacy.audit_corpus` returns)."""
+    inputs, mia, mem = result["inputs"], result["membership_inference"], result["memorization"]
+    emb = result.get("nearest_neighbour_embedding") or {}
+    lines = [
+        f"# Privacy audit: {_verdict(result['passed'])}",
+        "",
+        f"Corpus `{inputs['corpus_dir']}` ({result['n_frames']['synthetic']} frames audited) from the "
+        f"{inputs['model_kind']} model `{inputs['model_dir']}` (weights sha256 `{inputs['model_sha256'][:12]}...`"
+        f"{'' if inputs['corpus_matches_model'] else ', NOT the model recorded in corpus.json'}), against "
+        f"{result['n_frames']['train']} training frames (subjects {', '.join(inputs['train_subjects'])}) and "
+        f"{result['n_frames']['holdout']} held-out frames (subjects {', '.join(inputs['holdout_subjects'])}). "
+        f"Created {result['created']}.",
+        "",
+        f"**Baseline: {inputs['baseline']}.** "
+        + ("The question is whether the corpus comes closer to a training frame than a *new person* does; "
+           "a generator that faithfully reproduces its few training faces fails it, by design."
+           if inputs["baseline"] == "held-out subjects" else
+           "The question is whether the corpus comes closer to a training frame than a *new recording of a "
+           "training subject* does: frame-level copying, not identity."),
+        "",
+        "## Checks (all must pass)",
+        "",
+        "| check | value | bound | result | rule |",
+        "|---|---|---|---|---|",
+    ]
+    for name, check in result["checks"].items():
+        lines.append(f"| {name} | {_fmt(check['value'])} | {_fmt(check['bound'])} | {_verdict(check['passed'])} "
+                     f"| {check['rule']} |")
+    lines += [
+        "",
+        "## Nearest neighbours in pixel space",
+        "",
+        "RMS distance from each frame to its closest training frame, over RGB and depth scaled to [-1, 1] "
+        "(0 is an exact copy). Synthetic frames should be no closer than held-out real frames.",
+        "",
+        *_nn_rows(result["nearest_neighbour"]),
+        "## Nearest neighbours in the identity embedding",
+        "",
+        "The same statistic in the embedding of a small identity encoder trained here to tell the training "
+        "subjects apart: small means \"looks like a training person\", whatever the expression.",
+        "",
+        *_nn_rows(emb),
+    ]
+    if emb.get("encoder"):
+        enc = emb["encoder"]
+        lines += [f"Encoder: {enc['architecture']}; trained {enc['steps']} steps on {enc['n_frames']} frames of "
+                  f"{enc['trained_on']}; subject accuracy {_fmt(enc['train_accuracy'], 3)} on its training frames, "
+                  f"{_fmt(enc['validation_accuracy'], 3)} on the held-back last 20 % of each session. "
+                  f"{_fmt(100 * emb['identity_match_fraction'], 3)} % of synthetic frames are closer to a training "
+                  "identity than 99 % of held-out real faces are.", ""]
+    lines += [
+        "## Memorization",
+        "",
+        f"{result['memorized_frames']} of {mem['n']} synthetic frames ({_fmt(100 * mem['memorized_fraction'], 3)} %) "
+        f"lie within {_fmt(mem['threshold'])} of a training frame ({mem['calibration']}; held-out real frames "
+        f"fall under it at most about {_fmt(100 * mem['quantile'], 3)} % of the time). The closest pairs are drawn in "
+        f"`{_basename(result.get('files', {}).get('closest_pairs', 'closest_pairs.png'))}`.",
+        "",
+        "## Membership inference",
+        "",
+    ]
+    if mia.get("auc") is None:
+        lines.append(f"Not run ({mia.get('skipped')}).")
+    else:
+        lines.append(
+            f"A loss-threshold attacker who guesses \"trained on\" when the generator's loss on a real frame is low "
+            f"separates {mia['n_members']} training frames from {mia['n_nonmembers']} held-out frames with ROC AUC "
+            f"{_fmt(mia['auc'], 3)} (0.5 = chance) and catches {_fmt(100 * mia['tpr_at_1pct_fpr'], 3)} % of training "
+            f"frames at a 1 % false-positive rate (median loss {_fmt(mia['member_loss_median'])} on training vs "
+            f"{_fmt(mia['nonmember_loss_median'])} on held-out frames).")
+    lines += [
+        "",
+        "## Rejection filter",
+        "",
+        ("No rejection filter was used when sampling." if result["rejection_rate"] is None else
+         f"The sampler's nearest-neighbour filter rejected {_fmt(100 * result['rejection_rate'], 3)} % of "
+         "generated samples before they reached the corpus (so the figures above describe what was kept)."),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _basename(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]

@@ -1,0 +1,329 @@
+"""AU-conditioned generators: training frames, tiny diffusion and GAN models, resume, corpus, bad input.
+
+Two tiny models (``configs/synth/tiny-*.yaml``) are trained once per test session on three
+light-rig sessions (CPU, one thread). Conditioning is checked against a proxy computed from
+the training data itself: the direction in which real smiling frames (AU12 > 2) differ from
+neutral ones in the pixels where they differ most (the mouth corners and cheeks); generated
+frames with the happiness prototype (AU6 + AU12 at 4) must differ from generated neutral
+frames (same seed) along that direction.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from acquisition import open_session
+from acquisition.markers import expression_intervals
+from synth.facs import AU_INDEX, read_au_timeline_csv
+from synth.generative import load_face_frames, load_generator, model_sha256, read_model_card, training_sessions
+from synth.generative.config import load_synth_config
+from synth.generative.corpus import read_corpus, sample_corpus
+from synth.generative.train import train_generator
+
+RIG_OVERRIDES = ["timeline.expressions_per_minute=40", "timeline.emotions=[happiness,surprise,anger]",
+                 "timeline.micro_fraction=0.2"]
+GAN_STEPS = 250
+DIFFUSION_STEPS = 120
+
+
+@pytest.fixture(scope="session")
+def rig_sessions(tmp_path_factory):
+    from synth.rig.offline import write_rig_session
+
+    folder = tmp_path_factory.mktemp("synth_rig")
+    return [write_rig_session(folder / f"s{i}.h5", duration_s=16.0, seed=10 + i, profile="light",
+                              overrides=RIG_OVERRIDES, modalities=("rgb", "depth", "au")) for i in range(3)]
+
+
+@pytest.fixture(scope="session")
+def gan_model(rig_sessions, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gan") / "model"
+    config = load_synth_config("tiny-gan", [f"optim.steps={GAN_STEPS}", "logging.checkpoint_every=125",
+                                            "logging.sample_every=125"])
+    return train_generator(rig_sessions, config, out, progress=False)
+
+
+@pytest.fixture(scope="session")
+def diffusion_model(rig_sessions, tmp_path_factory):
+    out = tmp_path_factory.mktemp("diffusion") / "model"
+    config = load_synth_config("tiny-diffusion", [f"optim.steps={DIFFUSION_STEPS}"])
+    return train_generator(rig_sessions, config, out, progress=False)
+
+
+def smile_alignment(model_dir, sessions, seeds=range(4)) -> np.ndarray:
+    """Cosine between (generated happy - generated neutral) and (real smile - real neutral), per seed."""
+    gen = load_generator(model_dir)
+    frames = load_face_frames(sessions, gen.image_size, stride=2)
+    smile = frames.aus[:, AU_INDEX[12]] > 2
+    neutral = frames.aus.max(axis=1) < 0.3
+    assert smile.sum() >= 10 and neutral.sum() >= 10
+    real = frames.rgbd[smile, :3].mean(0) - frames.rgbd[neutral, :3].mean(0)
+    region = np.abs(real) >= np.quantile(np.abs(real), 0.95)
+    aus = np.zeros((2, 17), np.float32)
+    aus[1, AU_INDEX[6]] = aus[1, AU_INDEX[12]] = 4.0
+    out = []
+    for seed in seeds:
+        pair = gen.sample(aus, seed=seed)
+        diff = (pair[1, :3] - pair[0, :3])[region]
+        out.append(float(diff @ real[region] / (np.linalg.norm(diff) * np.linalg.norm(real[region]) + 1e-12)))
+    return np.array(out)
+
+
+# --------------------------------------------------------------------------- frames
+def test_load_face_frames(rig_sessions):
+    frames = load_face_frames(rig_sessions[:1], 32, stride=3, max_frames=100)
+    assert frames.rgbd.shape == (100, 4, 32, 32) and frames.rgbd.dtype == np.float32
+    assert frames.rgbd.min() >= -1 and frames.rgbd.max() <= 1
+    assert frames.aus.shape == (100, 17) and 0 <= frames.aus.min() and frames.aus.max() <= 5
+    with open_session(rig_sessions[0]) as s:
+        subject = s.info["subject_id"]
+    assert set(frames.subject_ids) == {subject} and frames.session_files[0] == str(rig_sessions[0])
+    assert np.all(np.diff(frames.times_s) > 0)
+    # AUs are the session's own, resampled at the frame times (same 30 Hz clock here).
+    with open_session(rig_sessions[0]) as s:
+        au = np.asarray(s.streams["ActionUnits"].data[:])
+        times = s.streams["ActionUnits"].times
+    k = int(np.argmin(np.abs(times - frames.times_s[10])))
+    np.testing.assert_allclose(frames.aus[10], au[k], atol=1e-4)
+    # the face (near depth, < 0 after the map) is inside the crop, background (far) around it
+    assert frames.rgbd[:, 3, 16, 16].max() < 0 and frames.rgbd[:, 3, 0, 0].min() > 0.8
+
+
+def test_load_face_frames_errors(tmp_path, rig_sessions):
+    from synth.rig.offline import write_rig_session
+
+    no_au = write_rig_session(tmp_path / "noau.h5", duration_s=1.0, seed=1, modalities=("rgb", "depth"))
+    with pytest.raises(ValueError, match="no AU stream"):
+        load_face_frames([no_au], 32)
+    no_depth = write_rig_session(tmp_path / "nodepth.h5", duration_s=1.0, seed=1, modalities=("rgb", "au"))
+    with pytest.raises(ValueError, match="no depth video stream"):
+        load_face_frames([no_depth], 32)
+    with pytest.raises(ValueError, match="No training sessions"):
+        load_face_frames([], 32)
+    with pytest.raises(FileNotFoundError):
+        load_face_frames([tmp_path / "missing.h5"], 32)
+
+
+# --------------------------------------------------------------------------- models
+def test_gan_trains_and_conditions(gan_model, rig_sessions):
+    card = read_model_card(gan_model)
+    assert card["kind"] == "gan" and card["steps"] == GAN_STEPS and card["frames"]["n_frames"] > 0
+    assert [p.name for p in training_sessions(gan_model)] == ["s0.h5", "s1.h5", "s2.h5"]
+    assert (gan_model / "loss.csv").is_file() and (gan_model / "loss.png").is_file()
+    assert sorted(p.name for p in (gan_model / "samples").glob("*.png")) == ["step-0000125.png", "step-0000250.png"]
+    cosines = smile_alignment(gan_model, rig_sessions)
+    assert cosines.mean() > 0.1, cosines
+
+
+def test_diffusion_trains_and_conditions(diffusion_model, rig_sessions):
+    card = read_model_card(diffusion_model)
+    assert card["kind"] == "diffusion" and card["privacy"]["dp_sgd"] is False
+    assert (diffusion_model / "weights" / "model_index.json").is_file()
+    cosines = smile_alignment(diffusion_model, rig_sessions)
+    assert cosines.mean() > 0.25, cosines
+
+
+@pytest.mark.parametrize("which", ["gan_model", "diffusion_model"])
+def test_roundtrip_same_samples_and_hash(which, request, tmp_path):
+    model_dir = request.getfixturevalue(which)
+    gen = load_generator(model_dir)
+    aus = np.zeros((5, 17), np.float32)
+    aus[:, AU_INDEX[12]] = np.linspace(0, 4, 5)
+    first = gen.sample(aus, seed=7)
+    gen.save_pretrained(tmp_path / "copy")
+    again = load_generator(tmp_path / "copy").sample(aus, seed=7)
+    np.testing.assert_array_equal(first, again)
+    assert model_sha256(tmp_path / "copy") == model_sha256(model_dir)
+    assert first.shape == (5, 4, 32, 32) and np.abs(first).max() <= 1
+    assert not np.array_equal(first, gen.sample(aus, seed=8))
+    # shared noise: equal AUs give identical frames, different AUs different ones
+    flat = gen.sample(np.repeat(aus[:1], 3, 0), seed=7)
+    np.testing.assert_allclose(flat[0], flat[2], atol=1e-5)
+    assert np.abs(first[0] - first[-1]).max() > 1e-3
+    # the membership statistic is per sample and deterministic for a seed
+    frames = load_face_frames(training_sessions(model_dir)[:1], 32, max_frames=6)
+    loss = gen.per_sample_loss(torch.from_numpy(frames.rgbd), torch.from_numpy(frames.aus), seed=1)
+    assert loss.shape == (6,) and torch.isfinite(loss).all()
+    torch.testing.assert_close(loss, gen.per_sample_loss(torch.from_numpy(frames.rgbd),
+                                                         torch.from_numpy(frames.aus), seed=1))
+
+
+def test_resume_is_exact(rig_sessions, tmp_path):
+    base = ["logging.checkpoint_every=3", "logging.sample_every=100", "data.max_frames=64"]
+    full = train_generator(rig_sessions, load_synth_config("tiny-gan", ["optim.steps=6", *base]), tmp_path / "full",
+                           progress=False)
+    part = tmp_path / "part"
+    train_generator(rig_sessions, load_synth_config("tiny-gan", ["optim.steps=3", *base]), part, progress=False)
+    train_generator(rig_sessions, load_synth_config("tiny-gan", ["optim.steps=6", *base]), part, resume=True,
+                    progress=False)
+    a, b = (torch.load(sorted((d / "checkpoints").glob("*.pt"))[-1], weights_only=False) for d in (full, part))
+    assert a["step"] == b["step"] == 6
+    for module in ("generator", "discriminator"):
+        for key, value in a["modules"][module].items():
+            torch.testing.assert_close(value, b["modules"][module][key], rtol=0, atol=0)
+    assert a["log"][-1]["loss"] == b["log"][-1]["loss"] and a["log"][-1]["step"] == 6
+    assert model_sha256(full) == model_sha256(part)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train_generator(rig_sessions, load_synth_config("tiny-gan", ["optim.steps=6", *base]), part, progress=False)
+    with pytest.raises(ValueError, match="another config.*latent_dim"):
+        train_generator(rig_sessions, load_synth_config("tiny-gan", ["optim.steps=9", "model.latent_dim=8", *base]),
+                        part, resume=True, progress=False)
+    with pytest.raises(ValueError, match="other sessions"):
+        train_generator(rig_sessions[:1], load_synth_config("tiny-gan", ["optim.steps=9", *base]), part,
+                        resume=True, progress=False)
+
+
+def test_training_bad_input(tmp_path, rig_sessions):
+    config = load_synth_config("tiny-gan", ["optim.steps=2"])
+    with pytest.raises(ValueError, match="empty"):
+        train_generator([], config, tmp_path / "m", progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train_generator(rig_sessions, config, tmp_path / "m2", resume=True, progress=False)
+    from acquisition._config import ConfigError
+
+    with pytest.raises(ConfigError, match="divisible by 16"):
+        load_synth_config("tiny-gan", ["data.image_size=40"])
+    with pytest.raises(ConfigError, match="target_epsilon"):
+        load_synth_config("tiny-diffusion", ["privacy.dp_sgd=true"])
+    with pytest.raises(ValueError, match="diffusion model only"):
+        train_generator(rig_sessions, load_synth_config("tiny-gan", ["privacy.dp_sgd=true",
+                                                                    "privacy.noise_multiplier=1.0"]),
+                        tmp_path / "m3", progress=False)
+
+
+def test_dp_sgd_reports_epsilon(rig_sessions, tmp_path):
+    config = load_synth_config("tiny-diffusion", ["optim.steps=3", "data.max_frames=64", "privacy.dp_sgd=true",
+                                                  "privacy.target_epsilon=8.0", "logging.log_every=1"])
+    out = train_generator(rig_sessions[:1], config, tmp_path / "dp", progress=False)
+    privacy = read_model_card(out)["privacy"]
+    assert privacy["dp_sgd"] is True and privacy["delta"] == 1e-5 and privacy["noise_multiplier"] > 0
+    assert 0 < privacy["epsilon"] <= 8.0
+    assert load_generator(out).sample(np.zeros((2, 17), np.float32), seed=0).shape == (2, 4, 32, 32)
+
+
+# --------------------------------------------------------------------------- corpus and CLI
+@pytest.fixture
+def cli():
+    from synth.cli_synth import app
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args])
+
+
+def test_sample_corpus_cli(gan_model, cli, tmp_path):
+    out = tmp_path / "c1"
+    result = cli("sample", gan_model, "--emotion", "happiness", "--kind", "micro", "--n", 3, "--seed", 3,
+                 "--out", out, "--emg", "--no-progress")
+    assert result.exit_code == 0, result.output
+    corpus = json.loads((out / "corpus.json").read_text())
+    assert corpus["synthetic"] is True and corpus["seeds"] == [3, 5] and corpus["rejection"] is None
+    assert corpus["generator"]["kind"] == "gan" and corpus["generator"]["model_sha256"] == model_sha256(gan_model)
+    assert corpus["generator"]["config"]["model"]["kind"] == "gan"
+    assert [s["id"] for s in corpus["sequences"]] == ["seq-00000", "seq-00001", "seq-00002"]
+    seq = corpus["sequences"][0]
+    assert seq["file"] == "sessions/seq-00000.h5" and seq["emotion"] == "happiness" and seq["kind"] == "micro"
+    with open_session(out / seq["file"]) as s:
+        assert s.info["synthetic"] is True and s.info["subject_id"] == "synthetic" and s.info["seed"] == 3
+        assert s.info["model_sha256"] == corpus["generator"]["model_sha256"]
+        assert {n: st.modality for n, st in s.streams.items()} == {
+            "RGB": "rgb", "Depth": "depth", "ActionUnits": "au", "Markers": "markers", "EMG": "emg"}
+        assert s.streams["RGB"].n_samples == seq["n_frames"] == s.streams["ActionUnits"].n_samples
+        au = np.asarray(s.streams["ActionUnits"].data[:])
+        texts = [str(t[0]) for t in np.asarray(s.streams["Markers"].data[:])]
+        (onset, offset, emotion, kind), = expression_intervals(texts, s.streams["Markers"].times)
+        assert (emotion, kind) == ("happiness", "micro") and 0 < offset - onset <= 0.5
+        assert au[:, AU_INDEX[12]].max() > 0.5 and au[0].max() == 0
+        emg = np.asarray(s.streams["EMG"].data[:])
+        assert emg.shape[1] == 8 and np.std(emg) > 0
+    # a corpus session is training-data shaped: whole frames (already crops), the conditioning as AUs
+    frames = load_face_frames([out / seq["file"]], 32)
+    assert len(frames) == seq["n_frames"] and frames.subject_ids[0] == "synthetic"
+    np.testing.assert_allclose(frames.aus, au, atol=1e-5)
+    regenerated = load_generator(gan_model).sample(au, seed=3)
+    np.testing.assert_allclose(frames.rgbd[:, :3], regenerated[:, :3], atol=1 / 127.5 + 1e-6)
+    # never overwrite; --append adds new ids
+    result = cli("sample", gan_model, "--emotion", "anger", "--n", 1, "--out", out, "--no-progress")
+    assert result.exit_code == 1 and "never overwrites" in result.output
+    assert len(read_corpus(out)["sequences"]) == 3
+    result = cli("sample", gan_model, "--emotion", "anger", "--kind", "macro", "--n", 2, "--seed", 10,
+                 "--out", out, "--append", "--no-progress")
+    assert result.exit_code == 0, result.output
+    corpus = read_corpus(out)
+    assert [s["id"] for s in corpus["sequences"]][-2:] == ["seq-00003", "seq-00004"]
+    assert corpus["seeds"] == [3, 11] and corpus["sequences"][-1]["kind"] == "macro"
+
+
+def test_sample_au_timeline_csv_at_200_fps(diffusion_model, cli, tmp_path):
+    csv = tmp_path / "timeline.csv"
+    csv.write_text("time_s,AU12,AU06\n0.0,0,0\n0.05,4,2\n0.1,0,0\n")
+    result = cli("sample", diffusion_model, "--au-timeline", csv, "--fps", 200, "--steps", 3, "--out",
+                 tmp_path / "c2", "--no-progress")
+    assert result.exit_code == 0, result.output
+    seq = read_corpus(tmp_path / "c2")["sequences"][0]
+    assert seq["fps"] == 200 and seq["n_frames"] == 20 and seq["emotion"] is None
+    with open_session(tmp_path / "c2" / seq["file"]) as s:
+        assert "Markers" not in s.streams and s.streams["RGB"].nominal_srate == 200
+        au = np.asarray(s.streams["ActionUnits"].data[:])
+    expected = read_au_timeline_csv(csv).intensities(np.arange(20) / 200)
+    np.testing.assert_allclose(au, expected, atol=1e-6)
+    assert au[10, AU_INDEX[12]] == pytest.approx(4.0)
+
+
+def test_rejection_hook_counts(gan_model, tmp_path):
+    calls = []
+
+    def reject_first(rgbd):
+        calls.append(len(rgbd))
+        return np.full(len(rgbd), len(calls) == 1)
+
+    reject_first.threshold = 0.5
+    corpus = sample_corpus(gan_model, tmp_path / "c3", n=2, seed=0, emotions=["surprise"], reject=reject_first)
+    assert corpus["rejection"] == {"n_generated": 3, "n_rejected": 1, "rate": pytest.approx(1 / 3), "threshold": 0.5}
+    assert [s["seed"] for s in corpus["sequences"]] == [1, 2]
+    with pytest.raises(RuntimeError, match="gave up"):
+        sample_corpus(gan_model, tmp_path / "c4", n=1, emotions=["surprise"], reject=lambda x: np.ones(len(x), bool),
+                      max_attempts_factor=2)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--emotion", "joy"], "Unknown emotion 'joy'"),
+    (["--emotion", "happiness", "--kind", "mega"], "Unknown expression kind"),
+    (["--emotion", "happiness", "--kind", "macro", "--frames", "16"], "macro expression lasts"),
+    (["--emotion", "happiness", "--reject-closer-than", "near"], "auto, off or a distance"),
+    ([], "--emotion"),
+])
+def test_sample_bad_input(gan_model, cli, tmp_path, args, message):
+    result = cli("sample", gan_model, *args, "--out", tmp_path / "bad", "--no-progress")
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "bad" / "corpus.json").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("time_s,AU99\n0,1\n1,2\n", "Unknown action unit 'AU99'"),
+    ("time_s,AU12\n0,1\n1,7\n", "outside the FACS 0-5 scale"),
+    ("time_s,AU12\n0,1\n0,2\n", "strictly increasing"),
+    ("AU12\n1\n", "time_s"),
+    ("time_s,AU12\n0,1\n0.01,2\n", "shorter than one frame"),
+])
+def test_sample_bad_timeline(gan_model, cli, tmp_path, text, message):
+    (tmp_path / "t.csv").write_text(text)
+    result = cli("sample", gan_model, "--au-timeline", tmp_path / "t.csv", "--out", tmp_path / "bad", "--no-progress")
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split()), result.output
+
+
+def test_train_cli(rig_sessions, cli, tmp_path):
+    result = cli("train", rig_sessions[0], "--config", "tiny-gan", "--out", tmp_path / "m", "--set", "optim.steps=2",
+                 "--set", "data.max_frames=32", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert read_model_card(tmp_path / "m")["steps"] == 2
+    result = cli("train", rig_sessions[0], "--config", "tiny-gan", "--out", tmp_path / "m", "--no-progress")
+    assert result.exit_code == 1 and "--resume" in result.output
+    result = cli("train", rig_sessions[0], "--config", "tiny-gan", "--out", tmp_path / "m2", "--set", "model.bogus=1")
+    assert result.exit_code == 1 and "bogus" in result.output
