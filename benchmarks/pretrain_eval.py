@@ -1,9 +1,10 @@
 """Does multi-view pretraining learn? Retrieval, probes vs baselines, missing modalities on simulated sessions.
 
 Writes simulated light-rig sessions straight from the generators (``synth.rig.offline``), one
-subject per session (``identity_seed`` = the face, root ``subject_id`` = ``sub-id<identity>``)
-plus the ground-truth expression markers (``onset/<emotion>/<kind>`` ...). Pretrains the
-``tiny`` config on the training sessions, then on a held-out session of an unseen subject:
+subject per session (``identity_seed`` = the face, root ``subject_id`` = ``sub-id<identity>``),
+with the ground-truth expression markers and, by default, the rig's idle behaviour (slow head
+motion, tonic AU activity; ``--no-idle`` turns it off). Pretrains a config (``tiny`` unless told)
+on the training sessions, then on a held-out session of an unseen subject:
 
 1. cross-modal retrieval R@1/5/10 for all 12 ordered pairs vs chance (1/N);
 2. linear probe (logistic regression for the expression, ridge for the AUs) and kNN on frozen
@@ -14,7 +15,8 @@ plus the ground-truth expression markers (``onset/<emotion>/<kind>`` ...). Pretr
 
 Prints markdown tables and the command that produced them.
 
-Run: python benchmarks/pretrain_eval.py [--train-sessions 4] [--duration 60] [--steps 300]
+Run: python benchmarks/pretrain_eval.py [--train-sessions 4] [--duration 60] [--steps 300] [--threads 2]
+         [--config tiny] [--set KEY=VALUE ...] [--rig-set KEY=VALUE ...] [--no-idle]
 """
 
 from __future__ import annotations
@@ -26,38 +28,27 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
-from acquisition import SessionWriter, StreamSpec, logger
+from acquisition import logger
 from fusion.baselines import random_init_model, supervised_scores, train_supervised
 from fusion.config import load_pretrain_config
 from fusion.evaluate import (embed_dataset, evaluate_embeddings, load_run, missing_modality_report,
                              probe_report)
 from fusion.train import make_dataset, pretrain
 
-RIG_OVERRIDES = ["timeline.expressions_per_minute=30"]
+#: Rig overrides of every session: more expressions than the light profile, and idle behaviour (head motion,
+#: tonic AUs) so that neutral moments differ between windows as they do in real recordings.
+RIG_OVERRIDES = ["timeline.expressions_per_minute=30", "idle.enabled=true"]
 
 
-def write_labelled_session(fname: Path, *, seed: int, identity: int, duration_s: float) -> Path:
-    """A simulated rig session with its expression markers and ``subject_id = sub-id<identity>``."""
-    from synth.rig.config import load_rig_config
+def write_session(fname: Path, *, seed: int, identity: int, duration_s: float, overrides: list[str]) -> Path:
+    """A simulated light-rig session (markers and ``subject_id = sub-id<identity>`` come with it)."""
     from synth.rig.offline import write_rig_session
-    from synth.rig.simulator import SimulatedRig
 
-    overrides = [*RIG_OVERRIDES, f"identity_seed={identity}"]
-    write_rig_session(fname, duration_s=duration_s, seed=seed, overrides=overrides)
-    # write_rig_session writes no markers and names the subject after the seed: add both here.
-    rig = SimulatedRig(load_rig_config("light", overrides), seed=seed, duration_s=duration_s + 5.0)
-    markers = [(t, text) for t, text in rig.timeline.markers() if t < duration_s]
-    writer = SessionWriter.append_to(fname)
-    writer.add_stream(StreamSpec("Markers", "Markers", 1, "string", 0.0, f"sim-markers:{seed}")).append(
-        [[text] for _, text in markers], [t for t, _ in markers])
-    writer.close()
-    with h5py.File(fname, "r+") as f:
-        f.attrs["subject_id"] = f"sub-id{identity:03d}"
-    return fname
+    return write_rig_session(fname, duration_s=duration_s, seed=seed,
+                             overrides=[*overrides, f"identity_seed={identity}"])
 
 
 def _fmt(x: float) -> str:
@@ -73,6 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label-fraction", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default).")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep sessions and the run here.")
+    parser.add_argument("--config", default="tiny", help="Pretraining config name or path.")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="Pretraining config override, repeatable.")
+    parser.add_argument("--rig-set", dest="rig_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="Rig config override for every session, repeatable.")
+    parser.add_argument("--no-idle", action="store_true", help="Sessions without idle head motion / tonic AUs.")
     args = parser.parse_args(argv)
     logging.getLogger("emosync").setLevel(logging.WARNING)
     if args.threads:
@@ -81,11 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tmp.name) if tmp else args.workdir
     work.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
-    train = [write_labelled_session(work / f"train{i}.h5", seed=i, identity=i, duration_s=args.duration)
+    rig = [o for o in RIG_OVERRIDES if not (args.no_idle and o.startswith("idle."))] + args.rig_overrides
+    train = [write_session(work / f"train{i}.h5", seed=i, identity=i, duration_s=args.duration, overrides=rig)
              for i in range(args.train_sessions)]
-    held = [write_labelled_session(work / "heldout.h5", seed=100, identity=100, duration_s=args.duration)]
+    held = [write_session(work / "heldout.h5", seed=100, identity=100, duration_s=args.duration, overrides=rig)]
     t_data = time.perf_counter() - tic
-    config = load_pretrain_config("tiny", [f"optim.steps={args.steps}", f"checkpoint_every={args.steps}"])
+    config = load_pretrain_config(args.config, [f"optim.steps={args.steps}", f"checkpoint_every={args.steps}",
+                                                *args.overrides])
     tic = time.perf_counter()
     pretrain(train, config, work / "run", progress=False)
     t_train = time.perf_counter() - tic
@@ -112,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
 
     out = [f"Command: `python {' '.join(sys.argv)}`", "",
            f"{len(train)} training sessions x {args.duration:g} s (subjects sub-id000..{len(train) - 1:03d}), held-out "
-           f"session of unseen subject sub-id100; tiny config, {args.steps} steps; {report['n_windows']} held-out "
+           f"session of unseen subject sub-id100; rig overrides {rig}; config {args.config} "
+           f"{args.overrides}, {args.steps} steps; {report['n_windows']} held-out "
            f"windows of {config.data.window_s:g} s; neutral fraction {report['labels']['neutral_fraction']:.2f}; "
            f"{len(np.unique(emb_held['expression']))} expression classes present. Time: data {t_data:.0f} s, "
            f"pretraining {t_train:.0f} s, evaluation + baselines {t_eval:.0f} s.", "",

@@ -2,7 +2,7 @@
 
 Writes short simulated light-rig sessions, builds the dataset and model of a pretraining config
 (``default`` unless told), then times (1) the ``DataLoader`` alone over ``--batches`` batches and
-(2) the same loader feeding forward + backward + AdamW steps (``fusion.train.training_step``),
+(2) the same loader feeding augmentation + forward + backward + AdamW steps (``fusion.train.training_step``),
 with the config's workers and batch size. A ratio loader/training near 1 means reading and
 decoding windows bounds training; a large ratio means the model does. Prints a markdown table.
 
@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from fusion.augment import augment_batch
 from fusion.config import load_pretrain_config
 from fusion.losses import MultiViewContrastiveLoss
 from fusion.train import build_model, make_dataset, training_step
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             tic = time.perf_counter()
             for batch in loader:
                 if what == "loader + model":
+                    batch = augment_batch(batch, config.augment, config.data.window_s)  # as fusion.train does
                     loss, _ = training_step(model, loss_fn, batch)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()

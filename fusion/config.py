@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from acquisition._config import StrictModel, load_config
 
@@ -20,8 +20,35 @@ class DataConfig(StrictModel):
     clip_frames: int = Field(8, ge=1)
     image_size: int = Field(64, ge=8)
     depth_scale_mm: float = Field(100.0, gt=0)
+    depth_clip: float = Field(10.0, gt=0)          # normalised depth is clipped to +- this
+    crop: Literal["centre", "foreground"] = "centre"   # foreground: a per-session box around the head (depth)
+    foreground_mm: float = Field(400.0, gt=0)       # depth foreground = within this of the nearest pixel
+    crop_margin: float = Field(0.15, ge=0, le=1)    # foreground box margin, fraction of its side
+    video_norm: Literal["none", "session"] = "none"  # session: minus the session's mean frame, / its std
     num_workers: int = Field(0, ge=0)
     cache: bool = False  # keep decoded windows in RAM after the first read (small corpora, CPU runs)
+    # Seconds by which a signal's window starts before the video window: facial EMG leads visible motion.
+    lead_s: dict[Literal["emg", "eeg"], float] = {}
+
+
+class AugmentConfig(StrictModel):
+    """Training-batch augmentations (see :mod:`fusion.augment`); evaluation never augments."""
+
+    enabled: bool = False
+    crop_scale: tuple[float, float] = (0.8, 1.0)   # crop side / frame side, resized back
+    flip_p: float = Field(0.5, ge=0, le=1)          # horizontal flip probability (RGB and depth together)
+    brightness: float = Field(0.1, ge=0, le=1)      # RGB additive jitter, +- (pixel values 0-1)
+    contrast: float = Field(0.1, ge=0, lt=1)        # RGB contrast factor 1 +- this
+    depth_scale: float = Field(0.1, ge=0, lt=1)     # normalised depth factor 1 +- this
+    signal_scale: float = Field(0.2, ge=0)          # EMG/EEG per-channel gain, log-uniform in [1/(1+s), 1+s]
+    signal_shift_s: float = Field(0.02, ge=0)       # EMG/EEG time shift, +- seconds
+
+    @model_validator(mode="after")
+    def _check_crop(self) -> AugmentConfig:
+        low, high = self.crop_scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"augment.crop_scale {self.crop_scale} must satisfy 0 < low <= high <= 1")
+        return self
 
 
 class EncoderConfig(StrictModel):
@@ -47,7 +74,7 @@ class ModelConfig(StrictModel):
 class LossConfig(StrictModel):
     """See :class:`fusion.losses.MultiViewContrastiveLoss`."""
 
-    kind: Literal["ntxent", "infonce"] = "ntxent"
+    kind: Literal["ntxent", "dcl", "infonce"] = "ntxent"  # dcl: lightly DCLLoss (positive not in the denominator)
     temperature: float = Field(0.1, gt=0)
     time_tolerance_s: float = Field(0.0, ge=0)
     max_logit_scale: float = Field(100.0, gt=1)
@@ -71,6 +98,7 @@ class PretrainConfig(StrictModel):
 
     seed: int = 0
     data: DataConfig = DataConfig()
+    augment: AugmentConfig = AugmentConfig()
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()

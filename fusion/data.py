@@ -20,7 +20,7 @@ each worker process opens its own handles on first use in ``__getitem__``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,12 +51,13 @@ class _SessionIndex:
     frames: dict[str, np.ndarray] = field(default_factory=dict)   # video: (n_windows, clip_frames) frame indices
     first: dict[str, np.ndarray] = field(default_factory=dict)    # signals: (n_windows,) first sample index
     valid: dict[str, np.ndarray] = field(default_factory=dict)    # (n_windows,) bool
-    mean: dict[str, np.ndarray] = field(default_factory=dict)     # signals: (n_chans,)
-    std: dict[str, np.ndarray] = field(default_factory=dict)      # signals: (n_chans,)
+    mean: dict[str, np.ndarray] = field(default_factory=dict)     # signals: (n_chans,); video: (C, S, S)
+    std: dict[str, np.ndarray] = field(default_factory=dict)      # signals: (n_chans,); video: scalar
     au: np.ndarray | None = None               # (n_windows, n_aus) mean intensities
     expression: np.ndarray | None = None       # (n_windows,) str, None without a markers stream
     kind: np.ndarray | None = None             # (n_windows,) str: micro / macro / none
     subject: str = "sub-unknown"
+    crop_box: tuple[float, float, float, float] | None = None   # (top, left, bottom, right) as frame fractions
 
 
 def label_windows(centres: np.ndarray, intervals: Sequence[tuple[float, float, str, str]]
@@ -93,9 +94,24 @@ class SessionWindows(Dataset):
         Square side of resized frames (centre crop to a square, then bilinear resize).
     stats_max_samples : int
         Rows read per session (evenly spaced) to estimate EMG/EEG channel mean and std.
+    lead_s : mapping of str to float | None
+        Per signal modality, seconds by which its window starts before the video window (facial EMG
+        leads the visible motion by tens of ms), e.g. ``{"emg": 0.03}``.
     depth_scale_mm : float
-        Depth is ``(depth_mm - median of the clip's valid pixels) / depth_scale_mm``, so camera
-        distance is not a shortcut; pixels without a reading (0) become 0; values are clipped to +-10.
+        Depth is ``(depth_mm - median of the clip's foreground pixels) / depth_scale_mm``, so camera
+        distance is not a shortcut; pixels without a reading (0) become 0; values are clipped to
+        +-``depth_clip``. Foreground: valid pixels within ``foreground_mm`` of the clip's nearest one
+        (the head; without a depth reading near it, all valid pixels).
+    video_norm : ``"none"`` | ``"session"``
+        ``session``: subtract the session's mean frame (after crop and resize, over 32 frames
+        sampled across the session) and divide by the pixel std of the deviations, as EMG/EEG are
+        z-scored per session: what stays is how this moment differs from the person's usual look
+        (pose, muscle activity), not who the person is.
+    crop : ``"centre"`` | ``"foreground"``
+        ``centre``: the central square of the frame. ``foreground``: one square box per session
+        around the depth foreground (the head, over frames sampled across the session, plus
+        ``crop_margin`` of its side on each side), used for RGB and depth alike (registered
+        cameras); head motion stays visible inside it. Sessions without depth fall back to centre.
 
     Notes
     -----
@@ -109,7 +125,9 @@ class SessionWindows(Dataset):
 
     def __init__(self, sessions: Sequence[str | os.PathLike], *, window_s: float = 1.0, stride_s: float = 0.5,
                  modalities: Sequence[str] = MODALITIES, clip_frames: int = 8, image_size: int = 64,
-                 stats_max_samples: int = 50_000, depth_scale_mm: float = 100.0) -> None:
+                 stats_max_samples: int = 50_000, depth_scale_mm: float = 100.0,
+                 lead_s: Mapping[str, float] | None = None, crop: str = "centre", foreground_mm: float = 400.0,
+                 crop_margin: float = 0.15, depth_clip: float = 10.0, video_norm: str = "none") -> None:
         if not sessions:
             raise ValueError("SessionWindows needs at least one session file.")
         unknown = sorted(set(modalities) - set(MODALITIES))
@@ -121,6 +139,17 @@ class SessionWindows(Dataset):
         self.clip_frames, self.image_size = int(clip_frames), int(image_size)
         self.depth_scale_mm = float(depth_scale_mm)
         self.stats_max_samples = int(stats_max_samples)
+        if crop not in ("centre", "foreground"):
+            raise ValueError(f"crop must be 'centre' or 'foreground', got {crop!r}.")
+        self.crop, self.foreground_mm, self.crop_margin = crop, float(foreground_mm), float(crop_margin)
+        self.depth_clip = float(depth_clip)
+        if video_norm not in ("none", "session"):
+            raise ValueError(f"video_norm must be 'none' or 'session', got {video_norm!r}.")
+        self.video_norm = video_norm
+        self.lead_s = {m: float(v) for m, v in (lead_s or {}).items()}
+        bad = sorted(set(self.lead_s) - set(SIGNALS))
+        if bad:
+            raise ValueError(f"lead_s applies to signal modalities {SIGNALS} only, got {bad}.")
         self.fnames = [Path(f) for f in sessions]
         self.n_times: dict[str, int] = {}
         self.n_chans: dict[str, int] = {}
@@ -173,6 +202,11 @@ class SessionWindows(Dataset):
                 if bad:
                     logger.warning("%s: %d of %d %s windows have missing or non-finite data: masked.", fname.name,
                                    bad, len(starts), m)
+            if self.crop == "foreground" and any(m in VIDEO for m in present):
+                index.crop_box = self._foreground_box(session, by_modality.get("depth"), fname)
+            if self.video_norm == "session":
+                for m in (m for m in present if m in VIDEO):
+                    self._video_stats(index, m, session.streams[present[m]])
             au = next((s for s in session.streams.values() if s.modality == "au"), None)
             if au is not None and au.n_samples:
                 values = np.asarray(au.data[:], dtype=np.float64)
@@ -202,6 +236,47 @@ class SessionWindows(Dataset):
         index.valid[m] = (np.abs(times[pick] - targets) <= 1.5 * period).all(1) if len(times) > 1 else \
             np.zeros(len(index.starts), bool)
 
+    def _video_stats(self, index: _SessionIndex, m: str, stream, n_frames: int = 32) -> None:
+        """Mean clip frame (C, S, S) and pixel std of the deviations from it, over frames sampled across the session."""
+        if stream.n_samples == 0:
+            return
+        picks = np.unique(np.linspace(0, stream.n_samples - 1, min(n_frames, stream.n_samples)).astype(int))
+        clip = self._to_clip(index, m, np.asarray(stream.data[picks]))
+        mean = clip.mean(0)
+        index.mean[m] = mean.numpy()
+        index.std[m] = np.asarray(max(float((clip - mean).std()), 1e-3))  # a still session: no blow-up
+
+    def _foreground_box(self, session: Session, depth_name: str | None, fname: Path,
+                        n_frames: int = 24) -> tuple[float, float, float, float] | None:
+        """Square box (frame fractions) around the depth foreground of frames sampled over the session."""
+        if depth_name is None:
+            logger.warning("%s has no depth stream: foreground crop falls back to the centre crop.", fname.name)
+            return None
+        stream = session.streams[depth_name]
+        if stream.n_samples == 0:
+            return None
+        picks = np.unique(np.linspace(0, stream.n_samples - 1, min(n_frames, stream.n_samples)).astype(int))
+        frames = np.asarray(stream.data[picks], dtype=np.float64)                    # (k, H, W) mm
+        masks = [self._foreground(f) for f in frames]
+        union = np.any([m for m in masks if m is not None], axis=0) if any(m is not None for m in masks) else None
+        if union is None or not union.any():
+            logger.warning("%s: no depth foreground found: centre crop.", fname.name)
+            return None
+        h, w = union.shape
+        rows, cols = np.flatnonzero(union.any(1)), np.flatnonzero(union.any(0))
+        cy, cx = (rows[0] + rows[-1] + 1) / 2, (cols[0] + cols[-1] + 1) / 2
+        side = max(rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]) * (1 + 2 * self.crop_margin)
+        side = min(side, h, w)
+        top, left = np.clip(cy - side / 2, 0, h - side), np.clip(cx - side / 2, 0, w - side)
+        return top / h, left / w, (top + side) / h, (left + side) / w
+
+    def _foreground(self, depth_mm: np.ndarray) -> np.ndarray | None:
+        """Bool mask of valid pixels within ``foreground_mm`` of the nearest valid one; None without any."""
+        valid = depth_mm > 0
+        if not valid.any():
+            return None
+        return valid & (depth_mm < depth_mm[valid].min() + self.foreground_mm)
+
     def _index_signal(self, index: _SessionIndex, m: str, stream) -> None:
         srate = stream.nominal_srate
         if srate <= 0:
@@ -214,7 +289,7 @@ class SessionWindows(Dataset):
                 raise ValueError(f"{index.fname.name}: {m} has {value} {what}, earlier sessions {known[m]}; "
                                  "all sessions of a dataset need the same rate and channel count.")
         times = stream.times
-        first = np.searchsorted(times, index.starts, "left")
+        first = np.searchsorted(times, index.starts - self.lead_s.get(m, 0.0), "left")
         data = np.asarray(stream.data[:], dtype=np.float64)
         finite = np.isfinite(data).all(1)
         bad_cum = np.concatenate([[0], np.cumsum(~finite)])
@@ -319,15 +394,28 @@ class SessionWindows(Dataset):
             x = np.asarray(stream.data[first:first + self.n_times[m]], dtype=np.float64)
             x = (x - index.mean[m]) / index.std[m]
             return torch.from_numpy(x.T.astype(np.float32))
-        frames = np.asarray(stream.data[index.frames[m][w]])          # (T, H, W[, 3])
+        clip = self._to_clip(index, m, np.asarray(stream.data[index.frames[m][w]]))
+        if m in index.mean:  # video_norm="session": deviations from the session's mean frame
+            clip = (clip - torch.from_numpy(index.mean[m])) / float(index.std[m])
+        return clip
+
+    def _to_clip(self, index: _SessionIndex, m: str, frames: np.ndarray) -> torch.Tensor:
+        """Stored frames (T, H, W[, 3]) -> cropped, scaled, resized clip (T, C, S, S) float32."""
+        if index.crop_box is not None:
+            h, w_px = frames.shape[1:3]
+            top, left, bottom, right = index.crop_box
+            rows = slice(int(round(top * h)), int(round(bottom * h)))
+            frames = frames[:, rows, int(round(left * w_px)):int(round(right * w_px))]
         clip = torch.from_numpy(frames.astype(np.float32))
         if m == "rgb":
             clip = clip.permute(0, 3, 1, 2) / 255.0                     # (T, 3, H, W)
         else:
             valid = clip > 0
-            centre = clip[valid].median() if valid.any() else torch.tensor(0.0)
+            near = valid & (clip < clip[valid].min() + self.foreground_mm) if valid.any() else valid
+            centre = clip[near].median() if near.any() else torch.tensor(0.0)
             clip = torch.where(valid, (clip - centre) / self.depth_scale_mm, torch.zeros_like(clip))[:, None]
-            clip = clip.clamp(-10.0, 10.0)  # background far behind the face would dominate the scale
+            # the background far behind the head would otherwise dominate the scale
+            clip = clip.clamp(-self.depth_clip, self.depth_clip)
         return _centre_resize(clip, self.image_size)
 
 

@@ -2,10 +2,14 @@
 
 Every backbone maps one view to a feature vector and exposes ``out_dim``:
 
-- video (``rgb`` (B, T, 3, H, W), ``depth`` (B, T, 1, H, W)): ``tiny3d`` (4 conv3d blocks) or
-  torchvision ``r2plus1d_18`` with random init and an ``in_channels`` stem;
+- video (``rgb`` (B, T, 3, H, W), ``depth`` (B, T, 1, H, W)): ``tiny3d`` (4 conv3d blocks),
+  torchvision ``r2plus1d_18`` with random init and an ``in_channels`` stem, or ``videomae``
+  (transformers ``VideoMAEModel`` built from a ``VideoMAEConfig``, random init, mean-pooled tokens);
 - signals (``emg``, ``eeg`` (B, n_chans, n_times)): ``eegnet`` (EEGNet-style: temporal conv,
-  depthwise spatial conv, separable conv) or ``conv1d`` (a plain strided 1D CNN).
+  depthwise spatial conv, separable conv), ``shallow`` (ShallowConvNet-style band power:
+  temporal conv, spatial conv, square, average, log; it cannot memorise the raw noise of a
+  window, which is what EMG/EEG encoders otherwise learn on small corpora) or ``conv1d`` (a
+  plain strided 1D CNN).
 """
 
 from __future__ import annotations
@@ -94,6 +98,46 @@ class R2Plus1D18(_VideoInput):
         return self.net(self.to_conv3d(x))
 
 
+@register_encoder("videomae")
+class VideoMAE(_VideoInput):
+    """transformers ``VideoMAEModel`` from a ``VideoMAEConfig`` (random init, never downloaded).
+
+    ``out_dim = hidden_size``.
+
+    Parameters
+    ----------
+    in_channels : int
+        3 for RGB, 1 for depth.
+    image_size, clip_frames : int
+        Input frame side and frames per clip (filled in from the data config by ``fusion.train.build_model``).
+    patch_size, tubelet_size : int
+        Token size in pixels and frames (``image_size`` and ``clip_frames`` must be multiples).
+    hidden_size, num_hidden_layers, num_attention_heads, intermediate_size : int
+        Transformer size (defaults: a small model for CPU runs, not videomae-base).
+    """
+
+    def __init__(self, in_channels: int = 3, image_size: int = 64, clip_frames: int = 8, patch_size: int = 8,
+                 tubelet_size: int = 2, hidden_size: int = 128, num_hidden_layers: int = 4,
+                 num_attention_heads: int = 4, intermediate_size: int = 256) -> None:
+        super().__init__()
+        from transformers import VideoMAEConfig, VideoMAEModel
+
+        if image_size % patch_size or clip_frames % tubelet_size:
+            raise ValueError(f"videomae needs image_size ({image_size}) divisible by patch_size ({patch_size}) and "
+                             f"clip_frames ({clip_frames}) divisible by tubelet_size ({tubelet_size}).")
+        config = VideoMAEConfig(image_size=image_size, patch_size=patch_size, num_channels=in_channels,
+                                num_frames=clip_frames, tubelet_size=tubelet_size, hidden_size=hidden_size,
+                                num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads,
+                                intermediate_size=intermediate_size, use_mean_pooling=True)
+        self.net, self.out_dim = VideoMAEModel(config), hidden_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, hidden_size): mean of the last layer's tokens."""
+        if x.ndim != 5:
+            raise ValueError(f"Video input must have shape (B, T, C, H, W), got {tuple(x.shape)}.")
+        return self.net(pixel_values=x).last_hidden_state.mean(dim=1)
+
+
 def _check_signal(x: torch.Tensor, n_chans: int) -> None:
     if x.ndim != 3 or x.shape[1] != n_chans:
         raise ValueError(f"Signal input must have shape (B, {n_chans}, n_times), got {tuple(x.shape)}.")
@@ -134,6 +178,46 @@ class EEGNet1D(nn.Module):
         """(B, n_chans, n_times) -> (B, out_dim)."""
         _check_signal(x, self.n_chans)
         return self.block2(self.block1(x[:, None])).flatten(1)
+
+
+@register_encoder("shallow")
+class ShallowBandPower(nn.Module):
+    """ShallowConvNet-style encoder (Schirrmeister et al. 2017): log band power over time bins.
+
+    Temporal conv (``n_filters`` filters, ``kernel`` samples) -> spatial conv over all channels ->
+    BN -> square -> average over ``bin_s`` of the window (``n_bins`` bins) -> log -> 1x1 conv mixing.
+    ``out_dim = n_filters * n_bins``. Power envelopes are what facial EMG and EEG muscle/blink
+    artefacts carry about the face; averaging squared outputs over bins leaves no sample-level noise
+    to memorise.
+
+    Parameters
+    ----------
+    n_chans, n_times : int
+        Channels and samples of the window.
+    n_filters : int
+        Temporal and spatial filters.
+    kernel : int
+        Temporal kernel length in samples.
+    n_bins : int
+        Time bins the window is averaged into.
+    """
+
+    def __init__(self, n_chans: int, n_times: int, n_filters: int = 16, kernel: int = 25, n_bins: int = 8) -> None:
+        super().__init__()
+        self.n_chans, self.n_times = n_chans, n_times
+        kernel = min(kernel, n_times)
+        self.temporal = nn.Conv2d(1, n_filters, (1, kernel), padding=(0, kernel // 2), bias=False)
+        self.spatial = nn.Conv2d(n_filters, n_filters, (n_chans, 1), bias=False)
+        self.bn = nn.BatchNorm2d(n_filters)
+        self.pool = nn.AdaptiveAvgPool2d((1, n_bins))
+        self.mix = nn.Sequential(nn.Conv1d(n_filters, n_filters, 1), nn.BatchNorm1d(n_filters), nn.ELU())
+        self.out_dim = n_filters * n_bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n_chans, n_times) -> (B, out_dim)."""
+        _check_signal(x, self.n_chans)
+        power = self.pool(self.bn(self.spatial(self.temporal(x[:, None]))).square())   # (B, F, 1, n_bins)
+        return self.mix(torch.log(power.squeeze(2) + 1e-6)).flatten(1)
 
 
 @register_encoder("conv1d")

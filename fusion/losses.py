@@ -5,6 +5,9 @@ both modalities are available. Two pair losses:
 
 - ``ntxent`` (default): lightly's :class:`~lightly.loss.NTXentLoss` (intra- and cross-modal
   negatives) on the rows where both views exist;
+- ``dcl``: lightly's :class:`~lightly.loss.DCLLoss` (decoupled contrastive learning: NT-Xent
+  without the positive in the denominator, so small batches of near-duplicate windows do not
+  damp the gradient);
 - ``infonce``: symmetric cross-modal InfoNCE (CLIP) with a learnable temperature shared by all
   pairs (logit scale clamped at 100), and same-session windows closer than ``time_tolerance_s``
   masked as negatives (they show nearly the same moment).
@@ -13,7 +16,7 @@ A pair with fewer than two usable rows contributes ``0 * (sum of its embeddings)
 still ran, so the graph is the same every step (what DDP needs).
 
 Under ``torch.distributed`` (world size > 1) negatives come from every rank: lightly's
-``NTXentLoss(gather_distributed=True)`` when no row of the pair is missing on any rank, else
+``NTXentLoss``/``DCLLoss(gather_distributed=True)`` when no row of the pair is missing on any rank, else
 :func:`masked_ntxent` / :func:`cross_modal_infonce` on rows gathered with the autograd-aware
 ``lightly.utils.dist.gather``. Rows are masked, never dropped, so every rank gathers tensors of the
 same shape, and each rank's loss is scaled so that the mean over ranks (what DDP's gradient
@@ -28,7 +31,7 @@ import math
 import torch
 import torch.distributed as torch_dist
 import torch.nn.functional as F
-from lightly.loss import NTXentLoss
+from lightly.loss import DCLLoss, NTXentLoss
 from lightly.utils import dist as lightly_dist
 from torch import nn
 
@@ -74,10 +77,11 @@ def _self_columns(n: int, offset: int, n_total: int, device: torch.device) -> to
 
 
 def masked_ntxent(za: torch.Tensor, zb: torch.Tensor, valid: torch.Tensor, temperature: float, *,
-                  n_valid_global: int | None = None) -> torch.Tensor:
+                  n_valid_global: int | None = None, decoupled: bool = False) -> torch.Tensor:
     """lightly's NT-Xent (intra- and cross-modal negatives) with missing rows masked instead of dropped.
 
-    Equals ``NTXentLoss(temperature)(za[valid], zb[valid])``; under ``torch.distributed`` the keys
+    Equals ``NTXentLoss(temperature)(za[valid], zb[valid])`` (``decoupled=True``:
+    ``DCLLoss(temperature)(za[valid], zb[valid])``); under ``torch.distributed`` the keys
     are gathered from all ranks and the result is scaled so the mean over ranks is the global loss.
 
     Parameters
@@ -90,6 +94,8 @@ def masked_ntxent(za: torch.Tensor, zb: torch.Tensor, valid: torch.Tensor, tempe
         Softmax temperature.
     n_valid_global : int | None
         Valid rows over all ranks (the caller already all-reduced it); computed if None.
+    decoupled : bool
+        DCL: the positive is left out of the denominator (``-s_pos + logsumexp(s_neg)``).
 
     Returns
     -------
@@ -109,11 +115,17 @@ def masked_ntxent(za: torch.Tensor, zb: torch.Tensor, valid: torch.Tensor, tempe
     is_self = torch.cat([torch.cat([own, no], 1), torch.cat([no, own], 1)])        # (2n, 2N)
     is_positive = torch.cat([torch.cat([no, own], 1), torch.cat([own, no], 1)])    # partner in the other view
     key_valid = torch.cat([valid_all, valid_all]).bool()
-    # an invalid anchor keeps its (invalid) positive so its row is never all -inf (NaN gradients)
-    logits = logits.masked_fill(is_self | (~key_valid[None, :] & ~is_positive), float("-inf"))
-    labels = is_positive.float().argmax(1)
     rows = torch.cat([valid, valid]).bool()
-    per_row = F.cross_entropy(logits, labels, reduction="none")
+    if decoupled:
+        positive = (logits * is_positive).sum(1)
+        # an invalid anchor keeps its other (finite) columns so its row is never all -inf (NaN gradients)
+        drop = torch.where(rows[:, None], is_self | is_positive | ~key_valid[None, :], is_self)
+        per_row = torch.logsumexp(logits.masked_fill(drop, float("-inf")), dim=1) - positive
+    else:
+        # an invalid anchor keeps its (invalid) positive so its row is never all -inf (NaN gradients)
+        logits = logits.masked_fill(is_self | (~key_valid[None, :] & ~is_positive), float("-inf"))
+        labels = is_positive.float().argmax(1)
+        per_row = F.cross_entropy(logits, labels, reduction="none")
     per_row = torch.where(rows, per_row, torch.zeros_like(per_row))  # invalid anchors may be NaN
     if n_valid_global is None:
         n_valid_global = int(valid_all.sum())
@@ -185,7 +197,7 @@ class MultiViewContrastiveLoss(nn.Module):
     ----------
     modalities : list of str
         Modalities; every unordered pair is a term (6 for 4 modalities).
-    kind : ``"ntxent"`` | ``"infonce"``
+    kind : ``"ntxent"`` | ``"dcl"`` | ``"infonce"``
         Pair loss (see the module docstring).
     temperature : float
         NT-Xent temperature, or the initial InfoNCE temperature (learnable).
@@ -199,8 +211,8 @@ class MultiViewContrastiveLoss(nn.Module):
     def __init__(self, modalities: list[str], kind: str = "ntxent", temperature: float = 0.1,
                  time_tolerance_s: float = 0.0, max_logit_scale: float = 100.0) -> None:
         super().__init__()
-        if kind not in ("ntxent", "infonce"):
-            raise ValueError(f"kind must be 'ntxent' or 'infonce', got {kind!r}.")
+        if kind not in ("ntxent", "dcl", "infonce"):
+            raise ValueError(f"kind must be 'ntxent', 'dcl' or 'infonce', got {kind!r}.")
         if len(modalities) < 2:
             raise ValueError(f"A contrastive loss needs at least two modalities, got {modalities}.")
         if temperature <= 0:
@@ -208,9 +220,10 @@ class MultiViewContrastiveLoss(nn.Module):
         self.modalities, self.kind = list(modalities), kind
         self.pairs = list(itertools.combinations(self.modalities, 2))
         self.time_tolerance_s, self.max_log_scale = float(time_tolerance_s), math.log(max_logit_scale)
-        if kind == "ntxent":
+        if kind in ("ntxent", "dcl"):
             # gather_distributed only acts when world size > 1: single-process runs are unchanged
-            self.ntxent = NTXentLoss(temperature=temperature, gather_distributed=True)
+            loss_class = NTXentLoss if kind == "ntxent" else DCLLoss
+            self.ntxent = loss_class(temperature=temperature, gather_distributed=True)
             self.temperature = float(temperature)
         else:
             self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
@@ -268,12 +281,13 @@ class MultiViewContrastiveLoss(nn.Module):
                 term = 0.0 * (z[a].sum() + z[b].sum())  # keep every encoder in the graph
                 if self.kind == "infonce":
                     term = term + 0.0 * self.log_scale  # ... and the temperature (DDP: no unused parameter)
-            elif self.kind == "ntxent" and n_invalid == 0:
+            elif self.kind != "infonce" and n_invalid == 0:
                 term = self.ntxent(z[a], z[b])  # lightly, gathering negatives across ranks under DDP
-            elif self.kind == "ntxent" and not distributed:
+            elif self.kind != "infonce" and not distributed:
                 term = self.ntxent(z[a][v], z[b][v])  # single process: dropping rows is exact and cheap
-            elif self.kind == "ntxent":
-                term = masked_ntxent(z[a], z[b], v, self.temperature, n_valid_global=n_valid)
+            elif self.kind != "infonce":
+                term = masked_ntxent(z[a], z[b], v, self.temperature, n_valid_global=n_valid,
+                                     decoupled=self.kind == "dcl")
             else:
                 term = cross_modal_infonce(z[a], z[b], self.logit_scale, v, negative_mask, n_valid_global=n_valid)
             per_pair[f"{a}-{b}"] = term.detach()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import inspect
 import math
 import os
 import random
@@ -38,9 +39,11 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from acquisition import logger
 
-from .config import PretrainConfig, load_pretrain_config
+from .augment import augment_batch, step_generator
+from .config import AugmentConfig, PretrainConfig, load_pretrain_config
 from .data import SessionWindows
 from .distributed import DistInfo, all_mean, cleanup, init_from_env
+from .encoders import ENCODERS
 from .losses import MultiViewContrastiveLoss
 from .model import MultiModalEncoder
 
@@ -67,7 +70,9 @@ def make_dataset(sessions: Sequence[str | os.PathLike], config: PretrainConfig, 
     """The windows a config asks for (``stride_s`` overrides the config's, e.g. for evaluation)."""
     d = config.data
     return SessionWindows(sessions, window_s=d.window_s, stride_s=stride_s or d.stride_s, modalities=d.modalities,
-                          clip_frames=d.clip_frames, image_size=d.image_size, depth_scale_mm=d.depth_scale_mm)
+                          clip_frames=d.clip_frames, image_size=d.image_size, depth_scale_mm=d.depth_scale_mm,
+                          lead_s=d.lead_s, crop=d.crop, foreground_mm=d.foreground_mm, crop_margin=d.crop_margin,
+                          depth_clip=d.depth_clip, video_norm=d.video_norm)
 
 
 def build_model(config: PretrainConfig, dataset: SessionWindows) -> MultiModalEncoder:
@@ -77,8 +82,14 @@ def build_model(config: PretrainConfig, dataset: SessionWindows) -> MultiModalEn
         if m not in config.model.encoders:
             raise ValueError(f"No encoder configured for modality {m!r}; add model.encoders.{m} to the config.")
         enc = config.model.encoders[m]
-        shape_kwargs = ({"in_channels": dataset.shape(m)[1]} if m in ("rgb", "depth")
-                        else {"n_chans": dataset.n_chans[m], "n_times": dataset.n_times[m]})
+        if m in ("rgb", "depth"):
+            frames, channels, size = dataset.shape(m)[:3]
+            shape_kwargs = {"in_channels": channels}
+            # Backbones with fixed token grids (videomae) also need the clip geometry; the others adapt to it.
+            accepted = inspect.signature(ENCODERS[enc.name]).parameters if enc.name in ENCODERS else {}
+            shape_kwargs.update({k: v for k, v in (("image_size", size), ("clip_frames", frames)) if k in accepted})
+        else:
+            shape_kwargs = {"n_chans": dataset.n_chans[m], "n_times": dataset.n_times[m]}
         specs[m] = {"encoder": enc.name, "encoder_kwargs": {**shape_kwargs, **enc.kwargs}}
     return MultiModalEncoder(specs, hidden_dim=config.model.hidden_dim, embed_dim=config.model.embed_dim)
 
@@ -180,7 +191,8 @@ def _pretrain(sessions: Sequence[str | os.PathLike], config: PretrainConfig, out
         step = int(state["step"])
         if info.is_main:
             logger.info("Resumed %s at step %d of %d", out, step, config.optim.steps)
-    trainee = _Trainee(model, loss_fn, amp=use_amp).to(info.device)
+    trainee = _Trainee(model, loss_fn, amp=use_amp, augment=config.augment, window_s=config.data.window_s,
+                       seed=config.seed, rank=info.rank).to(info.device)
     stepper: nn.Module = trainee
     if info.distributed:
         if info.device.type == "cuda":
@@ -214,7 +226,7 @@ def _pretrain(sessions: Sequence[str | os.PathLike], config: PretrainConfig, out
         log = csv.writer(log_file) if info.is_main else None
         tic = time.perf_counter()
         for batch in loader:
-            loss, per_pair = stepper(_to_device(batch, info.device))
+            loss, per_pair = stepper(_to_device(batch, info.device), step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip)
@@ -246,13 +258,20 @@ def _pretrain(sessions: Sequence[str | os.PathLike], config: PretrainConfig, out
 
 
 class _Trainee(nn.Module):
-    """Model + loss as one module, so DDP also averages the loss's parameters (InfoNCE temperature)."""
+    """Model + loss as one module, so DDP also averages the loss's parameters (InfoNCE temperature).
 
-    def __init__(self, model: MultiModalEncoder, loss_fn: MultiViewContrastiveLoss, amp: bool = False) -> None:
+    Batches are augmented here (``augment`` config), after the window cache, on the training device.
+    """
+
+    def __init__(self, model: MultiModalEncoder, loss_fn: MultiViewContrastiveLoss, amp: bool = False,
+                 augment: AugmentConfig | None = None, window_s: float = 1.0, seed: int = 0, rank: int = 0) -> None:
         super().__init__()
         self.model, self.loss_fn, self.amp = model, loss_fn, amp
+        self.augment, self.window_s, self.seed, self.rank = augment or AugmentConfig(), window_s, seed, rank
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, batch: dict, step: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.training and self.augment.enabled:
+            batch = augment_batch(batch, self.augment, self.window_s, step_generator(self.seed, step, self.rank))
         return training_step(self.model, self.loss_fn, batch, amp=self.amp)
 
 

@@ -294,12 +294,12 @@ def sample_grid_aus() -> tuple[list[str], np.ndarray]:
 
 
 def save_sample_grid(gen: Any, path: Path, *, seed: int = 0, num_inference_steps: int = 10) -> None:
-    """PNG: the grid conditions (columns) with one shared noise; RGB row above a depth row."""
-    from PIL import Image
+    """PNG: the grid conditions (columns, named in a header) with one shared noise; RGB row above a depth row."""
+    from PIL import Image, ImageDraw
 
     from .frames import rgbd_to_images
 
-    _, aus = sample_grid_aus()
+    names, aus = sample_grid_aus()
     rgbd = gen.sample(aus, seed=seed, num_inference_steps=num_inference_steps)
     rgb, depth = rgbd_to_images(rgbd)
     near, far = np.percentile(depth, [1, 99]) if depth.size else (0, 1)
@@ -308,8 +308,16 @@ def save_sample_grid(gen: Any, path: Path, *, seed: int = 0, num_inference_steps
     bottom = np.repeat(np.concatenate(list(grey), axis=1)[..., None], 3, axis=2)
     image = Image.fromarray(np.concatenate([top, bottom], axis=0))
     scale = max(1, 128 // gen.image_size)
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    header_px = 16
+    labelled = Image.new("RGB", (image.width, image.height + header_px), "white")
+    labelled.paste(image, (0, header_px))
+    draw = ImageDraw.Draw(labelled)
+    column_px = gen.image_size * scale
+    for k, name in enumerate(names):
+        draw.text((k * column_px + 4, 2), name, fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(path)
+    labelled.save(path)
 
 
 def write_log(out: Path, log: list[dict[str, float]]) -> None:

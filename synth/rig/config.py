@@ -80,6 +80,36 @@ class StreamToggle(StrictModel):
     srate_hz: float = Field(0.0, ge=0)
 
 
+class IdleConfig(StrictModel):
+    """Idle behaviour between expressions: slow head motion and tonic AU activity (see :mod:`synth.rig.idle`).
+
+    Off by default so recorded benchmark figures stay comparable; the pretraining benchmark turns it on.
+    """
+
+    enabled: bool = False
+    head_rms_deg: tuple[float, float, float] = (3.0, 2.0, 1.5)   # yaw, pitch, roll RMS, degrees
+    head_max_deg: float = Field(15.0, gt=0, le=40)                # hard limit of each angle, degrees
+    head_time_scale_s: float = Field(3.0, gt=0)                   # typical period of the motion
+    tonic_aus: list[int] = [1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23]
+    tonic_mean: float = Field(0.3, ge=0, le=5)                    # FACS intensity (0-5) around which it wanders
+    tonic_rms: float = Field(0.4, ge=0, le=5)                     # FACS intensity, before clipping at 0
+    tonic_time_scale_s: float = Field(1.5, gt=0)
+    n_components: int = Field(8, ge=1, le=64)                     # sinusoids per signal (smoothness vs cost)
+
+    @model_validator(mode="after")
+    def _check_aus(self) -> IdleConfig:
+        from synth.facs import AU_INDEX
+
+        unknown = sorted(set(self.tonic_aus) - set(AU_INDEX))
+        if unknown:
+            raise ValueError(f"idle.tonic_aus has unknown AUs {unknown}; known: {sorted(AU_INDEX)}")
+        if 45 in self.tonic_aus:
+            raise ValueError("idle.tonic_aus must not contain AU45: blinks come from the timeline")
+        if any(v < 0 for v in self.head_rms_deg):
+            raise ValueError(f"idle.head_rms_deg must be >= 0, got {self.head_rms_deg}")
+        return self
+
+
 class RigConfig(StrictModel):
     """The whole simulated rig: one AU timeline driving RGB, depth, EMG, EEG, AUs and markers."""
 
@@ -90,6 +120,7 @@ class RigConfig(StrictModel):
     start_delay_s: float = Field(0.5, ge=0)
     max_lag_s: float = Field(0.5, gt=0)
     timeline: TimelineConfig = Field(default_factory=TimelineConfig)
+    idle: IdleConfig = Field(default_factory=IdleConfig)
     rgb: VideoConfig
     depth: VideoConfig
     emg: EMGConfig

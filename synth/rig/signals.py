@@ -9,6 +9,8 @@ Time zero of the timeline is sample 0 of every stream.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import signal
 
@@ -165,18 +167,28 @@ class EEGGenerator(SampleGenerator):
 class FaceVideoGenerator(SampleGenerator):
     """Frames of the procedural face following the AU timeline, as an RGB-D camera gives them.
 
+    ``head_pose`` (optional): times (n,) -> yaw, pitch, roll in degrees (n, 3), e.g.
+    :meth:`synth.rig.idle.IdleTimeline.head_pose`; None renders a frontal, still head.
+
     ``next_samples(n)`` returns ``(rgb, depth)``: (n, height, width, 3) uint8 and
     (n, height, width) uint16 millimetres, rendered from the same geometry.
     """
 
-    def __init__(self, config: VideoConfig, timeline: AUTimeline, *, identity_seed: int) -> None:
+    def __init__(self, config: VideoConfig, timeline: AUTimeline, *, identity_seed: int,
+                 head_pose: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         super().__init__(config.fps)
         self.timeline = timeline
+        self.head_pose = head_pose
         self.renderer = FaceRenderer(config.width, config.height, identity_seed=identity_seed)
 
     def _generate(self, n: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
-        au = self.timeline.intensities(self.times_s(n)).astype(np.float64)
-        rendered = [self.renderer.render(a) for a in au]
+        t = self.times_s(n)
+        au = self.timeline.intensities(t).astype(np.float64)
+        if self.head_pose is None:
+            rendered = [self.renderer.render(a) for a in au]
+        else:
+            pose = self.head_pose(t)
+            rendered = [self.renderer.render(a, yaw_deg=p[0], pitch_deg=p[1], roll_deg=p[2]) for a, p in zip(au, pose)]
         return np.stack([r[0] for r in rendered]), np.stack([r[1] for r in rendered])
 
 

@@ -22,6 +22,7 @@ from acquisition.lsl import make_stream_info
 from synth.facs import AU_IDS, AUTimeline, generate_timeline
 
 from .config import RigConfig
+from .idle import IdleTimeline, with_idle
 from .signals import AUIntensityGenerator, EEGGenerator, EMGGenerator, FaceVideoGenerator, SampleGenerator
 
 #: Seconds of timeline drawn when no duration is given (the rig can run this long).
@@ -76,7 +77,9 @@ class SimulatedRig:
         self.config = config
         self.seed = int(seed)
         self.profile = profile
-        self.timeline: AUTimeline = generate_timeline(config.timeline, duration_s or DEFAULT_HORIZON_S, self.seed)
+        # With idle behaviour on, the timeline also carries tonic AUs (every generator sees them) and head motion.
+        self.timeline: AUTimeline | IdleTimeline = with_idle(
+            generate_timeline(config.timeline, duration_s or DEFAULT_HORIZON_S, self.seed), config.idle, self.seed)
         self.t0: float | None = None
         self._sources: list[_PacedSource] = []
         self._outlets: dict[str, pylsl.StreamOutlet] = {}
@@ -104,7 +107,8 @@ class SimulatedRig:
         c = self.config
         if key in ("rgb", "depth", "video"):
             video = c.rgb if c.rgb.enabled or key == "rgb" else c.depth
-            return FaceVideoGenerator(video, self.timeline, identity_seed=c.identity_seed)
+            return FaceVideoGenerator(video, self.timeline, identity_seed=c.identity_seed,
+                                      head_pose=getattr(self.timeline, "head_pose", None))
         if key == "emg":
             return EMGGenerator(c.emg, self.timeline, self.seed)
         if key == "eeg":

@@ -7,16 +7,18 @@ import pytest
 
 from acquisition import SessionWriter, StreamSpec
 
-RICH = ["timeline.expressions_per_minute=60"]  # more expressions per window: more moments to tell apart
+# More expressions per window, and idle head motion / tonic AUs: more moments to tell apart.
+RICH = ["timeline.expressions_per_minute=60", "idle.enabled=true"]
 
 
 @pytest.fixture(scope="session")
 def rig_sessions(tmp_path_factory):
-    """Three 40 s light-rig sessions (seeds 0, 1, 2); the last is held out."""
+    """Three 40 s light-rig sessions (seed i, face i: three subjects); the last is held out."""
     from synth.rig.offline import write_rig_session
 
     folder = tmp_path_factory.mktemp("rig")
-    return [write_rig_session(folder / f"s{seed}.h5", duration_s=40, seed=seed, overrides=RICH) for seed in range(3)]
+    return [write_rig_session(folder / f"s{seed}.h5", duration_s=40, seed=seed,
+                              overrides=[*RICH, f"identity_seed={seed}"]) for seed in range(3)]
 
 
 def write_small_session(fname, *, duration_s=3.0, with_eeg=True, nan_emg_at=None):

@@ -129,3 +129,24 @@ def test_masked_ntxent_equals_lightly_on_the_kept_rows():
     assert torch.isfinite(za.grad).all() and za.grad[~valid].abs().max() == 0
     all_rows = torch.ones(10, dtype=torch.bool)
     torch.testing.assert_close(masked_ntxent(za, zb, all_rows, 0.2), NTXentLoss(temperature=0.2)(za, zb))
+
+
+def test_dcl_masked_equals_lightly_and_multiview_uses_it():
+    """``dcl``: lightly's DCLLoss on the kept rows, also through the masked (DDP) path; and it is not NT-Xent."""
+    from lightly.loss import DCLLoss, NTXentLoss
+
+    from fusion.losses import masked_ntxent
+
+    g = torch.Generator().manual_seed(4)
+    za, zb = torch.randn(9, 5, generator=g), torch.randn(9, 5, generator=g)
+    valid = torch.tensor([1, 0, 1, 1, 1, 0, 1, 1, 1], dtype=torch.bool)
+    za.requires_grad_(True)
+    got = masked_ntxent(za, zb, valid, 0.3, decoupled=True)
+    torch.testing.assert_close(got, DCLLoss(temperature=0.3)(za[valid], zb[valid]))
+    got.backward()
+    assert torch.isfinite(za.grad).all() and za.grad[~valid].abs().max() == 0
+    assert abs(got.item() - NTXentLoss(temperature=0.3)(za[valid], zb[valid]).item()) > 1e-3
+    loss_fn = MultiViewContrastiveLoss(["a", "b"], kind="dcl", temperature=0.3)
+    ones = torch.ones(9, dtype=torch.bool)
+    loss, _ = loss_fn({"a": za, "b": zb}, {"a": ones, "b": valid})
+    torch.testing.assert_close(loss, DCLLoss(temperature=0.3)(za[valid], zb[valid]))

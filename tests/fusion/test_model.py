@@ -52,3 +52,15 @@ def test_save_load_round_trip_and_single_encoder(tmp_path):
         ModalityEncoder.from_pretrained(tmp_path / "m", "audio")
     with pytest.raises(FileNotFoundError, match="config.json"):
         MultiModalEncoder.from_pretrained(tmp_path)
+
+
+def test_videomae_encoder_builds_from_config_and_runs():
+    """transformers VideoMAEModel from a VideoMAEConfig (random init, no download), fed (B, T, C, H, W) clips."""
+    enc = build_encoder("videomae", in_channels=1, image_size=16, clip_frames=4, patch_size=8, hidden_size=32,
+                        num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    out = enc(torch.randn(2, 4, 1, 16, 16))
+    assert out.shape == (2, 32) == (2, enc.out_dim) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None for p in enc.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="divisible by patch_size"):
+        build_encoder("videomae", image_size=20, patch_size=8)

@@ -140,3 +140,53 @@ def test_per_stream_video_compression(tmp_path, light_rig_config):
         error = np.abs(rgb.data[:].astype(int) - rig.regenerate("rgb", k[-1] + 1)[k]).mean()
         assert error < 4.0
         assert rgb._group["data"].id.get_storage_size() < 0.3 * rgb.n_samples * 120 * 160 * 3
+
+
+def test_idle_behaviour_moves_head_and_muscles_consistently(light_rig_config):
+    """Idle head motion and tonic AUs: every generator sees the same total, chunking-invariant, markers unchanged."""
+    from synth.rig.idle import IdleTimeline
+
+    idle = light_rig_config.idle.model_copy(update={"enabled": True})
+    config = light_rig_config.model_copy(update={"idle": idle, "timeline": TimelineConfig(
+        expressions_per_minute=0, blinks_per_minute=0)})                      # neutral face, only idle activity
+    rig = SimulatedRig(config, seed=3, duration_s=30)
+    still = SimulatedRig(light_rig_config.model_copy(update={"timeline": config.timeline}), seed=3, duration_s=30)
+    assert isinstance(rig.timeline, IdleTimeline) and rig.timeline.markers() == still.timeline.markers()
+    t = np.arange(0, 30, 1 / 30)
+    pose, au = rig.timeline.head_pose(t), rig.regenerate("au", len(t))
+    assert np.all(np.abs(pose) <= idle.head_max_deg)
+    np.testing.assert_allclose(pose.std(0), idle.head_rms_deg, rtol=0.5)      # a few degrees, per configured axis
+    assert np.abs(np.diff(pose, axis=0)).max() < 2.0                          # smooth: < 2 degrees per frame
+    assert au[:, AU_INDEX[12]].std() > 0.1 and np.all(au[:, AU_INDEX[45]] == 0)
+    # chunking-invariant video with the head moving, and visibly different from a still head
+    a, b = rig.make_generator("video"), rig.make_generator("video")
+    chunked = [a.next_samples(m) for m in (1, 4)]
+    whole = b.next_samples(5)
+    for i in range(2):
+        np.testing.assert_array_equal(np.concatenate([c[i] for c in chunked]), whole[i])
+    frames = still.regenerate("rgb", 5)
+    assert np.abs(whole[0].astype(int) - frames).mean() > 1.0
+    # EMG follows the tonic zygomaticus activity (the same total the AU stream reports)
+    srate = config.emg.srate_hz
+    emg = rig.regenerate("emg", int(30 * srate)).astype(np.float64)
+    zyg = emg[:, [c.label for c in config.emg.channels].index("EMG_ZYG_L")]
+    rms = np.sqrt((zyg[: len(zyg) // 200 * 200].reshape(-1, 200) ** 2).mean(1))  # 0.1 s bins
+    tonic = rig.timeline.intensities(np.arange(len(rms)) * 0.1 + 0.05 + config.emg.lead_s)[:, AU_INDEX[12]]
+    assert np.corrcoef(rms, tonic)[0, 1] > 0.7
+
+
+def test_offline_session_has_markers_and_a_face_subject(tmp_path):
+    from synth.rig.config import load_rig_config
+    from synth.rig.offline import write_rig_session
+
+    overrides = ["timeline.expressions_per_minute=60", "identity_seed=7"]
+    fname = write_rig_session(tmp_path / "s.h5", duration_s=12, seed=2, overrides=overrides,
+                              modalities=("emg", "markers"))
+    rig = SimulatedRig(load_rig_config("light", overrides), seed=2, duration_s=17)
+    with open_session(fname) as s:
+        assert s.info["subject_id"] == "sub-id007"
+        markers = next(st for st in s.streams.values() if st.modality == "markers")
+        sent = [(t, text) for t, text in rig.timeline.markers() if t < 12]
+        assert len(sent) >= 6 and markers.data[:, 0].tolist() == [text for _, text in sent]
+        np.testing.assert_allclose(markers.times, [t for t, _ in sent], atol=1e-9)
+        assert markers.info["source_id"] == rig.source_id("markers")
