@@ -96,6 +96,8 @@ def _rai(human: HumanCard | None, stats: CorpusStats, inputs: CardInputs, missin
     limitations = list(h.known_limitations) or [todo]
     if inputs.corpus is not None and inputs.audit is None:
         limitations.append("NOT AUDITED: no privacy audit was run on this synthetic corpus.")
+    elif inputs.corpus is not None and inputs.audit_stale:
+        limitations.append(f"AUDIT STALE (not audited as it is now): {inputs.audit_stale}.")
     biases = list(h.known_biases) + [f"{len(stats.subjects)} subject(s); expression counts: "
                                      + (", ".join(f"{e}/{k}={n}" for (e, k), n in sorted(stats.expressions.items()))
                                         or "none")]
@@ -180,11 +182,13 @@ def write_card(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
         "synthetic": stats.synthetic if stats.synthetic is not None else "mixed",
         "emosync": {"card_inputs_sha256": inputs_sha, "emosync_version": _software_version(),
                     "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                    "todo": missing, **({"audited": inputs.audit is not None} if inputs.corpus is not None else {})},
+                    "todo": missing, **({"audited": inputs.audit is not None,
+                         "audit_current": inputs.audit is not None and inputs.audit_stale is None}
+                        if inputs.corpus is not None else {})},
     }
     readme = render_readme(header=header, human=human, stats=stats, demographics=tables, corpus=inputs.corpus,
                            audit=inputs.audit, missing=missing, card_yaml_found=human is not None,
-                           source_command=command, au_threshold=AU_ACTIVE_THRESHOLD)
+                           source_command=command, au_threshold=AU_ACTIVE_THRESHOLD, audit_stale=inputs.audit_stale)
     manifest = manifest_csv(stats, inputs.corpus)
     meta = {"name": h.title or inputs.name,
             "description": (h.summary or "TODO: summary not written in card.yaml").strip(),
@@ -203,6 +207,8 @@ def write_card(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
     files = _write_all(out, texts)
     if missing:
         logger.warning("Card %s is incomplete: required field(s) %s missing from %s", out, missing, inputs.card_yaml)
+    if inputs.audit_stale:
+        logger.warning("Card %s: the privacy audit is STALE: %s", out, inputs.audit_stale)
     return CardResult(out=out, inputs_sha256=inputs_sha, missing=missing, n_sessions=stats.n_sessions, stats=stats,
                       files=files)
 

@@ -4,6 +4,8 @@ Counts come from ``card.yaml``'s ``demographics`` (per pseudonymous subject) joi
 subjects actually present in the sessions. A count below ``k`` is shown as ``"<k"``; when that
 leaves exactly one suppressed cell in a table, the next-smallest cell is suppressed too,
 because the subject total is public and one hidden cell could be recovered by subtraction.
+An attribute whose only reported value is a hidden cell is left out altogether: "<5" beside the
+public subject total would still say that every subject who reported it has that value.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def demographic_tables(demographics: dict[str, SubjectDemographics], subjects: I
     -------
     tables : dict of str to dict of str to str
         Attribute (``age_band``, ``sex``...) -> category -> shown count. Empty when
-        ``card.yaml`` has no demographics.
+        ``card.yaml`` has no demographics. An attribute left out for privacy (its only reported
+        category is below ``k``) maps to an empty dict, so the card can say it was left out.
     """
     subjects = sorted(set(subjects))
     if not demographics:
@@ -81,5 +84,8 @@ def demographic_tables(demographics: dict[str, SubjectDemographics], subjects: I
         if set(counts) == {NOT_REPORTED}:
             continue
         ordered = dict(sorted(counts.items(), key=lambda item: (item[0] == NOT_REPORTED, item[0])))
-        tables[attribute] = suppress_small_cells(ordered, k)
+        shown = suppress_small_cells(ordered, k)
+        reported = [key for key in shown if key != NOT_REPORTED]
+        # One reported value, hidden: "<k" next to the public total still discloses it for everyone who reported.
+        tables[attribute] = {} if len(reported) == 1 and shown[reported[0]].startswith("<") else shown
     return tables

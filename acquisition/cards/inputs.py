@@ -44,6 +44,9 @@ class CardInputs:
         ``corpus.json`` of a synthetic corpus, else None.
     audit : dict | None
         The newest ``audit.json`` (or ``audit-N.json``) of a synthetic corpus, None when it was not audited.
+    audit_stale : str | None
+        Why that audit does not describe the corpus as it is now (``corpus.json`` changed since, e.g.
+        ``synth sample --append`` added sequences), None when it does or there is no audit.
     """
 
     root: Path
@@ -52,6 +55,7 @@ class CardInputs:
     card_yaml: Path
     corpus: dict[str, Any] | None = None
     audit: dict[str, Any] | None = None
+    audit_stale: str | None = None
     extra_files: list[Path] = field(default_factory=list)  # corpus.json, audit.json: hashed with the inputs
 
     def relative(self, path: Path) -> str:
@@ -89,7 +93,7 @@ def find_inputs(paths: Sequence[str | os.PathLike], *, card_yaml: str | os.PathL
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist. Give a folder of sessions or session files (.h5).")
-    corpus = audit = None
+    corpus = audit = stale = None
     extra: list[Path] = []
     if len(paths) == 1 and paths[0].is_dir():
         root = paths[0].resolve()
@@ -102,6 +106,9 @@ def find_inputs(paths: Sequence[str | os.PathLike], *, card_yaml: str | os.PathL
             if audits:
                 audit = _read_json(audits[-1])
                 extra += audits
+                stale = audit_staleness(audit, corpus, file_sha256(root / CORPUS_JSON), audits[-1].name)
+        else:
+            _refuse_corpus_sessions(sessions, root)
         if not sessions:
             raise ValueError(
                 f"No session files (*.h5) under {root}. Point `emosync card` at a folder of sessions (recorded, "
@@ -109,16 +116,65 @@ def find_inputs(paths: Sequence[str | os.PathLike], *, card_yaml: str | os.PathL
             )
     else:
         dirs = [p for p in paths if p.is_dir()]
+        if dirs and len(dirs) == len(paths):
+            raise ValueError(f"Give one folder, not {len(dirs)} ({[str(d) for d in dirs]}): a card describes one "
+                             "folder of sessions or one synthetic corpus. Card each folder separately.")
         if dirs:
-            raise ValueError(f"Give either one folder or session files, not a mix of both (folders: {dirs}).")
+            raise ValueError(f"Give either one folder or session files, not a mix of both (folders: "
+                             f"{[str(d) for d in dirs]}).")
         not_h5 = [str(p) for p in paths if p.suffix != ".h5"]
         if not_h5:
             raise ValueError(f"Not session files (.h5): {not_h5}. Give emosync session files or their folder.")
         sessions = sorted({p.resolve() for p in paths})
         root = Path(os.path.commonpath([p.parent for p in sessions]))
+        _refuse_corpus_sessions(sessions, None)
     card = Path(card_yaml) if card_yaml is not None else root / CARD_YAML
     return CardInputs(root=root, name=root.name, sessions=sessions, card_yaml=card, corpus=corpus, audit=audit,
-                      extra_files=extra)
+                      audit_stale=stale, extra_files=extra)
+
+
+def _refuse_corpus_sessions(sessions: Sequence[Path], root: Path | None) -> None:
+    """Refuse sessions of a synthetic corpus carded without it (as if they were recordings).
+
+    A corpus session lives in ``CORPUS/sessions/``; without ``CORPUS/corpus.json`` as the card's
+    root the card would lose the generator and the privacy audit and call the data recorded.
+    ``root``: the folder carded (ancestors up to it are searched), None for session files
+    (their folder and its parent are searched).
+    """
+    corpora: set[Path] = set()
+    for path in sessions:
+        parents = [parent for parent in path.parents if root is None or parent.is_relative_to(root)]
+        for parent in parents[:2] if root is None else parents:
+            if (parent / CORPUS_JSON).is_file():
+                corpora.add(parent)
+                break
+    if corpora:
+        raise ValueError(
+            f"Sessions of {len(corpora)} synthetic corpus folder(s) ({sorted(str(c) for c in corpora)[:3]}) would be "
+            "described as recordings, losing their generator and privacy audit. Card each corpus folder separately: "
+            "`emosync card CORPUS` with the folder holding corpus.json."
+        )
+
+
+def audit_staleness(audit: dict[str, Any], corpus: dict[str, Any], corpus_sha256: str, name: str) -> str | None:
+    """Why ``audit`` no longer describes ``corpus`` (None when it still does).
+
+    The audit records the ``corpus.json`` it read (``inputs.corpus_sha256``) and its sequence ids
+    (``inputs.sequence_ids``); an audit that records neither cannot vouch for the corpus as it is now.
+    """
+    recorded = audit.get("inputs") or {}
+    ids = [str(seq.get("id")) for seq in corpus.get("sequences", [])]
+    if recorded.get("corpus_sha256") is None or recorded.get("sequence_ids") is None:
+        return (f"{name} does not record which corpus.json and sequences it audited (an older audit); "
+                "run `emosync synth audit` again")
+    if recorded["sequence_ids"] != ids:
+        added = len(set(ids) - set(recorded["sequence_ids"]))
+        removed = len(set(recorded["sequence_ids"]) - set(ids))
+        return (f"the corpus changed after {name} was written ({added} sequence(s) added, {removed} removed); "
+                "run `emosync synth audit` again")
+    if recorded["corpus_sha256"] != corpus_sha256:
+        return f"corpus.json changed after {name} was written; run `emosync synth audit` again"
+    return None
 
 
 def audit_files(root: Path) -> list[Path]:

@@ -116,12 +116,17 @@ def _demographics_section(human: HumanCard | None, tables: dict[str, dict[str, s
     lines += ["", f"Counts of subjects; cells below {k} are shown as \"<{k}\" (and one more cell is hidden when "
               "a single hidden cell could be recovered from the total)."]
     for attribute, counts in tables.items():
+        if not counts:
+            lines += ["", f"**{attribute.replace('_', ' ')}**: left out: its only reported value is held by fewer "
+                      f"than {k} subjects, and showing it would disclose that value for every subject who reported it."]
+            continue
         lines += ["", f"**{attribute.replace('_', ' ')}**", "", "| value | subjects |", "|---|---|"]
         lines += [f"| {value} | {shown} |" for value, shown in counts.items()]
     return "\n".join(lines)
 
 
-def _synthetic_section(corpus: dict[str, Any] | None, audit: dict[str, Any] | None, stats: CorpusStats) -> str:
+def _synthetic_section(corpus: dict[str, Any] | None, audit: dict[str, Any] | None, stats: CorpusStats,
+                       audit_stale: str | None = None) -> str:
     if corpus is None:
         return ""
     unflagged = [s.file for s in stats.sessions if not s.synthetic]
@@ -152,6 +157,10 @@ def _synthetic_section(corpus: dict[str, Any] | None, audit: dict[str, Any] | No
     nn = audit.get("nearest_neighbour") or {}
     s2t, h2t = nn.get("synthetic_to_train") or {}, nn.get("holdout_to_train") or {}
     verdict = "**PASSED**" if audit.get("passed") else "**FAILED**"
+    if audit_stale:
+        verdict = f"**STALE**, was {verdict[2:-2]}"
+        lines += [f"> **AUDIT STALE**: {audit_stale}. The figures below describe an earlier state of this corpus "
+                  "and do not vouch for it as it is now.", ""]
     lines += [f"Privacy audit ({verdict}, {audit.get('created', 'date unknown')}):", ""]
     inputs = audit.get("inputs") or {}
     if inputs.get("corpus_matches_model") is False:
@@ -178,19 +187,13 @@ def _synthetic_section(corpus: dict[str, Any] | None, audit: dict[str, Any] | No
 
 
 def _rejection_text(record: Any) -> str:
-    """``corpus.json``'s ``rejection`` record in words (an object, a bare rate, or null)."""
-    if not record:
+    """``corpus.json``'s ``rejection`` record in words: ``{"n_generated", "n_rejected", "rate", "threshold"}``/null."""
+    if record is None:
         return "none"
-    if isinstance(record, (int, float)):
-        return f"rejection rate {_num(record)}"
     if not isinstance(record, dict):
-        return str(record)
-    generated, rejected = record.get("n_generated"), record.get("n_rejected")
-    rate = record.get("rate", record.get("rejection_rate"))
-    if rate is None and generated and rejected is not None:
-        rate = rejected / generated
-    counts = f"{rejected} of {generated} generated sequences rejected, " if generated is not None else ""
-    return f"{counts}rate {_num(rate)}, threshold {_num(record.get('threshold'))}"
+        return f"unreadable record {record!r}"
+    return (f"{record.get('n_rejected')} of {record.get('n_generated')} generated sequences rejected, "
+            f"rate {_num(record.get('rate'))}, threshold {_num(record.get('threshold'))}")
 
 
 def _num(value: Any) -> str:
@@ -202,7 +205,7 @@ def _num(value: Any) -> str:
 def render_readme(*, header: dict[str, Any], human: HumanCard | None, stats: CorpusStats,
                   demographics: dict[str, dict[str, str]], corpus: dict[str, Any] | None,
                   audit: dict[str, Any] | None, missing: list[str], card_yaml_found: bool,
-                  source_command: str, au_threshold: float) -> str:
+                  source_command: str, au_threshold: float, audit_stale: str | None = None) -> str:
     """The card's ``README.md`` text (see the module docstring)."""
     h = human or HumanCard()
     title = h.title or header.get("pretty_name", "Untitled corpus")
@@ -232,7 +235,7 @@ def render_readme(*, header: dict[str, Any], human: HumanCard | None, stats: Cor
             "volts, depth in millimetres, AUs in FACS intensity 0-5.", ""]
     out += ["## Expressions and action units", "", _expressions_section(stats), "", _au_section(stats, au_threshold),
             ""]
-    synthetic_section = _synthetic_section(corpus, audit, stats)
+    synthetic_section = _synthetic_section(corpus, audit, stats, audit_stale)
     if synthetic_section:
         out += [synthetic_section, ""]
     out += ["## Collection process", "", _text(h.collection_process, "collection_process",
@@ -257,6 +260,8 @@ def render_readme(*, header: dict[str, Any], human: HumanCard | None, stats: Cor
     limitations = list(h.known_limitations)
     if corpus is not None and audit is None:
         limitations.append("NOT AUDITED: no privacy audit was run on this synthetic corpus.")
+    elif corpus is not None and audit_stale:
+        limitations.append(f"AUDIT STALE: {audit_stale}.")
     out += ["## Known limitations and biases", "",
             _bullets(limitations, "known_limitations", "what the data cannot support."), ""]
     if h.known_biases:

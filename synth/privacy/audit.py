@@ -24,7 +24,6 @@ does" (frame-level copying). The report says which one was run.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -104,7 +103,19 @@ def _write_new(path: Path, text: str) -> None:
 
 
 def free_audit_names(out_dir: Path) -> tuple[str, str, str]:
-    """The first ``(json, md, png)`` names with no existing file: ``audit.json`` ... or ``audit-N.json`` ..."""
+    """The first free set of audit file names in ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The audit's output folder.
+
+    Returns
+    -------
+    names : tuple of str
+        ``("audit.json", "audit.md", "closest_pairs.png")``, or the same with the first suffix
+        ``-N`` (N >= 2) for which none of the three files exists.
+    """
     n = 1
     while True:
         suffix = "" if n == 1 else f"-{n}"
@@ -119,22 +130,17 @@ def _evenly(n: int, k: int) -> np.ndarray:
 
 
 def _rejection_rate(manifest: dict[str, Any]) -> tuple[float | None, Any]:
-    """The rejection rate from ``corpus.json``'s ``rejection`` record (None when no filter ran)."""
+    """The rejection rate from ``corpus.json``'s ``rejection`` record (None when no filter ran).
+
+    The sampler writes ``{"n_generated", "n_rejected", "rate", "threshold"}`` or null.
+    """
     record = manifest.get("rejection")
-    if not record:
+    if record is None:
         return None, record
-    if isinstance(record, (int, float)):
-        return float(record), record
-    if not isinstance(record, dict):
-        raise ValueError(f"corpus.json's 'rejection' must be an object or a number, got {record!r}")
-    for key in ("rejection_rate", "rate"):
-        if record.get(key) is not None:
-            return float(record[key]), record
-    generated = record.get("n_generated") or record.get("generated")
-    rejected = record.get("n_rejected") if "n_rejected" in record else record.get("rejected")
-    if generated and rejected is not None:
-        return float(rejected) / float(generated), record
-    return None, record
+    if not isinstance(record, dict) or "rate" not in record:
+        raise ValueError(f"corpus.json's 'rejection' must be null or an object with 'n_generated', 'n_rejected', "
+                         f"'rate' and 'threshold' (as `emosync synth sample` writes it), got {record!r}")
+    return (None if record["rate"] is None else float(record["rate"])), record
 
 
 def apply_rule(result: dict[str, Any], config: AuditConfig) -> dict[str, dict[str, Any]]:
@@ -247,7 +253,7 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
            train_sessions: Sequence[str | os.PathLike] | None, holdout_sessions: Sequence[str | os.PathLike],
            config: AuditConfig, *, progress: bool) -> AuditReport:
     from synth.generative import load_face_frames, load_generator, model_sha256, read_model_card
-    from synth.generative.base import training_frame_selection, training_sessions
+    from synth.generative.base import training_frame_selection, training_sessions, utc_now
 
     from .corpus_frames import load_corpus_frames
     from .memorization import calibrate_threshold, count_memorized
@@ -320,7 +326,11 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
                                     scale=config.memorization.scale, floor=config.memorization.floor)
     memorized = count_memorized(syn_nn.distance, threshold)
     result["memorized_frames"] = memorized["memorized_frames"]
-    result["memorization"] = {**memorized, "quantile": config.memorization.quantile,
+    # Measured, not assumed: when the floor sets the threshold, far more (or fewer) held-out frames
+    # than the calibration quantile may fall under it.
+    result["memorization"] = {**memorized, "holdout_fraction_under_threshold":
+                              float(np.mean(hold_nn.distance < threshold)),
+                              "quantile": config.memorization.quantile,
                               "scale": config.memorization.scale,
                               "floor": config.memorization.floor,
                               "calibration": f"{config.memorization.scale} x the {config.memorization.quantile:g} "
@@ -358,9 +368,15 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
     sha = model_sha256(model_dir)
     result["n_frames"] = {"train": len(train_used), "train_total": len(train), "holdout": len(holdout),
                           "synthetic": len(synthetic), "synthetic_sequences": len(corpus.manifest["sequences"])}
+    from acquisition._hashing import file_sha256
+    from synth.generative.corpus import CORPUS_FILE
+
     result["inputs"] = {
         "model_dir": str(model_dir.resolve()), "model_kind": card.get("kind"), "model_sha256": sha,
         "corpus_dir": str(corpus_dir.resolve()),
+        # What was audited, so a data card can tell that the corpus grew afterwards (synth sample --append).
+        "corpus_sha256": file_sha256(corpus_dir / CORPUS_FILE),
+        "sequence_ids": [str(seq.get("id")) for seq in corpus.manifest["sequences"]],
         "corpus_generator_sha256": generator_record.get("model_sha256"),
         "corpus_matches_model": generator_record.get("model_sha256") == sha,
         "train_sessions": [str(p) for p in train_paths], "holdout_sessions": [str(p) for p in holdout_paths],
@@ -372,7 +388,7 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
         logger.warning("corpus.json records generator sha256 %s but %s has %s: auditing a corpus against another "
                        "model.", generator_record.get("model_sha256"), model_dir, sha)
     result["config"] = config.model_dump()
-    result["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    result["created"] = utc_now()
     return AuditReport(result, (synthetic, train_used.rgbd, syn_nn.distance, syn_nn.index))
 
 
@@ -384,28 +400,29 @@ def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: Au
     if not config.identity.enabled:
         return {"skipped": "identity.enabled=false", "synthetic_to_train": None, "holdout_to_train": None}
     encoder_frames, labels, trained_on = train.rgbd, train.subject_ids, "training subjects"
-    validation = _late_frames(train)
+    validation = _late_frames(train, config.identity.validation_fraction)
     if len(set(train.subject_ids)) < 2:
         # One training subject leaves nothing to tell apart: add the held-out subjects (disclosed).
-        if len(set(holdout.subject_ids)) + 1 < 2 or set(holdout.subject_ids) <= set(train.subject_ids):
+        if set(holdout.subject_ids) <= set(train.subject_ids):
             return {"skipped": "fewer than two subjects in the training and held-out sessions",
                     "synthetic_to_train": None, "holdout_to_train": None}
         encoder_frames = np.concatenate([train.rgbd, holdout.rgbd])
         labels = np.concatenate([train.subject_ids, holdout.subject_ids])
-        validation = np.concatenate([validation, _late_frames(holdout)])
+        validation = np.concatenate([validation, _late_frames(holdout, config.identity.validation_fraction)])
         trained_on = "training and held-out subjects (only one training subject)"
     step("Training the identity encoder on %d frames of %d subjects", len(labels), len(set(labels)))
     ic = config.identity
     encoder, info = train_identity_encoder(encoder_frames, labels, steps=ic.steps, batch_size=ic.batch_size,
                                            width=ic.width, embed_dim=ic.embed_dim, lr=ic.lr,
-                                           augment_shift_px=ic.augment_shift_px, validation=validation,
+                                           augment_shift_px=ic.augment_shift_px, augment_gain=ic.augment_gain,
+                                           logit_scale=ic.logit_scale, validation=validation,
                                            seed=config.seed)
     train_emb, hold_emb, syn_emb = embed(encoder, train.rgbd), embed(encoder, holdout.rgbd), embed(encoder, synthetic)
     chunk = config.nearest.chunk_size
     syn = nearest_neighbours(syn_emb, train_emb, chunk_size=chunk).distance
     hold = nearest_neighbours(hold_emb, train_emb, chunk_size=chunk).distance
-    # "Identity match": closer to a training identity than 99 % of held-out real faces are.
-    match_threshold = float(np.quantile(hold, 0.01))
+    # "Identity match": closer to a training identity than (1 - quantile) of held-out real faces are.
+    match_threshold = float(np.quantile(hold, ic.match_quantile))
     return {
         "space": "identity encoder: RMS distance between unit-norm embeddings "
                  "(x sqrt(dim) gives the Euclidean distance on the sphere)",
@@ -413,11 +430,13 @@ def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: Au
         "synthetic_to_train": distance_summary(syn),
         "holdout_to_train": distance_summary(hold),
         "identity_match_threshold": match_threshold,
+        "identity_match_quantile": ic.match_quantile,
+        "validation_fraction": ic.validation_fraction,
         "identity_match_fraction": float(np.mean(syn < match_threshold)),
     }
 
 
-def _late_frames(frames: Any, fraction: float = 0.2) -> np.ndarray:
+def _late_frames(frames: Any, fraction: float) -> np.ndarray:
     """The last ``fraction`` of each session's frames (in time): held back to validate the encoder."""
     late = np.zeros(len(frames), bool)
     for fname in np.unique(frames.session_files):

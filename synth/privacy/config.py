@@ -43,6 +43,10 @@ class IdentityConfig(StrictModel):
     embed_dim: int = Field(32, ge=2)
     lr: float = Field(3e-3, gt=0)
     augment_shift_px: int = Field(2, ge=0)
+    augment_gain: float = Field(0.1, ge=0, lt=2)
+    logit_scale: float = Field(16.0, gt=0)
+    match_quantile: float = Field(0.01, gt=0, lt=1)
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
 
 
 class MemorizationConfig(StrictModel):

@@ -9,7 +9,6 @@ differs from the audited model's, resized with area interpolation.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 from dataclasses import dataclass
@@ -20,8 +19,7 @@ import cv2
 import numpy as np
 
 from acquisition import open_session
-
-CORPUS_FILE = "corpus.json"
+from synth.generative.corpus import CORPUS_FILE
 
 
 @dataclass
@@ -47,17 +45,15 @@ class CorpusFrames:
 
 
 def read_manifest(corpus_dir: str | os.PathLike) -> dict[str, Any]:
-    """``corpus.json`` of a corpus folder, with a clear error when it is not one."""
-    path = Path(corpus_dir) / CORPUS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{corpus_dir} is not a synthetic corpus (no {CORPUS_FILE}); make one with "
-                                "`emosync synth sample MODEL --emotion happiness --n 20 --out CORPUS`.")
+    """``corpus.json`` of a corpus folder (:func:`synth.generative.corpus.read_corpus`), refusing an empty one."""
+    from synth.generative.corpus import read_corpus
+
     try:
-        manifest = json.loads(path.read_text())
+        manifest = read_corpus(corpus_dir)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
+        raise ValueError(f"{Path(corpus_dir) / CORPUS_FILE} is not valid JSON: {err}") from None
     if not manifest.get("sequences"):
-        raise ValueError(f"{path} lists no sequences; there is nothing to audit.")
+        raise ValueError(f"{Path(corpus_dir) / CORPUS_FILE} lists no sequences; there is nothing to audit.")
     return manifest
 
 
@@ -158,6 +154,7 @@ def write_reference_corpus(corpus_dir: str | os.PathLike, rgbd: np.ndarray, aus:
     """
     from acquisition import SessionWriter, StreamSpec
     from synth.generative import model_sha256
+    from synth.generative.base import utc_now
     from synth.generative.frames import rgbd_to_images
 
     corpus_dir = Path(corpus_dir)
@@ -190,6 +187,6 @@ def write_reference_corpus(corpus_dir: str | os.PathLike, rgbd: np.ndarray, aus:
                 "generator": {"kind": None, "model_dir": str(model_dir), "model_sha256": model_sha256(model_dir),
                               "config": {}},
                 "seeds": [], "sequences": sequences, "rejection": rejection,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                "created": utc_now()}
     (corpus_dir / CORPUS_FILE).write_text(json.dumps(manifest, indent=2))
     return corpus_dir

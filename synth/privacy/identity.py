@@ -51,17 +51,17 @@ class IdentityEncoder(nn.Module):
         return F.normalize(self.project(self.features(x)), dim=1)
 
 
-def _augment(x: torch.Tensor, shift_px: int, generator: torch.Generator) -> torch.Tensor:
+def _augment(x: torch.Tensor, shift_px: int, gain: float, generator: torch.Generator) -> torch.Tensor:
     if shift_px <= 0:
         return x
     dy, dx = (int(v) for v in torch.randint(-shift_px, shift_px + 1, (2,), generator=generator))
     x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-    gain = 1.0 + 0.1 * (torch.rand((len(x), 1, 1, 1), generator=generator) - 0.5)
-    return x * gain
+    return x * (1.0 + gain * (torch.rand((len(x), 1, 1, 1), generator=generator) - 0.5))
 
 
 def train_identity_encoder(rgbd: np.ndarray, labels: np.ndarray, *, steps: int = 300, batch_size: int = 64,
                            width: int = 16, embed_dim: int = 32, lr: float = 3e-3, augment_shift_px: int = 2,
+                           augment_gain: float = 0.1, logit_scale: float = 16.0,
                            validation: np.ndarray | None = None, seed: int = 0,
                            ) -> tuple[IdentityEncoder, dict[str, Any]]:
     """Train an :class:`IdentityEncoder` to classify ``labels`` (subjects) from frames.
@@ -77,7 +77,11 @@ def train_identity_encoder(rgbd: np.ndarray, labels: np.ndarray, *, steps: int =
     width, embed_dim : int
         See :class:`IdentityEncoder`.
     augment_shift_px : int
-        Random translation range in pixels.
+        Random translation range in pixels (0: no augmentation).
+    augment_gain : float
+        Random brightness gain range: each frame is scaled by a factor in ``1 +- augment_gain / 2``.
+    logit_scale : float
+        Cosine-softmax temperature: logits lie in ``[-logit_scale, logit_scale]``.
     validation : ndarray of bool, shape (n,) | None
         Frames held back from training to measure accuracy (e.g. the last part of each session).
     seed : int
@@ -102,7 +106,6 @@ def train_identity_encoder(rgbd: np.ndarray, labels: np.ndarray, *, steps: int =
     generator = torch.Generator().manual_seed(seed)
     encoder = IdentityEncoder(rgbd.shape[1], width, embed_dim)
     class_weights = nn.Parameter(torch.randn(len(names), embed_dim) * 0.1)
-    scale = 16.0  # cosine-softmax temperature: logits in [-16, 16]
     optimizer = torch.optim.Adam([*encoder.parameters(), class_weights], lr=lr)
     x_all = torch.from_numpy(np.ascontiguousarray(rgbd, dtype=np.float32))
     y_all = torch.from_numpy(y.astype(np.int64))
@@ -111,8 +114,8 @@ def train_identity_encoder(rgbd: np.ndarray, labels: np.ndarray, *, steps: int =
     for _ in range(steps):
         batch = train_rows[torch.randint(len(train_rows), (min(batch_size, len(train_rows)),),
                                          generator=generator).numpy()]
-        x = _augment(x_all[batch], augment_shift_px, generator)
-        logits = scale * encoder(x) @ F.normalize(class_weights, dim=1).T
+        x = _augment(x_all[batch], augment_shift_px, augment_gain, generator)
+        logits = logit_scale * encoder(x) @ F.normalize(class_weights, dim=1).T
         loss = F.cross_entropy(logits, y_all[batch])
         optimizer.zero_grad()
         loss.backward()

@@ -77,15 +77,18 @@ def render_markdown(result: dict[str, Any]) -> str:
         enc = emb["encoder"]
         lines += [f"Encoder: {enc['architecture']}; trained {enc['steps']} steps on {enc['n_frames']} frames of "
                   f"{enc['trained_on']}; subject accuracy {_fmt(enc['train_accuracy'], 3)} on its training frames, "
-                  f"{_fmt(enc['validation_accuracy'], 3)} on the held-back last 20 % of each session. "
+                  f"{_fmt(enc['validation_accuracy'], 3)} on the held-back last "
+                  f"{_fmt(100 * emb['validation_fraction'], 3)} % of each session. "
                   f"{_fmt(100 * emb['identity_match_fraction'], 3)} % of synthetic frames are closer to a training "
-                  "identity than 99 % of held-out real faces are.", ""]
+                  f"identity than {_fmt(100 * (1 - emb['identity_match_quantile']), 3)} % of held-out real "
+                  "faces are.", ""]
     lines += [
         "## Memorization",
         "",
         f"{result['memorized_frames']} of {mem['n']} synthetic frames ({_fmt(100 * mem['memorized_fraction'], 3)} %) "
-        f"lie within {_fmt(mem['threshold'])} of a training frame ({mem['calibration']}; held-out real frames "
-        f"fall under it at most about {_fmt(100 * mem['quantile'], 3)} % of the time). The closest pairs are drawn in "
+        f"lie within {_fmt(mem['threshold'])} of a training frame ({mem['calibration']}; measured: "
+        f"{_fmt(100 * mem['holdout_fraction_under_threshold'], 3)} % of held-out real frames fall under it). "
+        "The closest pairs are drawn in "
         f"`{_basename(result.get('files', {}).get('closest_pairs', 'closest_pairs.png'))}`.",
         "",
         "## Membership inference",

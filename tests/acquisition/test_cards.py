@@ -183,16 +183,18 @@ def test_card_from_synthetic_corpus(tmp_path):
     audit = {"membership_inference": {"auc": 0.512, "tpr_at_1pct_fpr": 0.013},
              "nearest_neighbour": {"synthetic_to_train": {"median": 4.2, "p01": 1.5},
                                    "holdout_to_train": {"median": 4.0, "p01": 1.4}},
-             "memorized_frames": 0, "rejection_rate": 0.333, "passed": True}
+             "memorized_frames": 0, "rejection_rate": 0.333, "passed": True,
+             "inputs": {"corpus_sha256": file_sha256(root / "corpus.json"), "sequence_ids": ["seq-00000", "seq-00001"]}}
     (root / "audit.json").write_text(json.dumps(audit))
     assert any("new: audit.json" in p for p in check_card([root], out))
     write_card([root], out)
     readme = (out / "README.md").read_text()
     assert "NOT AUDITED" not in readme and "**PASSED**" in readme and "| 0.512 |" in readme
     assert _front_matter(out / "README.md")["emosync"]["audited"] is True
+    assert _front_matter(out / "README.md")["emosync"]["audit_current"] is True and "STALE" not in readme
     assert check_card([root], out) == []
     # A second audit (emosync synth audit never overwrites: audit-2.json) is the one reported.
-    audit.update(passed=False, inputs={"corpus_matches_model": False})
+    audit.update(passed=False, inputs={**audit["inputs"], "corpus_matches_model": False})
     (root / "audit-2.json").write_text(json.dumps(audit))
     assert any("new: audit-2.json" in p for p in check_card([root], out))
     write_card([root], out)
@@ -214,7 +216,8 @@ def test_small_cell_suppression():
     tables = demographic_tables(demographics, subjects, k=5)
     # "male: 5" shown would reveal "not reported" = 14 - 8 - 5 = 1.
     assert tables["sex"] == {"female": "8", "male": "<5", "not reported": "<5"}
-    assert tables["age_band"] == {"18-24": "<5", "not reported": "<5"}
+    # Its only reported value hidden: "<5" beside the total 14 would still give every reporter's age band.
+    assert tables["age_band"] == {}
     assert "gender" not in tables  # nobody reported it
 
 
@@ -307,3 +310,34 @@ def test_shipped_cards(folder):
     assert _front_matter(folder / "README.md")["emosync"]["todo"] == []
     assert validate_croissant(folder / "croissant.json") == len(record["inputs"]) - sum(
         not name.endswith(".h5") for name in record["inputs"])
+
+
+def test_audit_is_stale_after_the_corpus_grew(tmp_path):
+    root = _corpus(tmp_path)
+    corpus = json.loads((root / "corpus.json").read_text())
+    audit = {"passed": True, "inputs": {"corpus_sha256": file_sha256(root / "corpus.json"),
+                                        "sequence_ids": [seq["id"] for seq in corpus["sequences"]]}}
+    (root / "audit.json").write_text(json.dumps(audit))
+    # `synth sample --append` adds a sequence after the audit.
+    _write_session(root / "sessions" / "seq-00002.h5", subject="synthetic-seq-00002", seed=12, synthetic=True,
+                   markers=_expr(0.3, "happiness", "micro"))
+    corpus["sequences"].append({**corpus["sequences"][0], "id": "seq-00002", "file": "sessions/seq-00002.h5"})
+    (root / "corpus.json").write_text(json.dumps(corpus))
+    write_card([root], tmp_path / "card")
+    readme = (tmp_path / "card" / "README.md").read_text()
+    header = _front_matter(tmp_path / "card" / "README.md")
+    assert "AUDIT STALE" in readme and "1 sequence(s) added" in readme and "**PASSED**" not in readme
+    assert header["emosync"]["audited"] is True and header["emosync"]["audit_current"] is False
+    doc = json.loads((tmp_path / "card" / "croissant.json").read_text())
+    assert any("AUDIT STALE" in s for s in doc["rai:dataLimitations"])
+
+
+def test_corpus_sessions_are_not_carded_as_recordings(tmp_path):
+    first = _corpus(tmp_path / "a")
+    _corpus(tmp_path / "b")
+    parent = first.parent.parent
+    for paths in ([parent], [first / "sessions" / "seq-00000.h5"]):
+        with pytest.raises(ValueError, match="Card each corpus folder separately"):
+            write_card(paths, tmp_path / "card")
+    result = _run(tmp_path / "a", tmp_path / "b")
+    assert result.exit_code == 1 and "Give one folder" in result.output and "not a mix" not in result.output

@@ -240,9 +240,17 @@ def test_rule_bounds_are_applied_as_documented():
 
 
 @pytest.mark.parametrize(("record", "rate"), [
-    (None, None), ({"filter": None, "rate": None}, None), ({"rate": 0.1}, 0.1), ({"rejection_rate": 0.2}, 0.2),
-    ({"n_rejected": 1, "n_generated": 4}, 0.25), (0.3, 0.3)])
+    (None, None), ({"n_generated": 4, "n_rejected": 1, "rate": 0.25, "threshold": 0.1}, 0.25),
+    ({"n_generated": 0, "n_rejected": 0, "rate": 0.0, "threshold": 0.1}, 0.0)])
 def test_rejection_rate_from_corpus_record(record, rate):
     from synth.privacy.audit import _rejection_rate
 
     assert _rejection_rate({"rejection": record})[0] == rate
+
+
+@pytest.mark.parametrize("record", [0.3, {"rejection_rate": 0.2}, {"n_rejected": 1, "n_generated": 4}])
+def test_rejection_rate_refuses_formats_the_sampler_does_not_write(record):
+    from synth.privacy.audit import _rejection_rate
+
+    with pytest.raises(ValueError, match="n_generated"):
+        _rejection_rate({"rejection": record})

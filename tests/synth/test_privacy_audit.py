@@ -68,7 +68,7 @@ def test_audit_flags_a_corpus_of_training_copies(rig_sessions, tiny_model, tmp_p
     rng = np.random.default_rng(0)
     copies = np.clip(train.rgbd[::3] + rng.normal(0, 0.01, train.rgbd[::3].shape), -1, 1).astype(np.float32)
     corpus = write_corpus(tmp_path / "copies", copies, train.aus[::3], model_dir=tiny_model,
-                          rejection={"filter": None, "rate": None})
+                          rejection=None)
     report = audit_corpus(tiny_model, corpus, rig_sessions["train"], rig_sessions["holdout"],
                           load_audit_config("audit", FAST))
     result = report.result
@@ -78,9 +78,22 @@ def test_audit_flags_a_corpus_of_training_copies(rig_sessions, tiny_model, tmp_p
     assert result["checks"]["memorized_fraction"]["passed"] is False
     assert result["nearest_neighbour"]["synthetic_to_train"]["median"] < 0.02  # ~ the added noise
     assert result["rejection_rate"] is None
+    # The held-out fraction under the threshold is measured (the floor may set the threshold), not assumed.
+    from acquisition._hashing import file_sha256
+    from synth.privacy.nearest import nearest_neighbours
+
+    mem = result["memorization"]
+    holdout_nn = nearest_neighbours(_frames(tiny_model, rig_sessions["holdout"]).rgbd, report.closest_pairs[1]).distance
+    assert mem["holdout_fraction_under_threshold"] == pytest.approx(np.mean(holdout_nn < mem["threshold"]))
+    # What was audited is recorded, so a data card can tell when the corpus changed afterwards.
+    manifest = json.loads((corpus / "corpus.json").read_text())
+    assert result["inputs"]["corpus_sha256"] == file_sha256(corpus / "corpus.json")
+    assert result["inputs"]["sequence_ids"] == [seq["id"] for seq in manifest["sequences"]]
     files = report.write(tmp_path / "out")
     assert json.loads(files["json"].read_text())["passed"] is False
-    assert "FAIL" in files["markdown"].read_text() and files["closest_pairs"].stat().st_size > 0
+    markdown = files["markdown"].read_text()
+    assert "FAIL" in markdown and files["closest_pairs"].stat().st_size > 0
+    assert f"measured: {100 * mem['holdout_fraction_under_threshold']:.3g} % of held-out" in markdown
     first = files["json"].read_text()
     again = report.write(tmp_path / "out")  # a second audit never overwrites the first
     assert [p.name for p in again.values()] == ["audit-2.json", "audit-2.md", "closest_pairs-2.png"]
@@ -92,7 +105,8 @@ def test_held_out_real_frames_as_a_corpus_pass_the_distance_checks(rig_sessions,
 
     holdout = _frames(tiny_model, rig_sessions["holdout"])
     corpus = write_corpus(tmp_path / "real", holdout.rgbd, holdout.aus, model_dir=tiny_model,
-                          rejection={"rejected": 3, "generated": 12})
+                          rejection={"n_generated": 12, "n_rejected": 3, "rate": 0.25,
+                                                                   "threshold": 0.1})
     result = audit_corpus(tiny_model, corpus, rig_sessions["train"], rig_sessions["holdout"],
                           load_audit_config("audit", FAST)).result
     for name in ("nn_pixel_p01", "nn_pixel_median", "nn_embedding_p01", "nn_embedding_median", "memorized_fraction"):
@@ -171,5 +185,5 @@ def test_corpus_frames_round_trip_and_even_subsampling(tiny_model, tmp_path):
     np.testing.assert_array_equal(part.rgbd, whole.rgbd[[0, 3, 6, 9]])
     with pytest.raises(FileExistsError):
         write_reference_corpus(tmp_path / "c", rgbd, np.zeros((10, 17)), model_dir=tiny_model, note="again")
-    with pytest.raises(FileNotFoundError, match="not a synthetic corpus"):
+    with pytest.raises(FileNotFoundError, match="not a corpus folder"):
         load_corpus_frames(tmp_path, 32)
