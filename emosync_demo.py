@@ -79,10 +79,11 @@ class DemoRun:
         self.console = console
         self.state_path = self.out / "demo.json"
         self.state: dict[str, Any] = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
-        if self.state.get("config") not in (None, self.config.model_dump()):
-            raise DemoStageError(f"{self.out} holds a demo made with other settings (quick/--duration); use another "
-                                 "--out, or delete the folder to start over.")
-        self.state["config"] = self.config.model_dump()
+        settings = {**self.config.model_dump(), "seed": seed}
+        if self.state.get("config") not in (None, settings):
+            raise DemoStageError(f"{self.out} holds a demo made with other settings (--quick, --duration, --seed or "
+                                 "--set); use another --out, or delete the folder to start over.")
+        self.state["config"] = settings
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -100,6 +101,9 @@ class DemoRun:
             self.console.print(f"already done in an earlier run (--redo {name} to run it again): "
                                + ", ".join(f"{k}={v}" for k, v in stages[name].get("outputs", {}).items()))
             return
+        # Later stages read what this one writes: once it runs again, their outputs are stale.
+        for later in STAGES[STAGES.index(name) + 1:]:
+            stages.pop(later, None)
         started = time.monotonic()
         result = getattr(self, f"_stage_{name}")()
         result["done"] = True
@@ -291,10 +295,10 @@ class DemoRun:
         recording = self._require("record", "session").parent
         cards = self.out / "cards"
         made = {}
-        sources = [("recording", recording, REPO_ROOT / "data_cards" / "simulated-rig-demo" / "card.yaml")]
+        templates = REPO_ROOT / "configs" / "card"
+        sources = [("recording", recording, templates / "demo-recording.yaml")]
         if self.state["stages"].get("synth", {}).get("done"):
-            sources.append(("synthetic-corpus", self._require("synth", "corpus"),
-                            REPO_ROOT / "data_cards" / "synthetic-demo" / "card.yaml"))
+            sources.append(("synthetic-corpus", self._require("synth", "corpus"), templates / "demo-synthetic.yaml"))
         for name, data, template in sources:
             card_yaml = data / "card.yaml"
             if not card_yaml.exists():  # the human part: the demo's data are simulated, so its answers are known

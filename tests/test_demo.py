@@ -65,3 +65,32 @@ def test_demo_refuses_unknown_stages_and_other_settings_in_the_same_folder(tmp_p
     result = _demo(tmp_path / "new", "--quick", "--set", "pretrain_stesp=3", timeout=60)
     assert result.returncode == 1 and "pretrain_stesp" in result.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_running_a_stage_again_invalidates_the_stages_after_it(tmp_path):
+    from rich.console import Console
+
+    from emosync_demo import STAGES, DemoRun
+
+    class CountingRun(DemoRun):
+        """The real bookkeeping, with each stage replaced by a counter (the stages are tested above)."""
+
+        calls: list[str] = []
+
+        def __getattribute__(self, name):
+            if name.startswith("_stage_"):
+                return lambda: CountingRun.calls.append(name[len("_stage_"):]) or {"outputs": {}}
+            return super().__getattribute__(name)
+
+    def run_all(**kwargs):
+        run = CountingRun(tmp_path, quick=True, record_s=None, seed=7, console=Console(quiet=True))
+        for stage in STAGES:
+            run.run_stage(stage, skip=False, redo=stage in kwargs.get("redo", ()))
+
+    run_all()
+    assert CountingRun.calls == list(STAGES)
+    CountingRun.calls.clear()
+    run_all()
+    assert CountingRun.calls == []
+    run_all(redo=("pretrain",))
+    assert CountingRun.calls == ["pretrain", "synth", "card"]
