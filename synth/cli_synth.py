@@ -52,11 +52,8 @@ def _reject_filter(model: Path, value: str):
         threshold: str | float = "auto" if value == "auto" else float(value)
     except ValueError:
         raise ValueError(f"--reject-closer-than must be auto, off or a distance, got {value!r}.") from None
-    try:
-        from .privacy.rejection import NearestNeighbourFilter
-    except ImportError as err:
-        raise ValueError(f"--reject-closer-than needs synth.privacy.rejection ({err}); use --reject-closer-than off."
-                         ) from None
+    from .privacy.rejection import NearestNeighbourFilter
+
     return NearestNeighbourFilter.from_model_dir(model, threshold)
 
 
@@ -66,9 +63,11 @@ def sample(
     out: Path = typer.Option(..., "--out", "-o", help="Corpus folder (corpus.json + sessions/)."),
     emotion: Optional[str] = typer.Option(None, help="Emotion(s), comma-separated, cycled over the sequences: "
                                                      "happiness, sadness, surprise, fear, anger, disgust, contempt."),
-    kind: str = typer.Option("micro", help="micro (<= 0.5 s) or macro (0.5-4 s)."),
+    kind: str = typer.Option("micro", help="micro (0.2-0.5 s) or macro (0.6-4 s) (synth.facs.TimelineConfig)."),
     n: int = typer.Option(1, "--n", help="Number of sequences."),
-    seed: int = typer.Option(0, help="Seed of the first sequence; sequence i uses seed + i."),
+    seed: Optional[int] = typer.Option(
+        None, help="Seed of the first attempt; attempt k uses seed + k and rejected attempts use up seeds. "
+                   "Default: 0, or with --append the seed after the last one used (seeds in the corpus are refused)."),
     fps: float = typer.Option(30.0, help="Frame rate (e.g. 30 or 200)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Frames per sequence (default: the expression)."),
     au_timeline: Optional[Path] = typer.Option(None, "--au-timeline",

@@ -22,6 +22,8 @@ from acquisition._config import StrictModel
 #: The 17 AUs of the OpenFace/GANimation vocabulary, in the order used by every AU array.
 AU_IDS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)
 AU_INDEX: dict[int, int] = {au: i for i, au in enumerate(AU_IDS)}
+#: Channel labels of AU streams, in :data:`AU_IDS` order (``"AU01"``, ``"AU02"``...).
+AU_LABELS: list[str] = [f"AU{au:02d}" for au in AU_IDS]
 #: Maximum FACS intensity (E).
 MAX_INTENSITY = 5.0
 #: Longest micro-expression, in seconds.
@@ -450,8 +452,25 @@ class SampledAUTimeline:
 def read_au_timeline_csv(path: str | os.PathLike) -> SampledAUTimeline:
     """Read explicit AU curves: a CSV with a ``time_s`` column and AU columns (``AU12``, ``AU06``...).
 
-    AUs without a column are 0. Raises a ValueError naming the problem for unknown columns,
-    non-numeric cells, times that do not increase, or intensities outside 0-5.
+    Parameters
+    ----------
+    path : path-like
+        The CSV file. The first row names the columns; blank rows are skipped. AUs without a
+        column are 0.
+
+    Returns
+    -------
+    timeline : SampledAUTimeline
+        The curves at the file's times (seconds), one column per AU in :data:`AU_IDS`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        Naming the row and column at fault: unknown or repeated columns, a row with another number
+        of cells than the header, an empty or non-numeric cell, times that do not increase, or
+        intensities outside 0-5.
     """
     import csv
 
@@ -473,15 +492,24 @@ def read_au_timeline_csv(path: str | os.PathLike) -> SampledAUTimeline:
             if au in columns.values():
                 raise ValueError(f"{path}: AU{au:02d} appears in two columns.")
             columns[k] = au
-    body = [r for r in rows[1:] if any(c.strip() for c in r)]
+    # Row numbers as a spreadsheet shows them (the header is row 1).
+    body = [(r, row) for r, row in enumerate(rows[1:], start=2) if any(c.strip() for c in row)]
     if not body:
         raise ValueError(f"{path} has a header but no rows.")
-    try:
-        values = np.array([[float(c) for c in r] for r in body], dtype=np.float64)
-    except ValueError as err:
-        raise ValueError(f"{path}: non-numeric cell ({err}).") from None
-    if values.shape[1] != len(header):
-        raise ValueError(f"{path}: rows have {values.shape[1]} cells but the header names {len(header)} columns.")
+    values = np.zeros((len(body), len(header)), dtype=np.float64)
+    for i, (r, row) in enumerate(body):
+        if len(row) != len(header):
+            raise ValueError(f"{path}: row {r} has {len(row)} cells but the header names {len(header)} columns "
+                             f"({', '.join(header)}).")
+        for k, cell in enumerate(row):
+            if not cell.strip():
+                raise ValueError(f"{path}: row {r}, column {header[k]!r} is empty; give a number (0 for an "
+                                 "inactive AU).")
+            try:
+                values[i, k] = float(cell)
+            except ValueError:
+                raise ValueError(f"{path}: row {r}, column {header[k]!r}: {cell.strip()!r} is not a number."
+                                 ) from None
     aus = np.zeros((len(values), len(AU_IDS)))
     for k, au in columns.items():
         aus[:, AU_INDEX[au]] = values[:, k]

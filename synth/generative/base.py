@@ -36,8 +36,9 @@ from acquisition._hashing import file_sha256
 MODEL_CARD = "emosync_model.json"
 #: The weights' folder inside a model folder (the only part :func:`model_sha256` hashes).
 WEIGHTS_DIR = "weights"
-#: Generator kinds and the classes that implement them (module, class), imported lazily.
+#: diffusers' bookkeeping keys in saved JSON configs, left out of :func:`model_sha256`.
 _VOLATILE_JSON_KEYS = ("_name_or_path", "_diffusers_version")
+#: Generator kinds and the classes that implement them (module, class), imported lazily.
 KINDS: dict[str, tuple[str, str]] = {
     "diffusion": ("synth.generative.diffusion", "DiffusionGenerator"),
     "gan": ("synth.generative.gan", "GANGenerator"),
@@ -231,6 +232,13 @@ def training_frame_selection(model_dir: str | os.PathLike) -> dict[str, Any]:
     """
     card = read_model_card(model_dir)
     return {"image_size": int(card["image_size"]), **card.get("frames", {})}
+
+
+def _version() -> str:
+    """The installed emosync version (recorded in model cards and corpus indexes)."""
+    from acquisition.writer import _software_version
+
+    return _software_version()
 
 
 def utc_now() -> str:

@@ -15,14 +15,19 @@ which carry no annotation) and, on request, ``EMG`` from the simulator's muscle 
 ``synthetic=True``, ``subject_id="synthetic"``, ``generator_kind``, ``model_sha256``, ``seed``,
 ``emotion``, ``expression_kind``.
 
-Sequence ``i`` of a run uses seed ``seed + i`` both for its AU timeline and for the generator's
-noise, so ``(model, seed)`` reproduces a sequence. A corpus is never overwritten: sampling into
-a folder that holds one fails unless ``append=True``, which adds sequences with new ids (same
-model only).
+Attempt ``k`` of a run uses seed ``seed + k`` both for its AU timeline and for the generator's
+noise, so ``(model, seed)`` reproduces a sequence; rejected attempts (privacy filter) use up
+seeds, so kept sequence ``i`` has seed ``seed + i`` only without rejections (each sequence records
+its seed). A corpus is never overwritten: sampling into a folder that holds one fails unless
+``append=True``, which adds sequences with new ids (same model only), by default from the seed
+after the last one used; a seed already in the corpus is refused. ``corpus.json`` is rewritten
+(atomically) after every attempt, so an interrupted run leaves a consistent corpus that
+``append=True`` continues.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -33,17 +38,16 @@ from typing import Any
 import numpy as np
 
 from acquisition import SessionWriter, StreamSpec, logger
-from synth.facs import AU_IDS, AUTimeline, SampledAUTimeline, TimelineConfig, check_emotion, check_intensities, \
-    expression_timeline, frame_times
+from synth.facs import AU_IDS, AU_LABELS, AUTimeline, SampledAUTimeline, TimelineConfig, check_emotion, \
+    check_intensities, expression_timeline, frame_times
 
-from .base import load_generator, model_sha256, utc_now
+from .base import _version, load_generator, model_sha256, utc_now
 from .frames import rgbd_to_images
 
 CORPUS_FILE = "corpus.json"
 SESSIONS_DIR = "sessions"
 #: A rejection filter: frames (n, 4, H, W) in [-1, 1] -> boolean array (n,), True = too close to training data.
 RejectFilter = Callable[[np.ndarray], np.ndarray]
-AU_LABELS = [f"AU{au:02d}" for au in AU_IDS]
 
 
 @dataclass
@@ -62,19 +66,56 @@ def emotion_request(emotion: str, kind: str, *, seed: int, fps: float = 30.0, n_
                     timeline_config: TimelineConfig | None = None) -> SequenceRequest:
     """One expression of ``emotion``/``kind`` (drawn as the rig draws them), sampled at ``fps``.
 
-    ``n_frames`` None: the expression's drawn duration plus 0.1 s of neutral face on either side.
+    Parameters
+    ----------
+    emotion : str
+        One of :data:`synth.facs.EMOTION_PROTOTYPES` (e.g. ``"happiness"``).
+    kind : ``"micro"`` | ``"macro"``
+        Expression duration class (ranges in :class:`synth.facs.TimelineConfig`).
+    seed : int
+        Seed of the drawn duration, intensity and prototype variant.
+    fps : float
+        Frame rate, in Hz.
+    n_frames : int | None
+        Number of frames; None: the expression's drawn duration plus 0.1 s of neutral face on
+        either side.
+    timeline_config : TimelineConfig | None
+        Duration and intensity ranges; None: the defaults.
+
+    Returns
+    -------
+    request : SequenceRequest
+        The timeline, frame times (s, from 0) and the AU intensities at those times.
     """
     duration = None if n_frames is None else n_frames / fps
     timeline = expression_timeline(emotion, kind, seed=seed, config=timeline_config, duration_s=duration)
-    times = frame_times(timeline.duration_s, fps)
-    if n_frames is not None:
-        times = np.arange(n_frames) / fps
+    times = frame_times(timeline.duration_s, fps) if n_frames is None else np.arange(n_frames) / fps
     return SequenceRequest(timeline, times, timeline.intensities(times), emotion, kind, fps)
 
 
 def timeline_request(timeline: SampledAUTimeline, *, fps: float = 30.0, n_frames: int | None = None
                      ) -> SequenceRequest:
-    """Explicit AU curves resampled at ``fps`` from their first time; ``n_frames`` caps the length."""
+    """Explicit AU curves resampled at ``fps`` from their first time.
+
+    Parameters
+    ----------
+    timeline : SampledAUTimeline
+        The curves (e.g. from :func:`synth.facs.read_au_timeline_csv`); time is shifted to start at 0.
+    fps : float
+        Frame rate, in Hz.
+    n_frames : int | None
+        Keep only the first ``n_frames`` frames; None: the whole timeline.
+
+    Returns
+    -------
+    request : SequenceRequest
+        Frame times (s, from 0) and the interpolated AU intensities; no emotion or kind.
+
+    Raises
+    ------
+    ValueError
+        If ``n_frames`` exceeds the frames the timeline holds at ``fps``.
+    """
     shifted = SampledAUTimeline(timeline.times_s - timeline.start_s, timeline.aus)
     times = frame_times(shifted.duration_s, fps)
     if n_frames is not None:
@@ -87,7 +128,33 @@ def timeline_request(timeline: SampledAUTimeline, *, fps: float = 30.0, n_frames
 
 def write_sequence(fname: str | os.PathLike, request: SequenceRequest, rgbd: np.ndarray, *,
                    metadata: dict[str, Any], emg: bool = False, seed: int = 0) -> Path:
-    """Write one generated sequence as a session (see the module docstring for its streams)."""
+    """Write one generated sequence as a session (see the module docstring for its streams).
+
+    Parameters
+    ----------
+    fname : path-like
+        The session file to create (``.h5``).
+    request : SequenceRequest
+        What was generated: timeline, frame times and conditioning AUs (one row per frame).
+    rgbd : array, shape (n_frames, 4, H, W)
+        The generated frames in [-1, 1].
+    metadata : dict
+        Extra root attributes (generator kind, model hash, seed, emotion...).
+    emg : bool
+        Add an ``EMG`` stream from the simulator's muscle model, driven by ``request.timeline``.
+    seed : int
+        Seed of the EMG noise.
+
+    Returns
+    -------
+    fname : Path
+        The written session.
+
+    Raises
+    ------
+    ValueError
+        If the AUs are outside 0-5 or ``rgbd`` and the AUs differ in length.
+    """
     aus = check_intensities(request.aus, "conditioning AUs")
     if len(rgbd) != len(aus):
         raise ValueError(f"{len(rgbd)} frames but {len(aus)} AU rows.")
@@ -143,7 +210,7 @@ def _next_id(out: Path, corpus: dict[str, Any] | None) -> int:
     return max(used, default=-1) + 1
 
 
-def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: int = 1, seed: int = 0,
+def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: int = 1, seed: int | None = None,
                   emotions: Sequence[str] = (), kind: str = "micro", au_timeline: SampledAUTimeline | None = None,
                   fps: float = 30.0, n_frames: int | None = None, append: bool = False,
                   reject: RejectFilter | None = None, emg: bool = False, num_inference_steps: int | None = None,
@@ -158,10 +225,12 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
         The corpus folder (created). If it holds a corpus, ``append`` must be True.
     n : int
         Number of sequences to keep.
-    seed : int
-        Seed of the first sequence; attempt ``k`` uses ``seed + k``.
+    seed : int | None
+        Seed of the first attempt; attempt ``k`` uses ``seed + k`` and rejected attempts use up seeds.
+        None: 0 for a new corpus, the seed after the last one used when appending. A seed already
+        used by a sequence of the corpus is refused (ValueError).
     emotions : sequence of str
-        Emotions cycled over the sequences (ignored with ``au_timeline``).
+        Emotions cycled over the kept sequences (ignored with ``au_timeline``).
     kind : ``"micro"`` | ``"macro"``
         Expression duration class.
     au_timeline : SampledAUTimeline | None
@@ -215,6 +284,7 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
     if existing is not None and existing["generator"]["model_sha256"] != sha:
         raise ValueError(f"{out} was generated by model {existing['generator']['model_sha256'][:12]}..., not "
                          f"{sha[:12]}... ({model_dir}); append only with the same model, or use a new --out.")
+    created_out = not out.exists()
     (out / SESSIONS_DIR).mkdir(parents=True, exist_ok=True)
     corpus = existing or {
         "synthetic": True,
@@ -222,59 +292,81 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
                       "config": gen.card.get("config", {})},
         "seeds": None, "sequences": [], "rejection": None, "created": utc_now(), "emosync_version": _version(),
     }
+    used_seeds = {int(q["seed"]) for q in corpus["sequences"]}
+    if seed is None:
+        seed = corpus["seeds"][1] + 1 if corpus["seeds"] else 0
+    clash = sorted(used_seeds & set(range(seed, seed + n)))
+    if clash:
+        raise ValueError(f"Seed {clash[0]} is already used by a sequence in {out / CORPUS_FILE}; appending would "
+                         f"duplicate it. Leave --seed out (continues after the last seed used, "
+                         f"{corpus['seeds'][1]}) or pick one past it.")
     next_id = _next_id(out, existing)
+    prev_seeds, prev_rejection = corpus["seeds"], corpus["rejection"]
     kept, attempts, rejected = 0, 0, 0
-    first_seed = last_seed = None
     from tqdm.auto import tqdm
 
-    with tqdm(total=n, disable=not progress, desc="synth sample", unit="seq") as bar:
-        while kept < n:
-            if attempts >= n * max_attempts_factor:
-                raise RuntimeError(f"The rejection filter rejected {rejected} of {attempts} sequences; gave up after "
-                                   f"{attempts} attempts with {kept} kept. Loosen the threshold or retrain.")
-            this_seed = seed + attempts
-            attempts += 1
-            if au_timeline is not None:
-                request = timeline_request(au_timeline, fps=fps, n_frames=n_frames)
-            else:
-                emotion = emotions[(kept + rejected) % len(emotions)]
-                request = emotion_request(emotion, kind, seed=this_seed, fps=fps, n_frames=n_frames)
-            rgbd = gen.sample(request.aus, seed=this_seed, num_inference_steps=num_inference_steps)
-            if reject is not None:
-                too_close = np.asarray(reject(rgbd), dtype=bool)
-                if too_close.any():
-                    rejected += 1
-                    logger.info("Seed %d rejected: %d of %d frames too close to training frames", this_seed,
-                                int(too_close.sum()), len(too_close))
-                    continue
-            seq_id = f"seq-{next_id:05d}"
-            next_id += 1
-            fname = out / SESSIONS_DIR / f"{seq_id}.h5"
-            write_sequence(fname, request, rgbd, emg=emg, seed=this_seed, metadata={
-                "generator_kind": gen.kind, "model_sha256": sha, "seed": this_seed,
-                "emotion": request.emotion or "", "expression_kind": request.kind or "", "corpus_id": seq_id})
-            corpus["sequences"].append({"id": seq_id, "file": f"{SESSIONS_DIR}/{seq_id}.h5",
-                                        "emotion": request.emotion, "kind": request.kind, "seed": this_seed,
-                                        "n_frames": int(len(request.aus)), "fps": float(fps)})
-            first_seed = this_seed if first_seed is None else first_seed
-            last_seed = this_seed
-            kept += 1
-            bar.update(1)
-    old = corpus["seeds"]
-    corpus["seeds"] = [first_seed, last_seed] if old is None else [min(old[0], first_seed), max(old[1], last_seed)]
-    if reject is not None or corpus["rejection"] is not None:
-        prev = corpus["rejection"] or {"n_generated": 0, "n_rejected": 0}
-        gen_total, rej_total = prev["n_generated"] + attempts, prev["n_rejected"] + rejected
-        threshold = getattr(reject, "threshold", None) if reject is not None else prev.get("threshold")
-        corpus["rejection"] = {"n_generated": gen_total, "n_rejected": rej_total,
-                               "rate": rej_total / gen_total if gen_total else 0.0,
-                               "threshold": float(threshold) if threshold is not None else None}
-    _write_index(out, corpus)
+    def record() -> None:
+        """Fold this run's attempts into the index and write it (atomically)."""
+        first, last = seed, seed + attempts - 1
+        corpus["seeds"] = [first, last] if prev_seeds is None else [min(prev_seeds[0], first), max(prev_seeds[1], last)]
+        if reject is not None or prev_rejection is not None:
+            prev = prev_rejection or {"n_generated": 0, "n_rejected": 0}
+            gen_total, rej_total = prev["n_generated"] + attempts, prev["n_rejected"] + rejected
+            threshold = getattr(reject, "threshold", None) if reject is not None else prev.get("threshold")
+            corpus["rejection"] = {"n_generated": gen_total, "n_rejected": rej_total,
+                                   "rate": rej_total / gen_total if gen_total else 0.0,
+                                   "threshold": float(threshold) if threshold is not None else None}
+        _write_index(out, corpus)
+
+    try:
+        with tqdm(total=n, disable=not progress, desc="synth sample", unit="seq") as bar:
+            while kept < n:
+                if attempts >= n * max_attempts_factor:
+                    raise RuntimeError(f"The rejection filter rejected {rejected} of {attempts} sequences; gave up "
+                                       f"after {attempts} attempts with {kept} kept (written to {out}). Loosen the "
+                                       "threshold or retrain.")
+                this_seed = seed + attempts
+                if this_seed in used_seeds:
+                    raise ValueError(f"Seed {this_seed} is already used by a sequence in {out / CORPUS_FILE}; stopped "
+                                     f"after {kept} new sequence(s). Append again without --seed to continue.")
+                if au_timeline is not None:
+                    request = timeline_request(au_timeline, fps=fps, n_frames=n_frames)
+                else:
+                    # Cycle over kept sequences, so a rejection does not skip an emotion.
+                    request = emotion_request(emotions[kept % len(emotions)], kind, seed=this_seed, fps=fps,
+                                              n_frames=n_frames)
+                rgbd = gen.sample(request.aus, seed=this_seed, num_inference_steps=num_inference_steps)
+                attempts += 1
+                if reject is not None:
+                    too_close = np.asarray(reject(rgbd), dtype=bool)
+                    if too_close.any():
+                        rejected += 1
+                        logger.info("Seed %d rejected: %d of %d frames too close to training frames", this_seed,
+                                    int(too_close.sum()), len(too_close))
+                        if corpus["sequences"]:
+                            record()
+                        continue
+                seq_id = f"seq-{next_id:05d}"
+                next_id += 1
+                fname = out / SESSIONS_DIR / f"{seq_id}.h5"
+                write_sequence(fname, request, rgbd, emg=emg, seed=this_seed, metadata={
+                    "generator_kind": gen.kind, "model_sha256": sha, "seed": this_seed,
+                    "emotion": request.emotion or "", "expression_kind": request.kind or "", "corpus_id": seq_id})
+                corpus["sequences"].append({"id": seq_id, "file": f"{SESSIONS_DIR}/{seq_id}.h5",
+                                            "emotion": request.emotion, "kind": request.kind, "seed": this_seed,
+                                            "n_frames": int(len(request.aus)), "fps": float(fps)})
+                used_seeds.add(this_seed)
+                kept += 1
+                record()
+                bar.update(1)
+    except BaseException:
+        if existing is None and not corpus["sequences"]:
+            # Nothing kept in a new corpus: leave no half-made folder that would block a rerun.
+            with contextlib.suppress(OSError):
+                (out / SESSIONS_DIR).rmdir()
+                if created_out:
+                    out.rmdir()
+        raise
     logger.info("Wrote %d synthetic sequence(s) to %s (%d rejected)", kept, out, rejected)
     return corpus
 
-
-def _version() -> str:
-    from acquisition.writer import _software_version
-
-    return _software_version()

@@ -34,13 +34,12 @@ from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolver
     UNet2DConditionModel
 from diffusers.utils import BaseOutput
 
-from synth.facs import AU_IDS, MAX_INTENSITY
+from synth.facs import MAX_INTENSITY
 
 from .base import WEIGHTS_DIR, read_model_card, write_model_card
 from .config import DiffusionModelConfig
-from .frames import N_CHANNELS
+from .frames import N_AUS, N_CHANNELS
 
-N_AUS = len(AU_IDS)
 
 
 def au_tokens(aus: torch.Tensor) -> torch.Tensor:
@@ -135,9 +134,10 @@ class AUConditionedFacePipeline(DiffusionPipeline):
             noise = torch.randn((1 if shared_noise else n, N_CHANNELS, size, size), generator=generator,
                                 dtype=torch.float32).to(device)
         noise = noise.expand(n, -1, -1, -1) if noise.shape[0] == 1 else noise
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
         outputs = []
         for start in range(0, n, batch_size):
+            # Multistep schedulers (DPM-Solver++) keep per-run state (step index, past outputs): reset per batch.
+            self.scheduler.set_timesteps(num_inference_steps, device=device)
             x = noise[start:start + batch_size].clone() * self.scheduler.init_noise_sigma
             cond = unet_condition(unet, aus[start:start + batch_size])
             for t in self.scheduler.timesteps:

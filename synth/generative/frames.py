@@ -31,12 +31,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from acquisition import logger, open_session
-from synth.facs import AU_IDS
+from synth.facs import AU_IDS, MAX_INTENSITY
 
 #: Depth range (millimetres) mapped to [-1, 1]; outside values are clipped.
 DEPTH_RANGE_MM: tuple[float, float] = (400.0, 1600.0)
@@ -44,6 +45,8 @@ DEPTH_RANGE_MM: tuple[float, float] = (400.0, 1600.0)
 CENTRE_CROP_FRACTION = 0.6
 #: Number of channels of one generated sample: R, G, B, depth.
 N_CHANNELS = 4
+#: Conditioning width: one intensity per FACS AU in :data:`synth.facs.AU_IDS`.
+N_AUS = len(AU_IDS)
 
 
 @dataclass
@@ -165,22 +168,42 @@ def _interp_rows(times_s: np.ndarray, src_times_s: np.ndarray, values: np.ndarra
     return np.column_stack([np.interp(times_s, src_times_s, values[:, j]) for j in range(values.shape[1])])
 
 
-def _load_session(fname: Path, image_size: int, stride: int) -> FaceFrames:
+def _streams(session, fname: Path) -> tuple[Any, Any, Any, str]:
+    """The session's RGB, depth and AU streams (and the RGB stream's name); clear errors when one is missing."""
+    video = _pick(session, "rgb", "RGB")
+    depth_name = _pick(session, "depth", "depth")
+    au_name = _au_stream(session, video)
+    rgb_stream, depth_stream, au_stream = (session.streams[n] for n in (video, depth_name, au_name))
+    if rgb_stream.n_samples == 0 or depth_stream.n_samples == 0 or au_stream.n_samples == 0:
+        raise ValueError(f"{fname}: empty stream among {video}, {depth_name}, {au_name}.")
+    return rgb_stream, depth_stream, au_stream, video
+
+
+def _frame_plan(fname: Path, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Candidate frames of one session without decoding video: RGB indices, times, AUs, and how many were dropped.
+
+    Frames whose interpolated AUs are NaN (``emosync annotate`` writes NaN where it found no face) are
+    dropped: training them as a neutral face would teach the model that neutral looks like anything.
+    """
     with open_session(fname) as session:
-        video = _pick(session, "rgb", "RGB")
-        depth_name = _pick(session, "depth", "depth")
-        au_name = _au_stream(session, video)
-        rgb_stream, depth_stream, au_stream = (session.streams[n] for n in (video, depth_name, au_name))
-        if rgb_stream.n_samples == 0 or depth_stream.n_samples == 0 or au_stream.n_samples == 0:
-            raise ValueError(f"{fname}: empty stream among {video}, {depth_name}, {au_name}.")
+        rgb_stream, _, au_stream, _ = _streams(session, fname)
         times = rgb_stream.times[::stride]
         index = np.arange(rgb_stream.n_samples)[::stride]
+        # A frame whose interpolation weights a NaN AU sample gets NaN (np.interp) and is dropped below.
+        au = _interp_rows(times, au_stream.times, np.asarray(au_stream.data[:]))
+    valid = ~np.isnan(au).any(axis=1)
+    return index[valid], np.asarray(times)[valid], au[valid], int((~valid).sum())
+
+
+def _load_session(fname: Path, image_size: int, index: np.ndarray, times: np.ndarray, au: np.ndarray) -> FaceFrames:
+    """Decode and crop only the RGB frames ``index`` (at ``times``, with AUs ``au``) and their nearest depth."""
+    with open_session(fname) as session:
+        rgb_stream, depth_stream, _, video = _streams(session, fname)
         # Depth frames are matched to the nearest RGB frame in time (same camera clock on a RealSense).
         depth_times = depth_stream.times
         nearest = np.clip(np.searchsorted(depth_times, times), 0, len(depth_times) - 1)
         before = np.clip(nearest - 1, 0, len(depth_times) - 1)
         nearest = np.where(np.abs(depth_times[before] - times) < np.abs(depth_times[nearest] - times), before, nearest)
-        au = _interp_rows(times, au_stream.times, np.nan_to_num(np.asarray(au_stream.data[:]), nan=0.0))
         box_name = _find(session, "FaceBox", video) if _find(session, "FaceCrop", video) else None
         rgb_all = rgb_stream.data
         depth_all = depth_stream.data
@@ -197,9 +220,12 @@ def _load_session(fname: Path, image_size: int, stride: int) -> FaceFrames:
             crops_rgb.append(_resize(np.asarray(rgb_all[int(i)])[y0:y1, x0:x1], image_size))
             crops_depth.append(_resize(depth[y0:y1, x0:x1].astype(np.float32), image_size))
         subject = str(session.info.get("subject_id", "sub-unknown"))
-    rgbd = np.concatenate([rgb_to_unit(np.stack(crops_rgb)), depth_to_unit(np.stack(crops_depth))], axis=1)
+    if not len(index):
+        rgbd = np.zeros((0, N_CHANNELS, image_size, image_size), np.float32)
+    else:
+        rgbd = np.concatenate([rgb_to_unit(np.stack(crops_rgb)), depth_to_unit(np.stack(crops_depth))], axis=1)
     n = len(index)
-    return FaceFrames(rgbd.astype(np.float32), np.clip(au, 0.0, 5.0).astype(np.float32),
+    return FaceFrames(rgbd.astype(np.float32), np.clip(au, 0.0, MAX_INTENSITY).astype(np.float32),
                       np.array([subject] * n), np.array([str(fname)] * n), np.asarray(times, dtype=np.float64))
 
 
@@ -217,7 +243,8 @@ def load_face_frames(sessions: Sequence[str | os.PathLike], image_size: int, *, 
     stride : int
         Keep every ``stride``-th video frame.
     max_frames : int | None
-        Keep at most this many frames in total, evenly spaced over the concatenation.
+        Keep at most this many frames in total, evenly spaced over the concatenation (chosen before
+        any frame is decoded). Frames whose AUs are NaN (no face found) are dropped first, with a warning.
 
     Returns
     -------
@@ -236,13 +263,24 @@ def load_face_frames(sessions: Sequence[str | os.PathLike], image_size: int, *, 
         raise ValueError(f"image_size must be at least 8 pixels, got {image_size}.")
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}.")
-    parts = [_load_session(Path(f), image_size, stride) for f in sessions]
+    plans = [_frame_plan(Path(f), stride) for f in sessions]
+    dropped = sum(p[3] for p in plans)
+    if dropped:
+        logger.warning("Dropped %d frame(s) without AUs (NaN: no face found by `emosync annotate`)", dropped)
+    total = sum(len(p[0]) for p in plans)
+    if total == 0:
+        raise ValueError(f"The sessions {[str(s) for s in sessions]} hold no video frames with AUs.")
+    # Choose the kept frames over the concatenation first, then decode only those.
+    keep = np.arange(total)
+    if max_frames is not None and total > max_frames:
+        keep = np.linspace(0, total - 1, max_frames).round().astype(int)
+    parts, offset = [], 0
+    for fname, (index, times, au, _) in zip(sessions, plans):
+        local = keep[(keep >= offset) & (keep < offset + len(index))] - offset
+        offset += len(index)
+        parts.append(_load_session(Path(fname), image_size, index[local], times[local], au[local]))
     frames = FaceFrames(*(np.concatenate([getattr(p, name) for p in parts]) for name in
                           ("rgbd", "aus", "subject_ids", "session_files", "times_s")))
-    if len(frames) == 0:
-        raise ValueError(f"The sessions {[str(s) for s in sessions]} hold no video frames.")
-    if max_frames is not None and len(frames) > max_frames:
-        frames = frames.subset(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))
     logger.info("Loaded %d face frames (%d px, %d AUs) from %d session(s)", len(frames), image_size, len(AU_IDS),
                 len(sessions))
     return frames

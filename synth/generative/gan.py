@@ -32,13 +32,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from synth.facs import AU_IDS, MAX_INTENSITY
+from synth.facs import MAX_INTENSITY
 
 from .base import WEIGHTS_DIR, read_model_card, write_model_card
 from .config import GANModelConfig
-from .frames import N_CHANNELS
+from .frames import N_AUS, N_CHANNELS
 
-N_AUS = len(AU_IDS)
 #: Upsampling / downsampling stages: the smallest feature map is ``image_size / 2**N_STAGES``.
 N_STAGES = 4
 

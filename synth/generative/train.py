@@ -19,7 +19,9 @@ run continues bit for bit (tests/synth/test_generative_train.py). On resume, onl
 DP-SGD (``privacy.dp_sgd``): opacus wraps the diffusion UNet (every layer it uses has per-sample
 gradients: Conv2d, Linear, GroupNorm, attention's Linear layers). Each step draws a Poisson
 batch (rate ``batch_size / n_frames``), clips per-sample gradients to ``max_grad_norm`` and adds
-Gaussian noise; the RDP accountant's epsilon at ``delta`` goes into the model card. The GAN's
+Gaussian noise (from a generator seeded per step, so resume stays exact); the noise multiplier is
+stored in the checkpoint and reused on resume (never recomputed from ``target_epsilon`` with the new
+``optim.steps``); the RDP accountant's epsilon at ``delta`` goes into the model card. The GAN's
 R1 penalty needs double backward, which opacus' hooks cannot give, so DP-SGD is offered for
 the diffusion model only.
 """
@@ -39,7 +41,9 @@ import torch
 
 from acquisition import logger
 
-from .base import MODEL_CARD, session_records, utc_now
+from synth.facs import AU_IDS, MAX_INTENSITY
+
+from .base import MODEL_CARD, _version, session_records, utc_now
 from .config import SynthTrainConfig
 from .frames import FaceFrames, load_face_frames
 
@@ -87,7 +91,8 @@ def latest_checkpoint(out: Path) -> Path | None:
 class _Trainer:
     """One run's mutable state: generator, optimizers, EMA, log; one method per training step."""
 
-    def __init__(self, config: SynthTrainConfig, frames: FaceFrames, out: Path, device: torch.device) -> None:
+    def __init__(self, config: SynthTrainConfig, frames: FaceFrames, out: Path, device: torch.device, *,
+                 noise_multiplier: float | None = None) -> None:
         from diffusers.training_utils import EMAModel
 
         self.config, self.frames, self.out, self.device = config, frames, out, device
@@ -112,7 +117,9 @@ class _Trainer:
         self.log: list[dict[str, float]] = []
         self.privacy_engine = None
         self.dp_model = None
-        self.noise_multiplier: float | None = None
+        # On resume, the checkpoint's noise multiplier (recomputing it from the target epsilon would change it
+        # whenever optim.steps changes, and the accountant's history would mix two noise levels).
+        self.noise_multiplier: float | None = noise_multiplier
         self.amp = bool(o.amp and device.type == "cuda")
         if o.amp and not self.amp:
             logger.info("optim.amp is set but there is no CUDA device: training in float32.")
@@ -134,9 +141,9 @@ class _Trainer:
         # themselves are Poisson draws at that rate made per step below (seeded, so resume stays exact).
         dummy = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(n, 1)), batch_size=o.batch_size)
         self.sample_rate = 1.0 / len(dummy)
-        if p.noise_multiplier is not None:
+        if self.noise_multiplier is None and p.noise_multiplier is not None:
             self.noise_multiplier = p.noise_multiplier
-        else:
+        elif self.noise_multiplier is None:
             self.noise_multiplier = float(get_noise_multiplier(
                 target_epsilon=p.target_epsilon, target_delta=p.delta, sample_rate=self.sample_rate,
                 steps=o.steps, accountant="rdp"))
@@ -172,6 +179,10 @@ class _Trainer:
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step (for the GAN: one D step and one G step); returns the losses."""
+        # Sample grids (gen.sample) leave the modules in eval mode; opacus' hooks skip modules that are not
+        # training, so every step must switch back.
+        for module in self.gen.modules().values():
+            module.train()
         rng = np.random.default_rng(_step_seed(self.config.seed, self.step))
         generator = torch.Generator().manual_seed(_step_seed(self.config.seed, self.step))
         rgbd, aus = self._batch(rng)
@@ -184,6 +195,11 @@ class _Trainer:
                                                     sample_rate=self.sample_rate)
                 losses = {"loss": float("nan")}
             else:
+                if self.privacy_engine is not None:
+                    # opacus draws its Gaussian noise from the optimizer's generator (the global RNG when None):
+                    # a per-step seeded one keeps DP-SGD resume exact too.
+                    opt.generator = torch.Generator(device=self.device).manual_seed(
+                        _step_seed(self.config.seed + 1, self.step))
                 with self._autocast():
                     loss = self.gen.training_loss(self.dp_model or self.main, rgbd, aus, generator).mean()
                 loss.backward()
@@ -197,7 +213,7 @@ class _Trainer:
             gen, disc = self.gen.generator, self.gen.discriminator
             z = torch.randn((len(rgbd), self.config.model.latent_dim), generator=generator).to(self.device)
             with torch.no_grad(), self._autocast():
-                fake = gen(z, aus / 5.0)
+                fake = gen(z, aus / MAX_INTENSITY)
             d_opt.zero_grad(set_to_none=True)
             with self._autocast():
                 d_loss, d_parts = self.gen.discriminator_loss(disc, rgbd, aus, fake.float(), aus)
@@ -243,6 +259,7 @@ class _Trainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "accountant": (self.privacy_engine.accountant.state_dict() if self.privacy_engine else None),
+            "noise_multiplier": self.noise_multiplier,
             "log": self.log,
         }
 
@@ -262,7 +279,8 @@ class _Trainer:
 
 
 def _plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """State dict without opacus' ``_module.`` prefix (GradSampleModule wraps the UNet in place)."""
+    """A detached copy of the module's state dict (opacus' GradSampleModule wraps the UNet without renaming
+    its parameters, so the keys are the plain ones)."""
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
@@ -283,9 +301,9 @@ def sample_grid_aus() -> tuple[list[str], np.ndarray]:
     """The sample-grid conditions: neutral and each emotion's first prototype at intensity 4, shape (8, 17)."""
     from synth.facs import AU_INDEX, EMOTION_PROTOTYPES
 
-    names, rows = ["neutral"], [np.zeros(17, np.float32)]
+    names, rows = ["neutral"], [np.zeros(len(AU_IDS), np.float32)]
     for emotion, variants in EMOTION_PROTOTYPES.items():
-        row = np.zeros(17, np.float32)
+        row = np.zeros(len(AU_IDS), np.float32)
         for au, weight in variants[0].items():
             row[AU_INDEX[au]] = 4.0 * weight
         names.append(emotion)
@@ -293,8 +311,11 @@ def sample_grid_aus() -> tuple[list[str], np.ndarray]:
     return names, np.stack(rows)
 
 
-def save_sample_grid(gen: Any, path: Path, *, seed: int = 0, num_inference_steps: int = 10) -> None:
-    """PNG: the grid conditions (columns, named in a header) with one shared noise; RGB row above a depth row."""
+def save_sample_grid(gen: Any, path: Path, *, seed: int = 0, num_inference_steps: int | None = None) -> None:
+    """PNG: the grid conditions (columns, named in a header) with one shared noise; RGB row above a depth row.
+
+    ``num_inference_steps`` None: the model config's sampler steps (what ``synth sample`` uses too).
+    """
     from PIL import Image, ImageDraw
 
     from .frames import rgbd_to_images
@@ -382,6 +403,9 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
     checkpoint = latest_checkpoint(out) if out.is_dir() else None
     if not resume and out.is_dir() and (checkpoint is not None or (out / MODEL_CARD).exists()):
         raise FileExistsError(f"{out} already holds a training run; continue it with --resume, or choose a new --out.")
+    if not resume and out.is_dir() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty and holds no training run; choose a new (or empty) --out so that "
+                              "no existing files are mixed with (or overwritten by) the model folder.")
     if resume and checkpoint is None:
         raise FileNotFoundError(f"--resume: no checkpoint in {out / CHECKPOINTS}; start without --resume.")
     if not sessions:
@@ -403,7 +427,8 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
     frames = load_face_frames(sessions, d.image_size, stride=d.stride, max_frames=d.max_frames)
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out.mkdir(parents=True, exist_ok=True)
-    trainer = _Trainer(config, frames, out, torch_device)
+    trainer = _Trainer(config, frames, out, torch_device,
+                       noise_multiplier=state.get("noise_multiplier") if state is not None else None)
     if state is not None:
         trainer.load_state(state)
         logger.info("Resuming %s from step %d", out, trainer.step)
@@ -451,9 +476,3 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
         logger.info("DP-SGD: epsilon %.3f at delta %g after %d steps", epsilon, config.privacy.delta, trainer.step)
     logger.info("Trained %s generator: %d steps on %d frames -> %s", config.kind, trainer.step, len(frames), out)
     return out
-
-
-def _version() -> str:
-    from acquisition.writer import _software_version
-
-    return _software_version()

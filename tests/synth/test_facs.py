@@ -146,11 +146,20 @@ def test_read_au_timeline_csv(tmp_path):
     np.testing.assert_allclose(au[:, AU_INDEX[12]], [0, 2, 4, 0])
     np.testing.assert_allclose(au[:, AU_INDEX[6]], [0, 1, 2, 1])
     assert au[:, AU_INDEX[1]].max() == 0
-    for text, message in [("time_s,AU12,AU12\n0,1,1\n1,1,1\n", "two columns"), ("time_s,AU12\n0,x\n", "non-numeric"),
+    for text, message in [("time_s,AU12,AU12\n0,1,1\n1,1,1\n", "two columns"),
+                          ("time_s,AU12\n0,1\n1,x\n", "row 3, column 'AU12': 'x' is not a number"),
                           ("time_s,AU12\n", "no rows"), ("time_s,AU12\n0,-1\n1,0\n", "outside the FACS"),
-                          ("time_s,AU12\n0,1,2\n", "cells")]:
+                          ("time_s,AU12\n0,1\n1,2,3\n2,1\n", "row 3 has 3 cells but the header names 2"),
+                          ("time_s,AU12\n0,1\n1\n", "row 3 has 1 cells"),
+                          ("time_s,AU12,AU06\n0,1,\n1,2,1\n", "row 2, column 'AU06' is empty")]:
         path.write_text(text)
         with pytest.raises(ValueError, match=message):
             read_au_timeline_csv(path)
     with pytest.raises(FileNotFoundError):
         read_au_timeline_csv(tmp_path / "none.csv")
+
+
+def test_au_labels():
+    from synth.facs import AU_IDS, AU_LABELS
+
+    assert len(AU_LABELS) == len(AU_IDS) and AU_LABELS[0] == "AU01" and AU_LABELS[-1] == "AU45"

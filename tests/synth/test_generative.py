@@ -92,6 +92,37 @@ def test_load_face_frames(rig_sessions):
     np.testing.assert_allclose(frames.aus[10], au[k], atol=1e-4)
     # the face (near depth, < 0 after the map) is inside the crop, background (far) around it
     assert frames.rgbd[:, 3, 16, 16].max() < 0 and frames.rgbd[:, 3, 0, 0].min() > 0.8
+    # max_frames picks frames before decoding: the same frames as subsetting the whole load
+    whole = load_face_frames(rig_sessions[:2], 32, stride=3)
+    picked = load_face_frames(rig_sessions[:2], 32, stride=3, max_frames=50)
+    index = np.linspace(0, len(whole) - 1, 50).round().astype(int)
+    np.testing.assert_array_equal(picked.rgbd, whole.rgbd[index])
+    np.testing.assert_array_equal(picked.session_files, whole.session_files[index])
+    np.testing.assert_array_equal(picked.times_s, whole.times_s[index])
+
+
+def test_load_face_frames_drops_frames_without_aus(tmp_path, caplog):
+    from acquisition import SessionWriter, StreamSpec
+    from synth.facs import AU_LABELS
+
+    n, side = 6, 24
+    times = np.arange(n) / 30.0
+    au = np.full((n, 17), 1.0, np.float32)
+    au[2] = np.nan  # what `emosync annotate` writes where it found no face
+    rgb = np.random.default_rng(0).integers(0, 255, (n, side, side, 3), dtype=np.uint8)
+    fname = tmp_path / "nan.h5"
+    with SessionWriter(fname, subject_id="sub-nan") as w:
+        w.add_stream(StreamSpec("RGB", "VideoRaw", side * side * 3, "int8", 30.0, "rgb", frame_shape=(side, side, 3),
+                                encoding="RGB8")).append(rgb, times)
+        w.add_stream(StreamSpec("Depth", "VideoRaw", side * side, "int16", 30.0, "depth", frame_shape=(side, side),
+                                encoding="DEPTH16-mm")).append(np.full((n, side, side), 700, np.uint16), times)
+        w.add_stream(StreamSpec("ActionUnits", "ActionUnits", 17, "float32", 30.0, "au", channel_labels=AU_LABELS)
+                     ).append(au, times)
+    with caplog.at_level("WARNING", logger="emosync"):
+        frames = load_face_frames([fname], 16)
+    assert len(frames) == n - 1 and np.isfinite(frames.aus).all() and frames.aus.min() == 1.0
+    np.testing.assert_allclose(frames.times_s, np.delete(times, 2), atol=1e-9)
+    assert "Dropped 1 frame(s) without AUs" in caplog.text
 
 
 def test_load_face_frames_errors(tmp_path, rig_sessions):
@@ -153,6 +184,22 @@ def test_roundtrip_same_samples_and_hash(which, request, tmp_path):
                                                          torch.from_numpy(frames.aus), seed=1))
 
 
+@pytest.mark.parametrize("sampler", ["dpm++", "ddim"])
+def test_sampler_longer_than_batch(sampler):
+    # Multistep samplers keep state across calls to step(): each batch must start from a fresh schedule.
+    from synth.generative.diffusion import DiffusionGenerator
+
+    config = load_synth_config("tiny-diffusion", [f"model.sampler={sampler}"]).model
+    torch.manual_seed(0)
+    gen = DiffusionGenerator(config, 16)
+    aus = np.zeros((3, 17), np.float32)
+    frames = gen.sample(aus, seed=1, num_inference_steps=3, batch_size=2)
+    assert frames.shape == (3, 4, 16, 16) and np.isfinite(frames).all()
+    # shared noise, same AUs: the frame in the second batch equals those in the first
+    np.testing.assert_allclose(frames[2], frames[0], atol=1e-5)
+    np.testing.assert_allclose(gen.sample(aus[:1], seed=1, num_inference_steps=3), frames[:1], atol=1e-5)
+
+
 def test_resume_is_exact(rig_sessions, tmp_path):
     base = ["logging.checkpoint_every=3", "logging.sample_every=100", "data.max_frames=64"]
     full = train_generator(rig_sessions, load_synth_config("tiny-gan", ["optim.steps=6", *base]), tmp_path / "full",
@@ -184,6 +231,11 @@ def test_training_bad_input(tmp_path, rig_sessions):
         train_generator([], config, tmp_path / "m", progress=False)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train_generator(rig_sessions, config, tmp_path / "m2", resume=True, progress=False)
+    (tmp_path / "m5").mkdir()
+    (tmp_path / "m5" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not empty and holds no training run"):
+        train_generator(rig_sessions, config, tmp_path / "m5", progress=False)
+    assert (tmp_path / "m5" / "notes.txt").read_text() == "keep me"
     from acquisition._config import ConfigError
 
     with pytest.raises(ConfigError, match="divisible by 16"):
@@ -197,13 +249,29 @@ def test_training_bad_input(tmp_path, rig_sessions):
 
 
 def test_dp_sgd_reports_epsilon(rig_sessions, tmp_path):
-    config = load_synth_config("tiny-diffusion", ["optim.steps=3", "data.max_frames=64", "privacy.dp_sgd=true",
-                                                  "privacy.target_epsilon=8.0", "logging.log_every=1"])
-    out = train_generator(rig_sessions[:1], config, tmp_path / "dp", progress=False)
-    privacy = read_model_card(out)["privacy"]
+    # sample_every=1: a sample grid (eval mode) between steps must not break opacus' hooks at the next step.
+    base = ["data.max_frames=64", "privacy.dp_sgd=true", "logging.log_every=1", "logging.sample_every=1",
+            "model.num_inference_steps=1"]
+    part = tmp_path / "dp-part"
+    target = ["privacy.target_epsilon=8.0", *base]
+    train_generator(rig_sessions[:1], load_synth_config("tiny-diffusion", ["optim.steps=2", *target]), part,
+                    progress=False)
+    privacy = read_model_card(part)["privacy"]
     assert privacy["dp_sgd"] is True and privacy["delta"] == 1e-5 and privacy["noise_multiplier"] > 0
     assert 0 < privacy["epsilon"] <= 8.0
-    assert load_generator(out).sample(np.zeros((2, 17), np.float32), seed=0).shape == (2, 4, 32, 32)
+    assert load_generator(part).sample(np.zeros((2, 17), np.float32), seed=0).shape == (2, 4, 32, 32)
+    # Resume keeps the checkpoint's noise multiplier (recomputing it from the target for 3 steps would change it)
+    # and the DP noise is seeded per step, so 2 steps + resume equals 3 steps straight at that noise multiplier.
+    sigma = privacy["noise_multiplier"]
+    train_generator(rig_sessions[:1], load_synth_config("tiny-diffusion", ["optim.steps=3", *target]), part,
+                    resume=True, progress=False)
+    assert read_model_card(part)["privacy"]["noise_multiplier"] == sigma
+    full = train_generator(rig_sessions[:1], load_synth_config("tiny-diffusion", [
+        "optim.steps=3", f"privacy.noise_multiplier={sigma!r}", *base]), tmp_path / "dp-full", progress=False)
+    a, b = (torch.load(sorted((d / "checkpoints").glob("*.pt"))[-1], weights_only=False) for d in (full, part))
+    assert a["step"] == b["step"] == 3 and a["noise_multiplier"] == b["noise_multiplier"] == sigma
+    for key, value in a["modules"]["unet"].items():
+        torch.testing.assert_close(value, b["modules"]["unet"][key], rtol=0, atol=0)
 
 
 # --------------------------------------------------------------------------- corpus and CLI
@@ -256,6 +324,14 @@ def test_sample_corpus_cli(gan_model, cli, tmp_path):
     corpus = read_corpus(out)
     assert [s["id"] for s in corpus["sequences"]][-2:] == ["seq-00003", "seq-00004"]
     assert corpus["seeds"] == [3, 11] and corpus["sequences"][-1]["kind"] == "macro"
+    # --append without --seed continues after the last seed used; a seed already in the corpus is refused
+    result = cli("sample", gan_model, "--emotion", "fear", "--n", 1, "--out", out, "--append", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert read_corpus(out)["sequences"][-1]["seed"] == 12 and read_corpus(out)["seeds"] == [3, 12]
+    result = cli("sample", gan_model, "--emotion", "fear", "--n", 2, "--seed", 2, "--out", out, "--append",
+                 "--no-progress")
+    assert result.exit_code == 1 and "Seed 3 is already used" in " ".join(result.output.split()), result.output
+    assert len(read_corpus(out)["sequences"]) == 6
 
 
 def test_sample_au_timeline_csv_at_200_fps(diffusion_model, cli, tmp_path):
@@ -282,12 +358,24 @@ def test_rejection_hook_counts(gan_model, tmp_path):
         return np.full(len(rgbd), len(calls) == 1)
 
     reject_first.threshold = 0.5
-    corpus = sample_corpus(gan_model, tmp_path / "c3", n=2, seed=0, emotions=["surprise"], reject=reject_first)
+    corpus = sample_corpus(gan_model, tmp_path / "c3", n=2, seed=0, emotions=["surprise", "anger"],
+                           reject=reject_first)
     assert corpus["rejection"] == {"n_generated": 3, "n_rejected": 1, "rate": pytest.approx(1 / 3), "threshold": 0.5}
-    assert [s["seed"] for s in corpus["sequences"]] == [1, 2]
+    assert [s["seed"] for s in corpus["sequences"]] == [1, 2] and corpus["seeds"] == [0, 2]
+    assert [s["emotion"] for s in corpus["sequences"]] == ["surprise", "anger"]  # cycled over kept sequences
     with pytest.raises(RuntimeError, match="gave up"):
         sample_corpus(gan_model, tmp_path / "c4", n=1, emotions=["surprise"], reject=lambda x: np.ones(len(x), bool),
                       max_attempts_factor=2)
+    assert not (tmp_path / "c4").exists()  # nothing kept: no half-made folder blocks a rerun
+    # A run that gives up after keeping some leaves a consistent corpus that --append continues.
+    with pytest.raises(RuntimeError, match="gave up"):
+        sample_corpus(gan_model, tmp_path / "c5", n=3, emotions=["surprise"], max_attempts_factor=1,
+                      reject=lambda x, calls=[]: np.full(len(x), bool(calls.append(1) or len(calls) > 1)))
+    partial = read_corpus(tmp_path / "c5")
+    assert [s["seed"] for s in partial["sequences"]] == [0] and partial["seeds"] == [0, 2]
+    assert partial["rejection"]["n_generated"] == 3 and partial["rejection"]["n_rejected"] == 2
+    resumed = sample_corpus(gan_model, tmp_path / "c5", n=1, emotions=["surprise"], append=True)
+    assert [s["seed"] for s in resumed["sequences"]] == [0, 3] and resumed["rejection"]["n_generated"] == 4
 
 
 @pytest.mark.parametrize("args, message", [
