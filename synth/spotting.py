@@ -43,7 +43,7 @@ from acquisition._logging import logger, verbose
 from acquisition.markers import expression_intervals
 from acquisition.session_format import STREAMS_GROUP, StreamSpec
 
-from .facs import EMOTION_PROTOTYPES
+from .facs import AU_LABELS, EMOTION_PROTOTYPES
 
 #: Longest micro-expression in seconds (the FACS convention used by :mod:`synth.facs`).
 MICRO_MAX_DURATION_S = 0.5
@@ -414,8 +414,7 @@ def spot_expressions(values: np.ndarray, timestamps: np.ndarray, *, srate: float
         srate = 1.0 / float(np.median(np.diff(timestamps)))
     aus: list[int] = []
     if source_kind == "au":
-        labels = list(channel_labels) if channel_labels is not None else [
-            f"AU{au:02d}" for au in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)][: values.shape[1]]
+        labels = list(channel_labels) if channel_labels is not None else AU_LABELS[: values.shape[1]]
         if len(labels) != values.shape[1]:
             raise ValueError(f"{len(labels)} channel labels for {values.shape[1]} channels.")
         columns = []

@@ -49,7 +49,7 @@ def write_rig_session(fname: str | os.PathLike, *, duration_s: float = 30.0, see
     -------
     fname : Path
     """
-    from synth.facs import AU_INDEX
+    from synth.facs import AU_LABELS
 
     from .config import load_rig_config
     from .simulator import SimulatedRig
@@ -85,7 +85,7 @@ def write_rig_session(fname: str | os.PathLike, *, duration_s: float = 30.0, see
             elif key == "au":
                 rate = float(config.au.srate_hz)
                 data = rig.regenerate("au", int(duration_s * rate))
-                labels = [f"AU{au:02d}" for au in sorted(AU_INDEX, key=AU_INDEX.get)]
+                labels = list(AU_LABELS)
                 spec = StreamSpec(config.au.name, "ActionUnits", data.shape[1], "float32", rate, rig.source_id("au"),
                                   channel_labels=labels)
             elif key == "markers":

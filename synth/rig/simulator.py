@@ -19,7 +19,7 @@ import pylsl
 
 from acquisition._logging import logger, verbose
 from acquisition.lsl import make_stream_info
-from synth.facs import AU_IDS, AUTimeline, generate_timeline
+from synth.facs import AU_LABELS, AUTimeline, generate_timeline
 
 from .config import RigConfig
 from .idle import IdleTimeline, with_idle
@@ -199,7 +199,7 @@ class SimulatedRig:
             self._add_source("eeg", self.make_generator("eeg"), [("eeg", pylsl.StreamOutlet(info))],
                              lambda x: [x], c.chunk_duration_s)
         if "au" in enabled:
-            labels = [f"AU{au:02d}" for au in AU_IDS]
+            labels = list(AU_LABELS)
             info = self._info("au", type="ActionUnits", channel_count=len(labels), nominal_srate=c.au.srate_hz,
                               channel_format="float32", channel_labels=labels,
                               channel_units=["FACS intensity 0-5"] * len(labels), channel_types=["AU"] * len(labels))
