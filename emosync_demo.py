@@ -235,7 +235,7 @@ class DemoRun:
         r1 = float(np.mean([r["R@1"] for r in report["retrieval"].values()]))
         chance = float(np.mean([r["chance"] for r in report["retrieval"].values()]))
         self.console.print(f"Mean R@1 {r1:.3f} vs chance {chance:.3f}: how often a window of one modality finds "
-                           "its own moment among all windows of another. A few dozen CPU steps only show the "
+                           "its own moment among all windows of another. A short CPU run only shows the "
                            "direction; docs/pretraining.md has the full-length figures.")
         (run / "evaluation.json").write_text(json.dumps(report, indent=2))
         return {"outputs": {"run": str(run), "evaluation": str(run / "evaluation.json")},
