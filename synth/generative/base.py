@@ -110,19 +110,38 @@ class AUGenerator(Protocol):
         """
 
 
-def read_model_card(model_dir: str | os.PathLike) -> dict[str, Any]:
+def read_model_card(model_dir: str | os.PathLike, *, kind: str | None = None) -> dict[str, Any]:
     """The model card (``emosync_model.json``) of a model folder.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        A model folder.
+    kind : str | None
+        If given, the generator kind the folder must hold (``"diffusion"`` or ``"gan"``).
 
     Raises
     ------
     FileNotFoundError
         If ``model_dir`` holds no model card (not a model folder, or training never saved).
+    ValueError
+        If the folder holds a model of another kind than ``kind``.
     """
     path = Path(model_dir) / MODEL_CARD
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir} is not a generator model folder (no {MODEL_CARD}); train one with "
                                 "`emosync synth train SESSION.h5 --config tiny-gan --out DIR`.")
-    return json.loads(path.read_text())
+    card = json.loads(path.read_text())
+    if kind is not None and card.get("kind") != kind:
+        raise ValueError(f"{model_dir} holds a {card.get('kind')!r} model, not a {kind!r} model.")
+    return card
+
+
+def write_generator_card(model_dir: str | os.PathLike, gen: Any) -> None:
+    """Write ``gen``'s model card with its kind, image size and model config (both generators' ``save_pretrained``)."""
+    card = {**gen.card, "kind": gen.kind, "image_size": gen.image_size}
+    card.setdefault("config", {})["model"] = gen.config.model_dump()
+    write_model_card(model_dir, card)
 
 
 def write_model_card(model_dir: str | os.PathLike, card: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ from diffusers.utils import BaseOutput
 
 from synth.facs import MAX_INTENSITY
 
-from .base import WEIGHTS_DIR, read_model_card, write_model_card
+from .base import WEIGHTS_DIR, read_model_card, write_generator_card
 from .config import DiffusionModelConfig
 from .frames import N_AUS, N_CHANNELS
 
@@ -193,16 +193,12 @@ class DiffusionGenerator:
         model_dir = Path(model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
         self.pipeline.save_pretrained(model_dir / WEIGHTS_DIR, safe_serialization=True)
-        card = {**self.card, "kind": self.kind, "image_size": self.image_size}
-        card.setdefault("config", {})["model"] = self.config.model_dump()
-        write_model_card(model_dir, card)
+        write_generator_card(model_dir, self)
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, *, device: str = "cpu") -> DiffusionGenerator:
         """Load a model folder offline (``AUConditionedFacePipeline.from_pretrained(..., local_files_only=True)``)."""
-        card = read_model_card(model_dir)
-        if card.get("kind") != cls.kind:
-            raise ValueError(f"{model_dir} holds a {card.get('kind')!r} model, not a diffusion model.")
+        card = read_model_card(model_dir, kind=cls.kind)
         config = DiffusionModelConfig.model_validate(card["config"]["model"])
         from diffusers.utils import logging as diffusers_logging
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from synth.facs import MAX_INTENSITY
 
-from .base import WEIGHTS_DIR, read_model_card, write_model_card
+from .base import WEIGHTS_DIR, read_model_card, write_generator_card
 from .config import GANModelConfig
 from .frames import N_AUS, N_CHANNELS
 
@@ -136,16 +136,12 @@ class GANGenerator:
                   str(weights / "generator.safetensors"))
         save_file({k: v.detach().cpu().contiguous() for k, v in self.discriminator.state_dict().items()},
                   str(weights / "discriminator.safetensors"))
-        card = {**self.card, "kind": self.kind, "image_size": self.image_size}
-        card.setdefault("config", {})["model"] = self.config.model_dump()
-        write_model_card(model_dir, card)
+        write_generator_card(model_dir, self)
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, *, device: str = "cpu") -> GANGenerator:
         """Load a model folder written by :meth:`save_pretrained`."""
-        card = read_model_card(model_dir)
-        if card.get("kind") != cls.kind:
-            raise ValueError(f"{model_dir} holds a {card.get('kind')!r} model, not a GAN.")
+        card = read_model_card(model_dir, kind=cls.kind)
         gan = cls(GANModelConfig.model_validate(card["config"]["model"]), int(card["image_size"]), card=card)
         weights = Path(model_dir) / WEIGHTS_DIR
         for name, module in (("generator", gan.generator), ("discriminator", gan.discriminator)):
