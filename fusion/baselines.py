@@ -23,7 +23,7 @@ from acquisition import logger
 
 from .config import PretrainConfig
 from .data import UNKNOWN, SessionWindows
-from .evaluate import classification_scores, r2_score
+from .evaluate import balanced_class_weights, classification_scores, r2_score
 from .model import MultiModalEncoder
 
 
@@ -59,8 +59,9 @@ class SupervisedModel(nn.Module):
         self.register_buffer("au_std", torch.ones(n_aus))
 
     def features(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Unnormalised projection outputs per modality, each (B, embed_dim)."""
-        return {m: enc.head(enc.backbone(batch[m])) for m, enc in self.encoders.encoders.items()}
+        """Unnormalised projection outputs per modality (the mean over pair heads), each (B, embed_dim)."""
+        return {m: torch.stack(list(enc.projections(batch[m]).values())).mean(0)
+                for m, enc in self.encoders.encoders.items()}
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-modality outputs: expression logits (M, B, n_classes), standardised AUs (M, B, n_aus) or None."""
@@ -102,6 +103,7 @@ def train_supervised(config: PretrainConfig, dataset: SessionWindows, *, label_f
         model.au_mean.copy_(au[au_ok].mean(0))
         model.au_std.copy_(au[au_ok].std(0).clamp_min(1e-3))  # constant AUs must not blow up the loss
     target = torch.as_tensor([classes.index(str(it["expression"])) for it in items])
+    class_weight = balanced_class_weights(target, len(classes))
     logger.info("Supervised baseline: %d labelled windows (%.0f %% of %d), %d classes, %d steps", len(chosen),
                 100 * label_fraction, len(pool), len(classes), steps)
     params = list(model.parameters())
@@ -114,7 +116,9 @@ def train_supervised(config: PretrainConfig, dataset: SessionWindows, *, label_f
         batch = default_collate([items[i] for i in idx])
         logits, au_pred = model(batch)
         avail = torch.stack([batch["available"][m] for m in model.encoders.modalities]).float()   # (M, B)
-        ce = nn.functional.cross_entropy(logits.flatten(0, 1), target[idx].repeat(len(avail)), reduction="none")
+        # class-balanced like the linear probe (both are scored by UAR)
+        ce = nn.functional.cross_entropy(logits.flatten(0, 1), target[idx].repeat(len(avail)), weight=class_weight,
+                                         reduction="none")
         loss = (ce * avail.flatten()).sum() / avail.sum().clamp_min(1)
         if au_pred is not None and au_ok[idx].any():
             z = (batch["au"] - model.au_mean) / model.au_std

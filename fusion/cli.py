@@ -70,7 +70,7 @@ def embed(
     stride: float = typer.Option(0.0, help="Window stride in seconds (default: the window length)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
-    """Per-window embeddings of every modality, with window centre times, into an HDF5 file.
+    """Per-window embeddings of every modality (and, with pair heads, of every ordered pair) into an HDF5 file.
 
     Example: emosync embed runs/r1 session.h5 --out embeddings.h5
     """

@@ -69,6 +69,7 @@ class ModelConfig(StrictModel):
     }
     hidden_dim: int = Field(256, ge=1)
     embed_dim: int = Field(128, ge=1)
+    pair_heads: bool = False   # one projection head per (modality, partner): pairs stop competing for one space
 
 
 class LossConfig(StrictModel):

@@ -3,6 +3,7 @@
 Every backbone maps one view to a feature vector and exposes ``out_dim``:
 
 - video (``rgb`` (B, T, 3, H, W), ``depth`` (B, T, 1, H, W)): ``tiny3d`` (4 conv3d blocks),
+  ``frames2d`` (a 2D CNN per frame + a temporal conv, keeping time bins),
   torchvision ``r2plus1d_18`` with random init and an ``in_channels`` stem, or ``videomae``
   (transformers ``VideoMAEModel`` built from a ``VideoMAEConfig``, random init, mean-pooled tokens);
 - signals (``emg``, ``eeg`` (B, n_chans, n_times)): ``eegnet`` (EEGNet-style: temporal conv,
@@ -75,6 +76,48 @@ class Tiny3D(_VideoInput):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) -> (B, out_dim)."""
         return self.features(self.to_conv3d(x)).mean(dim=(2, 3, 4))
+
+
+@register_encoder("frames2d")
+class FrameCNNTemporal(_VideoInput):
+    """A 2D CNN on every frame, then a temporal conv; keeps ``n_bins`` time bins of the clip.
+
+    Four conv2d+BN+ReLU blocks (widths ``width * (1, 2, 4, 8)``, stride 2), spatial average pool,
+    a temporal conv1d (kernel 3) over the per-frame features, and an average into ``n_bins`` bins.
+    ``out_dim = 8 * width * n_bins``. Unlike ``tiny3d``, whose strides and pooling average the clip
+    over time, it keeps *when* in the window a blink or an onset happens, which is what the EMG
+    and EEG band-power envelopes (``shallow``) also keep; per frame it is also cheaper than conv3d.
+
+    Parameters
+    ----------
+    in_channels : int
+        3 for RGB, 1 for depth.
+    width : int
+        Channels of the first block.
+    n_bins : int
+        Time bins kept from the clip.
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 16, n_bins: int = 4) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for mult in (1, 2, 4, 8):
+            layers += [nn.Conv2d(c_in, width * mult, 3, stride=2, padding=1, bias=False),
+                       nn.BatchNorm2d(width * mult), nn.ReLU(inplace=True)]
+            c_in = width * mult
+        self.frame = nn.Sequential(*layers)
+        self.temporal = nn.Sequential(nn.Conv1d(c_in, c_in, 3, padding=1, bias=False), nn.BatchNorm1d(c_in),
+                                      nn.ReLU(inplace=True), nn.AdaptiveAvgPool1d(n_bins))
+        self.out_dim = c_in * n_bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, out_dim)."""
+        if x.ndim != 5:
+            raise ValueError(f"Video input must have shape (B, T, C, H, W), got {tuple(x.shape)}.")
+        b, t = x.shape[:2]
+        per_frame = self.frame(x.flatten(0, 1)).mean(dim=(2, 3)).view(b, t, -1)   # (B, T, F)
+        return self.temporal(per_frame.transpose(1, 2)).flatten(1)
 
 
 @register_encoder("r2plus1d_18")

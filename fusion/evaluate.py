@@ -35,8 +35,9 @@ from acquisition import logger
 
 from .config import PretrainConfig
 from .data import NEUTRAL, UNKNOWN, SessionWindows
-from .model import MultiModalEncoder
+from .model import MultiModalEncoder, pair_embedding
 
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)   # AU probe penalties, chosen by CV
 KNN_K, KNN_T = 20, 0.1   # few labelled windows per class: k=200 (the ImageNet default) would vote with everything
 LABEL_KEYS = ("au", "session_index", "time_s", "expression", "kind", "subject")
 
@@ -78,7 +79,8 @@ def embed_dataset(model: MultiModalEncoder, dataset: SessionWindows, *, batch_si
     Returns
     -------
     result : dict
-        ``<modality>`` (N, D) embeddings, ``available/<modality>`` (N,) bool, ``au`` (N, n_aus),
+        ``<modality>`` (N, D) embeddings (with pair heads also ``<a>-><b>``, see
+        :func:`fusion.model.pair_embedding`), ``available/<modality>`` (N,) bool, ``au`` (N, n_aus),
         ``session_index`` (N,), ``time_s`` (N,) window centres (seconds, recorder clock),
         ``expression``, ``kind``, ``subject`` (N,) str.
     """
@@ -90,8 +92,9 @@ def embed_dataset(model: MultiModalEncoder, dataset: SessionWindows, *, batch_si
     parts: dict[str, list] = {}
     for batch in DataLoader(dataset, batch_size=batch_size):
         z = model({m: batch[m] for m in model.modalities})
+        for key, value in z.items():
+            parts.setdefault(key, []).append(value.numpy())
         for m in model.modalities:
-            parts.setdefault(m, []).append(z[m].numpy())
             parts.setdefault(f"available/{m}", []).append(batch["available"][m].numpy())
         for key in LABEL_KEYS:
             parts.setdefault(key, []).append(np.asarray(batch[key], dtype=object if key in
@@ -111,19 +114,39 @@ def retrieval(za: np.ndarray, zb: np.ndarray, ks: Sequence[int] = (1, 5, 10)) ->
     return out
 
 
-def ridge_probe(x: np.ndarray, y: np.ndarray, *, alpha: float = 1.0, folds: int = 5) -> float:
-    """Cross-validated R^2 of ridge regression ``y ~ x`` (contiguous folds, so neighbours do not leak)."""
-    n = len(x)
-    pred = np.zeros_like(y)
-    for idx in np.array_split(np.arange(n), folds):
-        train = np.setdiff1d(np.arange(n), idx)
-        pred[idx] = ridge_fit_predict(x[train], y[train], x[idx], alpha=alpha)
-    return r2_score(y, pred)
+def ridge_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *,
+                      alphas: Sequence[float] = RIDGE_ALPHAS, folds: int = 5) -> np.ndarray:
+    """Ridge regression on standardised inputs, the penalty chosen by cross-validation on the training rows.
+
+    Parameters
+    ----------
+    x_train : (n_train, D); y_train : (n_train, K); x_test : (n_test, D).
+    alphas : sequence of float
+        Candidate penalties; with more than one, the one with the lowest squared error over
+        ``folds`` contiguous folds of the training rows is used (contiguous: neighbouring windows
+        are near-duplicates and would leak). A fixed penalty is wrong by orders of magnitude for
+        some embeddings (a 128-d embedding of 100 windows needs far more shrinkage than of 5000).
+
+    Returns
+    -------
+    pred : (n_test, K)
+    """
+    xm, xs = x_train.mean(0), x_train.std(0) + 1e-8
+    xt, xq = (x_train - xm) / xs, (x_test - xm) / xs
+    alpha = alphas[0]
+    if len(alphas) > 1 and len(xt) >= 2 * folds:
+        errors = []
+        for a in alphas:
+            err = 0.0
+            for idx in np.array_split(np.arange(len(xt)), folds):
+                keep = np.setdiff1d(np.arange(len(xt)), idx)
+                err += float(((_ridge(xt[keep], y_train[keep], xt[idx], a) - y_train[idx]) ** 2).sum())
+            errors.append(err)
+        alpha = alphas[int(np.argmin(errors))]
+    return _ridge(xt, y_train, xq, alpha)
 
 
-def ridge_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, alpha: float = 1.0
-                      ) -> np.ndarray:
-    """Ridge regression fitted on (n_train, D) -> (n_train, K), predictions (n_test, K)."""
+def _ridge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float) -> np.ndarray:
     xm, ym = x_train.mean(0), y_train.mean(0)
     a, b = x_train - xm, y_train - ym
     w = np.linalg.solve(a.T @ a + alpha * np.eye(a.shape[1]), a.T @ b)
@@ -178,7 +201,10 @@ def knn_classify(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, *
 
 def logistic_fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, *,
                          weight_decay: float = 1e-3, max_iter: int = 200) -> np.ndarray:
-    """Multinomial logistic regression (standardised inputs, L2, full-batch L-BFGS), predicted classes.
+    """Multinomial logistic regression (standardised inputs, L2, class-balanced, full-batch L-BFGS), predicted classes.
+
+    Classes are weighted by ``n / (n_classes * n_c)``: the probes are scored by UAR (MEGC), and most
+    windows are neutral, so an unweighted probe learns to answer "neutral".
 
     Parameters
     ----------
@@ -193,6 +219,7 @@ def logistic_fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nd
     x = (x - mean) / std
     y = torch.as_tensor(train_y, dtype=torch.long)
     n_classes = int(y.max()) + 1
+    class_weight = balanced_class_weights(y, n_classes).double()
     linear = torch.nn.Linear(x.shape[1], n_classes).double()
     torch.nn.init.zeros_(linear.weight)
     torch.nn.init.zeros_(linear.bias)
@@ -200,7 +227,8 @@ def logistic_fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nd
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(linear(x), y) + weight_decay * linear.weight.square().sum()
+        loss = torch.nn.functional.cross_entropy(linear(x), y, weight=class_weight) \
+            + weight_decay * linear.weight.square().sum()
         loss.backward()
         return loss
 
@@ -208,6 +236,15 @@ def logistic_fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nd
     with torch.no_grad():
         test = (torch.as_tensor(test_x, dtype=torch.float64) - mean) / std
         return linear(test).argmax(1).numpy()
+
+
+def balanced_class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``n / (n_classes_present * n_c)`` per class (0 for absent classes), for a UAR-minded cross-entropy."""
+    counts = torch.bincount(y, minlength=n_classes).double()
+    present = counts > 0
+    weight = torch.zeros(n_classes, dtype=torch.float64)
+    weight[present] = len(y) / (present.sum() * counts[present])
+    return weight.float()
 
 
 def fuse(emb: dict[str, np.ndarray], mods: Sequence[str]) -> np.ndarray:
@@ -353,7 +390,8 @@ def retrieval_report(emb: dict[str, np.ndarray], mods: Sequence[str]) -> dict[st
     for a, b in itertools.permutations(mods, 2):
         both = emb[f"available/{a}"] & emb[f"available/{b}"]
         if both.sum() >= 2:
-            out[f"{a.upper()}->{b.upper()}"] = retrieval(emb[a][both], emb[b][both])
+            out[f"{a.upper()}->{b.upper()}"] = retrieval(pair_embedding(emb, a, b)[both],
+                                                         pair_embedding(emb, b, a)[both])
     return out
 
 

@@ -35,6 +35,8 @@ from lightly.loss import DCLLoss, NTXentLoss
 from lightly.utils import dist as lightly_dist
 from torch import nn
 
+from .model import pair_embedding
+
 
 def _distributed() -> bool:
     return torch_dist.is_available() and torch_dist.is_initialized() and torch_dist.get_world_size() > 1
@@ -243,7 +245,8 @@ class MultiViewContrastiveLoss(nn.Module):
         Parameters
         ----------
         z : dict of str to Tensor, each (n, d)
-            Embeddings per modality (every modality in :attr:`modalities`).
+            Embeddings per modality (every modality in :attr:`modalities`), and with pair heads
+            ``"a->b"`` (see :func:`fusion.model.pair_embedding`).
         available : dict of str to bool Tensor, each (n,)
             Which rows exist per modality.
         session, time_s : Tensor, shape (n,) | None
@@ -277,19 +280,20 @@ class MultiViewContrastiveLoss(nn.Module):
         per_pair: dict[str, torch.Tensor] = {}
         for (a, b), (n_valid, n_invalid) in zip(self.pairs, counts.tolist(), strict=True):
             v = valid[(a, b)]
+            za, zb = pair_embedding(z, a, b), pair_embedding(z, b, a)
             if n_valid < 2:
-                term = 0.0 * (z[a].sum() + z[b].sum())  # keep every encoder in the graph
+                term = 0.0 * (za.sum() + zb.sum())  # keep every encoder (and head) in the graph
                 if self.kind == "infonce":
                     term = term + 0.0 * self.log_scale  # ... and the temperature (DDP: no unused parameter)
             elif self.kind != "infonce" and n_invalid == 0:
-                term = self.ntxent(z[a], z[b])  # lightly, gathering negatives across ranks under DDP
+                term = self.ntxent(za, zb)  # lightly, gathering negatives across ranks under DDP
             elif self.kind != "infonce" and not distributed:
-                term = self.ntxent(z[a][v], z[b][v])  # single process: dropping rows is exact and cheap
+                term = self.ntxent(za[v], zb[v])  # single process: dropping rows is exact and cheap
             elif self.kind != "infonce":
-                term = masked_ntxent(z[a], z[b], v, self.temperature, n_valid_global=n_valid,
+                term = masked_ntxent(za, zb, v, self.temperature, n_valid_global=n_valid,
                                      decoupled=self.kind == "dcl")
             else:
-                term = cross_modal_infonce(z[a], z[b], self.logit_scale, v, negative_mask, n_valid_global=n_valid)
+                term = cross_modal_infonce(za, zb, self.logit_scale, v, negative_mask, n_valid_global=n_valid)
             per_pair[f"{a}-{b}"] = term.detach()
             total = total + term
         return total / len(self.pairs), per_pair

@@ -91,7 +91,8 @@ def build_model(config: PretrainConfig, dataset: SessionWindows) -> MultiModalEn
         else:
             shape_kwargs = {"n_chans": dataset.n_chans[m], "n_times": dataset.n_times[m]}
         specs[m] = {"encoder": enc.name, "encoder_kwargs": {**shape_kwargs, **enc.kwargs}}
-    return MultiModalEncoder(specs, hidden_dim=config.model.hidden_dim, embed_dim=config.model.embed_dim)
+    return MultiModalEncoder(specs, hidden_dim=config.model.hidden_dim, embed_dim=config.model.embed_dim,
+                             pair_heads=config.model.pair_heads)
 
 
 def _lr_lambda(config: PretrainConfig):

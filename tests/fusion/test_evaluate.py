@@ -11,7 +11,7 @@ from fusion.config import load_pretrain_config
 from fusion.data import (NEUTRAL, UNKNOWN, SessionWindows, expression_intervals, label_windows, split_by_subject,
                          split_sessions)
 from fusion.evaluate import (classification_scores, embed_dataset, evaluate_embeddings, knn_classify,
-                             logistic_fit_predict, probe_scores)
+                             logistic_fit_predict, probe_scores, r2_score, ridge_fit_predict)
 from fusion.train import make_dataset
 
 from .conftest import write_small_session
@@ -136,3 +136,29 @@ def test_baselines_run_on_a_tiny_session(tmp_path):
     assert 0.0 <= scores["ALL"]["expr_acc"] <= 1.0
     with pytest.raises(ValueError, match="no expression labels"):
         train_supervised(config, make_dataset([write_small_session(tmp_path / "b.h5")], config), steps=1)
+
+
+def test_ridge_penalty_is_chosen_by_cross_validation():
+    """Noise features, few rows: a fixed small penalty overfits (R^2 far below 0), the CV choice does not."""
+    rng = np.random.default_rng(0)
+    x, x_test = rng.normal(size=(60, 50)), rng.normal(size=(200, 50))
+    w = np.zeros((50, 2))
+    w[:2] = [[1.0, 0.0], [0.0, -1.0]]
+    y, y_test = x @ w + 0.5 * rng.normal(size=(60, 2)), x_test @ w + 0.5 * rng.normal(size=(200, 2))
+    fixed = r2_score(y_test, ridge_fit_predict(x, y, x_test, alphas=[1e-3]))
+    chosen = r2_score(y_test, ridge_fit_predict(x, y, x_test))
+    assert chosen > fixed + 0.05 and chosen > 0.5
+    noise = rng.normal(size=(60, 2))   # nothing to learn: the CV choice shrinks towards the mean
+    assert r2_score(rng.normal(size=(200, 2)), ridge_fit_predict(x, noise, x_test)) > -0.2
+    assert r2_score(rng.normal(size=(200, 2)), ridge_fit_predict(x, noise, x_test, alphas=[1e-3])) < -0.3
+
+
+def test_logistic_probe_is_class_balanced():
+    """90 % of the training windows are class 0 and the classes overlap: the rare class is still predicted."""
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(270, int), np.ones(30, int)]
+    x = rng.normal(size=(300, 4)) + y[:, None] * 1.0
+    yt = np.r_[np.zeros(100, int), np.ones(100, int)]
+    xt = rng.normal(size=(200, 4)) + yt[:, None] * 1.0
+    scores = classification_scores(yt, logistic_fit_predict(x, y, xt))
+    assert scores["uar"] > 0.75   # an unweighted fit predicts class 0 almost always: UAR near 0.6

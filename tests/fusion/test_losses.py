@@ -150,3 +150,18 @@ def test_dcl_masked_equals_lightly_and_multiview_uses_it():
     ones = torch.ones(9, dtype=torch.bool)
     loss, _ = loss_fn({"a": za, "b": zb}, {"a": ones, "b": valid})
     torch.testing.assert_close(loss, DCLLoss(temperature=0.3)(za[valid], zb[valid]))
+
+
+def test_pair_head_embeddings_are_what_each_pair_term_compares():
+    """With ``"a->b"`` keys (pair heads) the a-b term uses them, not the moment embeddings ``z[a]``."""
+    from lightly.loss import NTXentLoss
+
+    g = torch.Generator().manual_seed(5)
+    z = {k: torch.randn(6, 4, generator=g) for k in ("a", "b", "c", "a->b", "b->a", "a->c", "c->a", "b->c", "c->b")}
+    ones = torch.ones(6, dtype=torch.bool)
+    loss, per_pair = MultiViewContrastiveLoss(["a", "b", "c"], temperature=0.5)(z, {m: ones for m in "abc"})
+    for a, b in (("a", "b"), ("a", "c"), ("b", "c")):
+        want = NTXentLoss(temperature=0.5)(z[f"{a}->{b}"], z[f"{b}->{a}"])
+        torch.testing.assert_close(per_pair[f"{a}-{b}"], want)
+        assert abs(per_pair[f"{a}-{b}"].item() - NTXentLoss(temperature=0.5)(z[a], z[b]).item()) > 1e-3
+    torch.testing.assert_close(loss, sum(per_pair.values()) / 3)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fusion.encoders import ENCODERS, build_encoder
-from fusion.model import ModalityEncoder, MultiModalEncoder
+from fusion.model import ModalityEncoder, MultiModalEncoder, pair_embedding
 
 SPECS = {
     "rgb": {"encoder": "tiny3d", "encoder_kwargs": {"in_channels": 3, "width": 4}},
@@ -64,3 +64,46 @@ def test_videomae_encoder_builds_from_config_and_runs():
     assert all(p.grad is not None for p in enc.parameters() if p.requires_grad)
     with pytest.raises(ValueError, match="divisible by patch_size"):
         build_encoder("videomae", image_size=20, patch_size=8)
+
+
+def test_frames2d_keeps_time_bins_and_tells_when_something_happened():
+    """The same event early or late in a clip gives different features: the time bins are kept."""
+    torch.manual_seed(0)
+    enc = build_encoder("frames2d", in_channels=1, width=4, n_bins=4).eval()
+    clip = torch.zeros(1, 8, 1, 16, 16)
+    early, late = clip.clone(), clip.clone()
+    early[:, 1] = 1.0   # a "blink" in frame 1 ...
+    late[:, 6] = 1.0    # ... or in frame 6
+    with torch.no_grad():
+        a, b = enc(early), enc(late)
+    assert a.shape == (1, enc.out_dim) == (1, 8 * 4 * 4)
+    assert not torch.allclose(a, b, atol=1e-4)
+    with pytest.raises(ValueError, match=r"\(B, T, C, H, W\)"):
+        enc(torch.zeros(1, 1, 16, 16))
+
+
+def test_pair_heads_give_one_embedding_per_partner_and_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = MultiModalEncoder(SPECS, hidden_dim=16, embed_dim=8, pair_heads=True).eval()
+    views = _views()
+    with torch.no_grad():
+        z = model(views)
+    pairs = {f"{a}->{b}" for a in SPECS for b in SPECS if a != b}
+    assert set(z) == set(SPECS) | pairs
+    assert all(v.shape == (3, 8) and torch.allclose(v.norm(dim=1), torch.ones(3)) for v in z.values())
+    # the heads differ: a modality's embedding for one partner is not its embedding for another
+    assert not torch.allclose(z["rgb->depth"], z["rgb->emg"])
+    assert pair_embedding(z, "rgb", "emg") is z["rgb->emg"]
+    shared = MultiModalEncoder(SPECS, hidden_dim=16, embed_dim=8).eval()
+    with torch.no_grad():
+        zs = shared(views)
+    assert pair_embedding(zs, "rgb", "emg") is zs["rgb"]
+    model.save_pretrained(tmp_path / "m")
+    loaded = MultiModalEncoder.from_pretrained(tmp_path / "m").eval()
+    alone = ModalityEncoder.from_pretrained(tmp_path / "m", "emg").eval()
+    with torch.no_grad():
+        z2, ze = loaded(views), alone.embed(views["emg"])
+    for key in z:
+        torch.testing.assert_close(z[key], z2[key], rtol=0, atol=0)
+    torch.testing.assert_close(ze["rgb"], z["emg->rgb"], rtol=0, atol=0)
+    torch.testing.assert_close(ze[""], z["emg"], rtol=0, atol=0)
