@@ -52,6 +52,15 @@ def write_session(fname: Path, *, seed: int, identity: int, duration_s: float, o
                              overrides=[*overrides, f"identity_seed={identity}"])
 
 
+def _mean_scores(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Group -> metric -> mean over runs (NaN-aware)."""
+    def mean(values: list[float]) -> float:
+        values = np.asarray(values, dtype=float)
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+    return {g: {k: mean([r[g][k] for r in runs]) for k in runs[0][g]} for g in runs[0]}
+
+
 def _fmt(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{x:.3f}"
 
@@ -64,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300, help="Pretraining steps (tiny config).")
     parser.add_argument("--supervised-steps", type=int, default=300)
     parser.add_argument("--label-fraction", type=float, default=0.1)
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="Label subsets (and supervised runs) averaged in the few-label rows.")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default).")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep sessions and the run here.")
     parser.add_argument("--config", default="tiny", help="Pretraining config name or path.")
@@ -102,13 +113,15 @@ def main(argv: list[str] | None = None) -> None:
     random_model = random_init_model(config, train_ds, seed=1)
     rnd_train, rnd_held = embed_dataset(random_model, train_ds), embed_dataset(random_model, held_ds)
     rows = {}
+    seeds = range(args.seeds)   # label subsets: seed s picks the same windows for the probes and the supervised model
     for name, (tr, te) in {"pretrained": (emb_train, emb_held), "random init": (rnd_train, rnd_held)}.items():
-        for frac in (1.0, args.label_fraction):
-            linear, knn, _ = probe_report(te, mods, probe_emb=tr, label_fraction=frac)
-            rows[f"{name}, probe {frac:.0%} labels"] = (linear, knn)
-    supervised = train_supervised(config, train_ds, label_fraction=args.label_fraction,
-                                  steps=args.supervised_steps, seed=0)
-    rows[f"supervised from scratch, {args.label_fraction:.0%} labels"] = (supervised_scores(supervised, held_ds), None)
+        rows[f"{name}, probe 100% labels"] = probe_report(te, mods, probe_emb=tr)[:2]
+        runs = [probe_report(te, mods, probe_emb=tr, label_fraction=args.label_fraction, seed=s)[:2] for s in seeds]
+        rows[f"{name}, probe {args.label_fraction:.0%} labels"] = (_mean_scores([r[0] for r in runs]),
+                                                                   _mean_scores([r[1] for r in runs]))
+    supervised = [supervised_scores(train_supervised(config, train_ds, label_fraction=args.label_fraction,
+                                                     steps=args.supervised_steps, seed=s), held_ds) for s in seeds]
+    rows[f"supervised from scratch, {args.label_fraction:.0%} labels"] = (_mean_scores(supervised), None)
     random_missing = missing_modality_report(rnd_held, mods, probe_emb=rnd_train)
     t_eval = time.perf_counter() - tic
 
@@ -131,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{sum(x >= 3 for x in ratios)} of {len(ratios)} pairs at 3x chance or more."]
     out += ["", "### Probes of frozen embeddings vs baselines (held-out session)", "",
             "Expression: accuracy / UAR (unweighted average recall), classes incl. neutral; AU: ridge R^2. "
-            "Probes fitted on the training sessions' windows.", ""]
+            f"Probes fitted on the training sessions' windows; few-label rows: mean over {args.seeds} label subsets "
+            "(the same subsets for the probes and the supervised model).", ""]
     for group in ("ALL", *[m.upper() for m in mods]):
         out += [f"**{group}**", "", "| encoders | linear acc | linear UAR | kNN acc | kNN UAR | AU R^2 |",
                 "|---|---|---|---|---|---|"]
