@@ -304,13 +304,14 @@ def probe_scores(train: dict[str, np.ndarray], test: dict[str, np.ndarray], mods
     knn = {"expr_acc": nan, "expr_uar": nan, "expr_uf1": nan}
     x_train, x_test = fuse(train, mods), fuse(test, mods)
     ok_train, ok_test = _available(train, mods), _available(test, mods)
-    rng = np.random.default_rng(seed)
 
     def subsample(mask: np.ndarray) -> np.ndarray:
+        # A fresh generator per label type: the expression subset of a seed is then the one
+        # fusion.baselines.train_supervised draws with that seed from the same labelled windows.
         idx = np.flatnonzero(mask)
-        if label_fraction < 1.0:
-            idx = np.sort(rng.choice(idx, max(2, int(round(label_fraction * len(idx)))), replace=False)) \
-                if len(idx) > 2 else idx
+        if label_fraction < 1.0 and len(idx) > 2:
+            rng = np.random.default_rng(seed)
+            idx = np.sort(rng.choice(idx, max(2, int(round(label_fraction * len(idx)))), replace=False))
         return idx
 
     au_train, au_test = train["au"], test["au"]
