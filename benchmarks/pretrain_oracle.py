@@ -1,0 +1,83 @@
+"""How much could EEG or EMG be matched to a perfect view of the face? A reference for retrieval.
+
+On the sessions of ``pretrain_ablation.py`` (4 training faces, held-out faces 98 and 99), each
+1 s window is described by the *true* AU time course (the rig's ActionUnits stream, 17 AUs x
+``--bins`` time bins: what a perfect video encoder could extract) and by log band power of the
+signal (EEG: 1-8 Hz for blinks and 20-100 Hz for muscle artefacts; EMG: 20-500 Hz; per channel,
+same bins). A ridge decoder (penalty by cross-validation) maps band power to the AU course on
+the training faces; on each held-out face, every window's decoded course retrieves the true
+courses (cosine of standardised courses). R@1 / chance says how much the signal tells about
+*this* moment of the face. It is a reference, not a strict bound: a non-linear decoder could
+do better, and a learned video encoder sees far less than the true AU course.
+
+Run: python benchmarks/pretrain_oracle.py --workdir /tmp/ablation    (the sessions are written there if missing)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+from acquisition.reader import open_session
+from fusion.evaluate import retrieval, ridge_fit_predict
+from pretrain_ablation import sessions
+
+#: Signal -> frequency bands (Hz) whose power is the signal's description of a window.
+BANDS = {"EEG": [(1.0, 8.0), (20.0, 100.0)], "EMG": [(20.0, 500.0)]}
+
+
+def window_features(fname: Path, n_bins: int) -> dict[str, np.ndarray]:
+    """Per 1 s window: ``"AU"`` (n, 17 * n_bins) true AU course and ``"EEG"``/``"EMG"`` log band power."""
+    streams = {s.info.get("type"): s for s in open_session(fname).streams.values()}
+    t_au, au = streams["ActionUnits"].times, np.asarray(streams["ActionUnits"].data, dtype=float)
+    envelopes = {}
+    for kind, bands in BANDS.items():
+        stream = streams[kind]
+        x = np.asarray(stream.data, dtype=float)
+        x = (x - x.mean(0)) / (x.std(0) + 1e-12)
+        fs = stream.nominal_srate
+        power = [signal.sosfiltfilt(signal.butter(4, [lo, min(hi, 0.45 * fs)], btype="band", fs=fs, output="sos"),
+                                    x, axis=0) ** 2 for lo, hi in bands]
+        envelopes[kind] = (stream.times, np.concatenate(power, axis=1))
+    start = max(t_au[0], *(t[0] for t, _ in envelopes.values()))
+    stop = min(t_au[-1], *(t[-1] for t, _ in envelopes.values()))
+    out: dict[str, list] = {"AU": [], **{k: [] for k in envelopes}}
+    for w0 in np.arange(start, stop - 1.0, 1.0):
+        edges = w0 + np.linspace(0.0, 1.0, n_bins + 1)
+        bins = list(zip(edges[:-1], edges[1:], strict=True))
+        out["AU"].append(np.stack([au[(t_au >= a) & (t_au < b)].mean(0) for a, b in bins]).ravel())
+        for kind, (t, env) in envelopes.items():
+            out[kind].append(np.log(np.stack([env[(t >= a) & (t < b)].mean(0) for a, b in bins]) + 1e-6).ravel())
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--bins", type=int, default=8, help="Time bins per 1 s window.")
+    args = parser.parse_args(argv)
+    train_files, held_files = sessions(args.workdir, args.duration)
+    train = [window_features(f, args.bins) for f in train_files]
+    held = [window_features(f, args.bins) for f in held_files]
+    au_train = np.concatenate([w["AU"] for w in train])
+    mean, std = au_train.mean(0), au_train.std(0) + 1e-6
+    print(f"Command: `python benchmarks/pretrain_oracle.py --workdir {args.workdir} --bins {args.bins}`\n")
+    print("| signal -> true AU course | R@1 / chance per held-out face | R@5 / (5/N) |\n|---|---|---|")
+    for kind in BANDS:
+        r1, r5 = [], []
+        for w in held:
+            pred = ridge_fit_predict(np.concatenate([t[kind] for t in train]), au_train, w[kind],
+                                     alphas=(1.0, 10.0, 100.0, 1e3, 1e4))
+            a, b = (pred - mean) / std, (w["AU"] - mean) / std
+            r = retrieval(a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True))
+            r1.append(r["R@1"] / r["chance"])
+            r5.append(r["R@5"] / (5 * r["chance"]))
+        print(f"| {kind} | {' / '.join(f'{x:.1f}' for x in r1)} | {' / '.join(f'{x:.1f}' for x in r5)} |")
+
+
+if __name__ == "__main__":
+    main()
