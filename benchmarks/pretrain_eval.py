@@ -35,7 +35,7 @@ import torch
 from acquisition import logger
 from fusion.baselines import random_init_model, supervised_scores, train_supervised
 from fusion.config import load_pretrain_config
-from fusion.evaluate import (embed_dataset, evaluate_embeddings, load_run, missing_modality_report,
+from fusion.evaluate import (embed_dataset, evaluate_embeddings, load_run, mean_dicts, missing_modality_report,
                              probe_report)
 from fusion.train import make_dataset, pretrain
 
@@ -54,11 +54,7 @@ def write_session(fname: Path, *, seed: int, identity: int, duration_s: float, o
 
 def _mean_scores(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     """Group -> metric -> mean over runs (NaN-aware)."""
-    def mean(values: list[float]) -> float:
-        values = np.asarray(values, dtype=float)
-        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-
-    return {g: {k: mean([r[g][k] for r in runs]) for k in runs[0][g]} for g in runs[0]}
+    return {group: mean_dicts([r[group] for r in runs]) for group in runs[0]}
 
 
 def _fmt(x: float) -> str:

@@ -60,6 +60,11 @@ class _SessionIndex:
     crop_box: tuple[float, float, float, float] | None = None   # (top, left, bottom, right) as frame fractions
 
 
+def _spread_rows(n_samples: int, k: int) -> np.ndarray:
+    """At most ``k`` row indices spread evenly over ``n_samples`` rows (first and last included)."""
+    return np.unique(np.linspace(0, n_samples - 1, min(k, n_samples)).astype(int))
+
+
 def label_windows(centres: np.ndarray, intervals: Sequence[tuple[float, float, str, str]]
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Expression and kind of each window centre, shapes (n,) and (n,) of str.
@@ -240,7 +245,7 @@ class SessionWindows(Dataset):
         """Mean clip frame (C, S, S) and pixel std of the deviations from it, over frames sampled across the session."""
         if stream.n_samples == 0:
             return
-        picks = np.unique(np.linspace(0, stream.n_samples - 1, min(n_frames, stream.n_samples)).astype(int))
+        picks = _spread_rows(stream.n_samples, n_frames)
         clip = self._to_clip(index, m, np.asarray(stream.data[picks]))
         mean = clip.mean(0)
         index.mean[m] = mean.numpy()
@@ -255,7 +260,7 @@ class SessionWindows(Dataset):
         stream = session.streams[depth_name]
         if stream.n_samples == 0:
             return None
-        picks = np.unique(np.linspace(0, stream.n_samples - 1, min(n_frames, stream.n_samples)).astype(int))
+        picks = _spread_rows(stream.n_samples, n_frames)
         frames = np.asarray(stream.data[picks], dtype=np.float64)                    # (k, H, W) mm
         masks = [self._foreground(f) for f in frames]
         union = np.any([m for m in masks if m is not None], axis=0) if any(m is not None for m in masks) else None

@@ -135,13 +135,11 @@ def ridge_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     xt, xq = (x_train - xm) / xs, (x_test - xm) / xs
     alpha = alphas[0]
     if len(alphas) > 1 and len(xt) >= 2 * folds:
-        errors = []
-        for a in alphas:
-            err = 0.0
-            for idx in np.array_split(np.arange(len(xt)), folds):
-                keep = np.setdiff1d(np.arange(len(xt)), idx)
-                err += float(((_ridge(xt[keep], y_train[keep], xt[idx], a) - y_train[idx]) ** 2).sum())
-            errors.append(err)
+        errors = np.zeros(len(alphas))
+        for idx in np.array_split(np.arange(len(xt)), folds):
+            keep = np.setdiff1d(np.arange(len(xt)), idx)
+            for i, a in enumerate(alphas):
+                errors[i] += ((_ridge(xt[keep], y_train[keep], xt[idx], a) - y_train[idx]) ** 2).sum()
         alpha = alphas[int(np.argmin(errors))]
     return _ridge(xt, y_train, xq, alpha)
 
@@ -372,12 +370,13 @@ def probe_report(emb: dict[str, np.ndarray], mods: Sequence[str], *, probe_emb: 
     for train, test in splits:
         for name, ms in groups.items():
             per[name].append(probe_scores(train, test, ms, label_fraction=label_fraction, seed=seed))
-    linear = {name: _mean_dicts([r[0] for r in rows]) for name, rows in per.items()}
-    knn = {name: _mean_dicts([r[1] for r in rows]) for name, rows in per.items()}
+    linear = {name: mean_dicts([r[0] for r in rows]) for name, rows in per.items()}
+    knn = {name: mean_dicts([r[1] for r in rows]) for name, rows in per.items()}
     return linear, knn, protocol
 
 
-def _mean_dicts(rows: list[dict[str, float]]) -> dict[str, float]:
+def mean_dicts(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Key-wise mean of score dicts (e.g. over folds or label subsets), NaN where no row has a finite value."""
     out = {}
     for key in rows[0]:
         values = np.array([r[key] for r in rows], dtype=float)
@@ -418,7 +417,7 @@ def missing_modality_report(emb: dict[str, np.ndarray], mods: Sequence[str], *,
         pairs = retrieval_report(emb, keep)
         protocol, splits = _splits(emb, probe_emb)
         rows = [probe_scores(train, test, keep) for train, test in splits]
-        linear, knn = _mean_dicts([r[0] for r in rows]), _mean_dicts([r[1] for r in rows])
+        linear, knn = mean_dicts([r[0] for r in rows]), mean_dicts([r[1] for r in rows])
         report["-" + "+".join(d.upper() for d in drop)] = {
             "kept": "+".join(m.upper() for m in keep),
             "mean_R@1": float(np.mean([p["R@1"] for p in pairs.values()])) if pairs else float("nan"),
