@@ -113,6 +113,13 @@ def _resize(frame: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def evenly_spaced(n: int, k: int | None) -> np.ndarray:
+    """Indices of ``k`` of ``n`` items spread evenly (first and last kept); all ``n`` if ``k`` is None or >= n."""
+    if k is None or n <= k:
+        return np.arange(n)
+    return np.linspace(0, n - 1, k).round().astype(int)   # spacing > 1: no repeats
+
+
 def centre_box(height: int, width: int) -> tuple[int, int, int, int]:
     """The fallback crop box ``(x0, y0, x1, y1)``: a centred square of side 0.6 x the shorter side."""
     side = max(1, int(round(CENTRE_CROP_FRACTION * min(height, width))))
@@ -271,9 +278,7 @@ def load_face_frames(sessions: Sequence[str | os.PathLike], image_size: int, *, 
     if total == 0:
         raise ValueError(f"The sessions {[str(s) for s in sessions]} hold no video frames with AUs.")
     # Choose the kept frames over the concatenation first, then decode only those.
-    keep = np.arange(total)
-    if max_frames is not None and total > max_frames:
-        keep = np.linspace(0, total - 1, max_frames).round().astype(int)
+    keep = evenly_spaced(total, max_frames)
     parts, offset = [], 0
     for fname, (index, times, au, _) in zip(sessions, plans):
         local = keep[(keep >= offset) & (keep < offset + len(index))] - offset

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from acquisition import logger
+from synth.generative.frames import evenly_spaced
 
 from .config import AuditConfig
 from .nearest import distance_summary, nearest_neighbours
@@ -123,10 +124,6 @@ def free_audit_names(out_dir: Path) -> tuple[str, str, str]:
         if not any((out_dir / name).exists() for name in names):
             return names  # type: ignore[return-value]
         n += 1
-
-
-def _evenly(n: int, k: int) -> np.ndarray:
-    return np.arange(n) if n <= k else np.unique(np.linspace(0, n - 1, k).round().astype(int))
 
 
 def _rejection_rate(manifest: dict[str, Any]) -> tuple[float | None, Any]:
@@ -294,7 +291,7 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
                                  max_frames=selection.get("max_frames"))
     else:
         train = load_face_frames(train_paths, size, stride=config.frames.stride)
-    train_used = train.subset(_evenly(len(train), cap))
+    train_used = train.subset(evenly_spaced(len(train), cap))
     holdout = load_face_frames(holdout_paths, size, stride=config.frames.stride, max_frames=cap)
     corpus = load_corpus_frames(corpus_dir, size, max_frames=cap)
     synthetic = corpus.rgbd
@@ -340,8 +337,8 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
     # 5. Membership inference.
     if config.membership.enabled:
         step("Membership inference (loss threshold)")
-        members = train.subset(_evenly(len(train), config.membership.max_frames))
-        others = holdout.subset(_evenly(len(holdout), config.membership.max_frames))
+        members = train.subset(evenly_spaced(len(train), config.membership.max_frames))
+        others = holdout.subset(evenly_spaced(len(holdout), config.membership.max_frames))
         kwargs = {"repeats": config.membership.repeats, "batch_size": config.membership.batch_size,
                   "seed": config.seed}
         result["membership_inference"] = membership_inference(

@@ -20,6 +20,7 @@ import numpy as np
 
 from acquisition import open_session
 from synth.generative.corpus import CORPUS_FILE
+from synth.generative.frames import evenly_spaced
 
 
 @dataclass
@@ -100,8 +101,7 @@ def load_corpus_frames(corpus_dir: str | os.PathLike, image_size: int, *, max_fr
     if total == 0:
         raise ValueError(f"The corpus {corpus_dir} holds no frames.")
     # Choose the kept frames up front, so a large corpus is never decoded whole.
-    keep = np.arange(total) if max_frames is None or total <= max_frames else \
-        np.unique(np.linspace(0, total - 1, max_frames).round().astype(int))
+    keep = evenly_spaced(total, max_frames)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     parts, ids, index = [], [], []
     for record, fname, start, count in zip(manifest["sequences"], files, starts, counts):

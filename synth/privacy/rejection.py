@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from acquisition import logger
+from synth.generative.frames import evenly_spaced
 
 from .memorization import COPY_FLOOR
 from .nearest import nearest_neighbours
@@ -54,7 +55,7 @@ def leave_moment_out_distances(rgbd: np.ndarray, session_files: np.ndarray, time
         RMS distances; ``inf`` where no frame of a different moment exists.
     """
     n = len(rgbd)
-    rows = np.arange(n) if n <= max_queries else np.linspace(0, n - 1, max_queries).round().astype(int)
+    rows = evenly_spaced(n, max_queries)
     same_session = session_files[rows][:, None] == session_files[None, :]
     close_in_time = np.abs(times_s[rows][:, None] - times_s[None, :]) < min_gap_s
     result = nearest_neighbours(rgbd[rows], rgbd, chunk_size=chunk_size, exclude_same=same_session & close_in_time)
