@@ -29,23 +29,24 @@ from fusion.evaluate import embed_sessions, load_run, retrieval_report
 from fusion.train import pretrain
 
 RIG_OVERRIDES = ["timeline.expressions_per_minute=60", "idle.enabled=true"]
-TRAIN_FACES, HELD_OUT_FACES = (0, 1, 2, 3), (98, 99)
+HELD_OUT_FACES = (98, 99)
 
 
-def sessions(work: Path, duration_s: float) -> tuple[list[Path], list[Path]]:
-    """Training and held-out sessions (seed = face), written if missing."""
+def sessions(work: Path, duration_s: float, n_train: int = 4) -> tuple[list[Path], list[Path]]:
+    """Training sessions of faces ``0 .. n_train - 1`` and the held-out ones (seed = face), written if missing."""
+    train_faces = tuple(range(n_train))
     from synth.rig.offline import write_rig_session
 
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
     out = {}
-    for face in (*TRAIN_FACES, *HELD_OUT_FACES):
+    for face in (*train_faces, *HELD_OUT_FACES):
         fname = data / f"face{face}_{duration_s:g}s.h5"
         if not fname.exists():
             write_rig_session(fname, duration_s=duration_s, seed=face,
                               overrides=[*RIG_OVERRIDES, f"identity_seed={face}"])
         out[face] = fname
-    return [out[f] for f in TRAIN_FACES], [out[f] for f in HELD_OUT_FACES]
+    return [out[f] for f in train_faces], [out[f] for f in HELD_OUT_FACES]
 
 
 def score(run: Path, held: list[Path]) -> dict[str, tuple[float, float]]:
@@ -67,13 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="tiny")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds per session.")
+    parser.add_argument("--train-faces", type=int, default=4, help="Training sessions (faces 0 .. N-1).")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--workdir", type=Path, required=True, help="Sessions are written once and reused here.")
     args = parser.parse_args(argv)
     logging.getLogger("emosync").setLevel(logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
-    train, held = sessions(args.workdir, args.duration)
+    train, held = sessions(args.workdir, args.duration, args.train_faces)
     rows = []
     for name, overrides in args.variant:
         run = args.workdir / f"run-{name}"

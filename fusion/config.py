@@ -1,4 +1,9 @@
-"""The pretraining configuration (``configs/pretrain/*.yaml``), validated with unknown keys rejected."""
+"""The pretraining configuration (``configs/pretrain/*.yaml``), validated with unknown keys rejected.
+
+The code defaults here *are* ``configs/pretrain/default.yaml`` (a test keeps the two equal), so a
+user YAML that sets a few keys, or ``PretrainConfig()`` in Python, gets the recommended setup for
+every key it leaves out.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +24,14 @@ class DataConfig(StrictModel):
     modalities: list[Literal["rgb", "depth", "emg", "eeg"]] = ["rgb", "depth", "emg", "eeg"]
     clip_frames: int = Field(8, ge=1)
     image_size: int = Field(64, ge=8)
-    depth_scale_mm: float = Field(100.0, gt=0)
-    depth_clip: float = Field(10.0, gt=0)          # normalised depth is clipped to +- this
-    crop: Literal["centre", "foreground"] = "centre"   # foreground: a per-session box around the head (depth)
+    depth_scale_mm: float = Field(10.0, gt=0)      # expression deformations are a few mm
+    depth_clip: float = Field(3.0, gt=0)           # normalised depth is clipped to +- this
+    # auto: a per-session box around annotate's face boxes, else around the depth foreground (the head)
+    crop: Literal["auto", "face", "foreground", "centre"] = "auto"
     foreground_mm: float = Field(400.0, gt=0)       # depth foreground = within this of the nearest pixel
     crop_margin: float = Field(0.15, ge=0, le=1)    # foreground box margin, fraction of its side
-    video_norm: Literal["none", "session"] = "none"  # session: minus the session's mean frame, / its std
-    num_workers: int = Field(0, ge=0)
+    video_norm: Literal["none", "session"] = "session"  # session: minus the session's mean frame, / its std
+    num_workers: int = Field(2, ge=0)
     cache: bool = False  # keep decoded windows in RAM after the first read (small corpora, CPU runs)
     # Seconds by which a signal's window starts before the video window: facial EMG leads visible motion.
     lead_s: dict[Literal["emg", "eeg"], float] = {}
@@ -34,7 +40,7 @@ class DataConfig(StrictModel):
 class AugmentConfig(StrictModel):
     """Training-batch augmentations (see :mod:`fusion.augment`); evaluation never augments."""
 
-    enabled: bool = False
+    enabled: bool = True
     crop_scale: tuple[float, float] = (0.8, 1.0)   # crop side / frame side, resized back
     flip_p: float = Field(0.5, ge=0, le=1)          # horizontal flip probability (RGB and depth together)
     brightness: float = Field(0.1, ge=0, le=1)      # RGB additive jitter, +- (pixel values 0-1)
@@ -62,14 +68,14 @@ class ModelConfig(StrictModel):
     """Backbones per modality and the shared projection head sizes."""
 
     encoders: dict[str, EncoderConfig] = {
-        "rgb": EncoderConfig(name="tiny3d", kwargs={"width": 16}),
-        "depth": EncoderConfig(name="tiny3d", kwargs={"width": 8}),
-        "emg": EncoderConfig(name="eegnet", kwargs={"kernel": 64}),
-        "eeg": EncoderConfig(name="eegnet", kwargs={"kernel": 32}),
+        "rgb": EncoderConfig(name="frames2d", kwargs={"width": 16}),
+        "depth": EncoderConfig(name="frames2d", kwargs={"width": 8}),
+        "emg": EncoderConfig(name="shallow", kwargs={"n_filters": 16, "kernel": 25, "n_bins": 8}),
+        "eeg": EncoderConfig(name="shallow", kwargs={"n_filters": 16, "kernel": 25, "n_bins": 8}),
     }
     hidden_dim: int = Field(256, ge=1)
     embed_dim: int = Field(128, ge=1)
-    pair_heads: bool = False   # one projection head per (modality, partner): pairs stop competing for one space
+    pair_heads: bool = True    # one projection head per (modality, partner): pairs stop competing for one space
 
 
 class LossConfig(StrictModel):
@@ -84,11 +90,11 @@ class LossConfig(StrictModel):
 class OptimConfig(StrictModel):
     """AdamW with linear warm-up then cosine decay to ``min_lr_ratio * lr``."""
 
-    steps: int = Field(1000, ge=1)
+    steps: int = Field(2000, ge=1)
     batch_size: int = Field(32, ge=2)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    warmup_steps: int = Field(50, ge=0)
+    warmup_steps: int = Field(100, ge=0)
     min_lr_ratio: float = Field(0.05, ge=0, le=1)
     grad_clip: float = Field(5.0, gt=0)
     amp: bool = False  # bf16 autocast of the encoders on CUDA; ignored on CPU

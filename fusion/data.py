@@ -39,6 +39,7 @@ NEUTRAL = "neutral"          # expression label of a window with no expression a
 NO_KIND = "none"             # kind of a neutral window
 UNKNOWN = "unknown"          # label of every window of a session without a markers stream
 SIGNALS = ("emg", "eeg")
+CROPS = ("auto", "face", "foreground", "centre")   # see SessionWindows
 
 
 @dataclass
@@ -112,11 +113,14 @@ class SessionWindows(Dataset):
         sampled across the session) and divide by the pixel std of the deviations, as EMG/EEG are
         z-scored per session: what stays is how this moment differs from the person's usual look
         (pose, muscle activity), not who the person is.
-    crop : ``"centre"`` | ``"foreground"``
+    crop : ``"auto"`` | ``"face"`` | ``"foreground"`` | ``"centre"``
         ``centre``: the central square of the frame. ``foreground``: one square box per session
         around the depth foreground (the head, over frames sampled across the session, plus
         ``crop_margin`` of its side on each side), used for RGB and depth alike (registered
         cameras); head motion stays visible inside it. Sessions without depth fall back to centre.
+        ``face``: the same kind of box around the face that ``emosync annotate`` found (the
+        ``<video>-FaceBox`` stream, its 2nd-98th percentile extent over the frames with a face);
+        a session without it is an error. ``auto``: ``face`` where annotate ran, else ``foreground``.
 
     Notes
     -----
@@ -131,7 +135,7 @@ class SessionWindows(Dataset):
     def __init__(self, sessions: Sequence[str | os.PathLike], *, window_s: float = 1.0, stride_s: float = 0.5,
                  modalities: Sequence[str] = MODALITIES, clip_frames: int = 8, image_size: int = 64,
                  stats_max_samples: int = 50_000, depth_scale_mm: float = 100.0,
-                 lead_s: Mapping[str, float] | None = None, crop: str = "centre", foreground_mm: float = 400.0,
+                 lead_s: Mapping[str, float] | None = None, crop: str = "auto", foreground_mm: float = 400.0,
                  crop_margin: float = 0.15, depth_clip: float = 10.0, video_norm: str = "none") -> None:
         if not sessions:
             raise ValueError("SessionWindows needs at least one session file.")
@@ -144,8 +148,8 @@ class SessionWindows(Dataset):
         self.clip_frames, self.image_size = int(clip_frames), int(image_size)
         self.depth_scale_mm = float(depth_scale_mm)
         self.stats_max_samples = int(stats_max_samples)
-        if crop not in ("centre", "foreground"):
-            raise ValueError(f"crop must be 'centre' or 'foreground', got {crop!r}.")
+        if crop not in CROPS:
+            raise ValueError(f"crop must be one of {CROPS}, got {crop!r}.")
         self.crop, self.foreground_mm, self.crop_margin = crop, float(foreground_mm), float(crop_margin)
         self.depth_clip = float(depth_clip)
         if video_norm not in ("none", "session"):
@@ -207,8 +211,8 @@ class SessionWindows(Dataset):
                 if bad:
                     logger.warning("%s: %d of %d %s windows have missing or non-finite data: masked.", fname.name,
                                    bad, len(starts), m)
-            if self.crop == "foreground" and any(m in VIDEO for m in present):
-                index.crop_box = self._foreground_box(session, by_modality.get("depth"), fname)
+            if self.crop != "centre" and any(m in VIDEO for m in present):
+                index.crop_box = self._crop_box(session, by_modality["rgb"], by_modality.get("depth"), fname)
             if self.video_norm == "session":
                 for m in (m for m in present if m in VIDEO):
                     self._video_stats(index, m, session.streams[present[m]])
@@ -251,6 +255,42 @@ class SessionWindows(Dataset):
         index.mean[m] = mean.numpy()
         index.std[m] = np.asarray(max(float((clip - mean).std()), 1e-3))  # a still session: no blow-up
 
+    def _crop_box(self, session: Session, rgb_name: str, depth_name: str | None, fname: Path
+                  ) -> tuple[float, float, float, float] | None:
+        """The session's crop box for ``self.crop`` (frame fractions), None for the centre crop."""
+        box_name = f"{rgb_name}-FaceBox"
+        if self.crop in ("face", "auto") and box_name in session.streams:
+            box = self._face_box(session.streams[box_name], session.streams[rgb_name], fname)
+            if box is not None or self.crop == "face":
+                return box
+        elif self.crop == "face":
+            raise ValueError(f"{fname.name} has no {box_name} stream: crop 'face' needs the face boxes of "
+                             f"`emosync annotate {fname.name}`; run it first, or use crop 'auto' (face boxes where "
+                             "they exist, else the depth foreground).")
+        return self._foreground_box(session, depth_name, fname)
+
+    def _face_box(self, box_stream, rgb_stream, fname: Path) -> tuple[float, float, float, float] | None:
+        """Square box (frame fractions) around annotate's face boxes (x0, y0, x1, y1 px), plus the margin."""
+        boxes = np.asarray(box_stream.data[:], dtype=np.float64)
+        boxes = boxes[np.isfinite(boxes).all(1)] if boxes.ndim == 2 and boxes.shape[1] == 4 else np.zeros((0, 4))
+        if not len(boxes):
+            logger.warning("%s: annotate found no face in any frame: %s crop.", fname.name,
+                           "centre" if self.crop == "face" else "foreground")
+            return None
+        h, w = rgb_stream.info["frame_shape"][:2]
+        # Percentiles, not min/max: one spurious detection must not widen the crop for the whole session.
+        x0, y0 = np.percentile(boxes[:, 0], 2), np.percentile(boxes[:, 1], 2)
+        x1, y1 = np.percentile(boxes[:, 2], 98), np.percentile(boxes[:, 3], 98)
+        return self._square(y0, x0, y1, x1, h, w)
+
+    def _square(self, y0: float, x0: float, y1: float, x1: float, h: int, w: int
+                ) -> tuple[float, float, float, float]:
+        """The square around a box (pixels), enlarged by ``crop_margin`` on each side, inside the frame, as fractions."""
+        cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+        side = min(max(y1 - y0, x1 - x0) * (1 + 2 * self.crop_margin), h, w)
+        top, left = np.clip(cy - side / 2, 0, h - side), np.clip(cx - side / 2, 0, w - side)
+        return top / h, left / w, (top + side) / h, (left + side) / w
+
     def _foreground_box(self, session: Session, depth_name: str | None, fname: Path,
                         n_frames: int = 24) -> tuple[float, float, float, float] | None:
         """Square box (frame fractions) around the depth foreground of frames sampled over the session."""
@@ -269,11 +309,7 @@ class SessionWindows(Dataset):
             return None
         h, w = union.shape
         rows, cols = np.flatnonzero(union.any(1)), np.flatnonzero(union.any(0))
-        cy, cx = (rows[0] + rows[-1] + 1) / 2, (cols[0] + cols[-1] + 1) / 2
-        side = max(rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]) * (1 + 2 * self.crop_margin)
-        side = min(side, h, w)
-        top, left = np.clip(cy - side / 2, 0, h - side), np.clip(cx - side / 2, 0, w - side)
-        return top / h, left / w, (top + side) / h, (left + side) / w
+        return self._square(rows[0], cols[0], rows[-1] + 1, cols[-1] + 1, h, w)
 
     def _foreground(self, depth_mm: np.ndarray) -> np.ndarray | None:
         """Bool mask of valid pixels within ``foreground_mm`` of the nearest valid one; None without any."""

@@ -48,7 +48,11 @@ def load_run(run: str | os.PathLike) -> tuple[MultiModalEncoder, PretrainConfig]
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a pretraining run (no config.yaml); pass the --out folder of pretrain.")
     config = PretrainConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
-    return MultiModalEncoder.from_pretrained(run / "model"), config
+    model = MultiModalEncoder.from_pretrained(run / "model")
+    # The model's own config.json says which heads it has (a run written before a head option existed
+    # has no such key in config.yaml, and the code default may differ).
+    config.model = config.model.model_copy(update={"pair_heads": model.config.get("pair_heads", False)})
+    return model, config
 
 
 @torch.no_grad()
@@ -245,14 +249,31 @@ def balanced_class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
     return weight.float()
 
 
-def fuse(emb: dict[str, np.ndarray], mods: Sequence[str]) -> np.ndarray:
-    """Mean of the available modalities' embeddings, shape (N, D) (a moment embedding robust to missing views).
+def fuse(emb: dict[str, np.ndarray], mods: Sequence[str], fill: dict[str, np.ndarray] | None = None
+         ) -> np.ndarray:
+    """Concatenation of the modalities' embeddings, shape (N, len(mods) * D), for the fused probes.
 
-    A window with none of ``mods`` available is all zeros.
+    A concatenation, not a mean: the probe can then weight each modality by what it says about the
+    label, where a mean lets weak modalities dilute a strong one (measured: benchmarks/RESULTS.md).
+    A missing modality's block is ``fill[m]`` (the probe passes its training mean, which standardises
+    to zero, i.e. "no evidence"), zeros if not given.
     """
-    total = sum(emb[m] * emb[f"available/{m}"][:, None] for m in mods)
-    count = sum(emb[f"available/{m}"][:, None].astype(float) for m in mods)
-    return total / np.maximum(count, 1)
+    blocks = []
+    for m in mods:
+        x = np.array(emb[m], dtype=float, copy=True)
+        missing = ~emb[f"available/{m}"].astype(bool)
+        x[missing] = fill[m] if fill is not None and m in fill else 0.0
+        blocks.append(x)
+    return np.concatenate(blocks, axis=1)
+
+
+def _block_means(emb: dict[str, np.ndarray], mods: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per modality, the mean embedding over the windows where it exists (zeros if none)."""
+    out = {}
+    for m in mods:
+        ok = emb[f"available/{m}"].astype(bool)
+        out[m] = emb[m][ok].mean(0) if ok.any() else np.zeros(emb[m].shape[1])
+    return out
 
 
 def _available(emb: dict[str, np.ndarray], mods: Sequence[str]) -> np.ndarray:
@@ -300,7 +321,8 @@ def probe_scores(train: dict[str, np.ndarray], test: dict[str, np.ndarray], mods
     nan = float("nan")
     linear = {"au_r2": nan, "expr_acc": nan, "expr_uar": nan, "expr_uf1": nan}
     knn = {"expr_acc": nan, "expr_uar": nan, "expr_uf1": nan}
-    x_train, x_test = fuse(train, mods), fuse(test, mods)
+    fill = _block_means(train, mods)
+    x_train, x_test = fuse(train, mods, fill), fuse(test, mods, fill)
     ok_train, ok_test = _available(train, mods), _available(test, mods)
 
     def subsample(mask: np.ndarray) -> np.ndarray:

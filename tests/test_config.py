@@ -32,3 +32,16 @@ def test_overrides_and_typos():
         load_rig_config("nosuchprofile")
     with pytest.raises(ConfigError, match="band_hz"):
         load_rig_config("light", ["emg.srate_hz=500"])  # 20-500 Hz band above Nyquist
+
+
+def test_pretrain_code_defaults_are_default_yaml(tmp_path):
+    # One source of the recommended setup: a user YAML that sets one key gets default.yaml for the rest.
+    from fusion.config import PretrainConfig, load_pretrain_config
+
+    assert load_pretrain_config("default") == PretrainConfig()
+    partial = tmp_path / "mine.yaml"
+    partial.write_text("optim:\n  steps: 7\n")
+    mine = load_pretrain_config(str(partial))
+    assert mine.optim.steps == 7
+    assert mine.model == load_pretrain_config("default").model
+    assert mine.data == load_pretrain_config("default").data

@@ -69,3 +69,47 @@ def test_bad_input_errors(tmp_path):
         SessionWindows([fname], modalities=["audio"])
     with pytest.raises(ValueError, match="at least one session"):
         SessionWindows([])
+
+
+def _add_face_boxes(fname, box, n=90, spurious=None):
+    import numpy as np
+
+    from acquisition import SessionWriter, StreamSpec
+
+    boxes = np.tile(np.asarray(box, np.float32), (n, 1))
+    boxes[::7] = np.nan  # frames without a face
+    if spurious is not None:
+        boxes[3] = spurious  # one wild detection must not move the crop
+    writer = SessionWriter.append_to(fname)
+    writer.add_stream(StreamSpec("RGB-FaceBox", "FaceBox", 4, "float32", 30.0, "fb")).append(
+        boxes, np.arange(n) / 30)
+    writer.close()
+
+
+def test_face_crop_uses_annotate_boxes_and_auto_falls_back(tmp_path):
+    import h5py
+    import numpy as np
+
+    fname = write_small_session(tmp_path / "a.h5")
+    with h5py.File(fname, "r+") as f:  # a white 8x8 "face" at rows 4-12, columns 20-28 of a black frame
+        rgb = f["streams/RGB/data"]
+        frames = np.zeros(rgb.shape, np.uint8)
+        frames[:, 4:12, 20:28] = 255
+        rgb[...] = frames
+    plain = tmp_path / "plain.h5"
+    plain.write_bytes(fname.read_bytes())
+    _add_face_boxes(fname, (20, 4, 28, 12), spurious=(0, 0, 32, 24))
+    kwargs = dict(window_s=1.0, stride_s=1.0, clip_frames=2, image_size=16, modalities=["rgb", "depth"],
+                  crop_margin=0.0)
+    face = SessionWindows([fname], crop="face", **kwargs)[0]["rgb"]
+    assert face.mean() > 0.95  # the crop is the face square, the black frame around it is gone
+    assert torch.equal(SessionWindows([fname], crop="auto", **kwargs)[0]["rgb"], face)
+    centre = SessionWindows([fname], crop="centre", **kwargs)[0]["rgb"]
+    assert centre.mean() < 0.3
+    with pytest.raises(ValueError, match="emosync annotate"):
+        SessionWindows([plain], crop="face", **kwargs)
+    # auto without face boxes: the depth foreground box, as crop="foreground"
+    assert torch.equal(SessionWindows([plain], crop="auto", **kwargs)[0]["rgb"],
+                       SessionWindows([plain], crop="foreground", **kwargs)[0]["rgb"])
+    with pytest.raises(ValueError, match="crop must be one of"):
+        SessionWindows([plain], crop="eyes", **kwargs)

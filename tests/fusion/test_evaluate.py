@@ -10,7 +10,7 @@ from fusion.baselines import random_init_model, supervised_scores, train_supervi
 from fusion.config import load_pretrain_config
 from fusion.data import (NEUTRAL, UNKNOWN, SessionWindows, expression_intervals, label_windows, split_by_subject,
                          split_sessions)
-from fusion.evaluate import (classification_scores, embed_dataset, evaluate_embeddings, knn_classify,
+from fusion.evaluate import (classification_scores, embed_dataset, evaluate_embeddings, fuse, knn_classify,
                              logistic_fit_predict, probe_scores, r2_score, ridge_fit_predict)
 from fusion.train import make_dataset
 
@@ -120,6 +120,30 @@ def test_missing_modality_evaluation_degrades_gracefully():
     assert evaluate_embeddings(_fake_embeddings(), mods)["labels"]["protocol"] == "contiguous-5-fold"
 
 
+def test_fused_probe_is_not_diluted_by_noise_modalities():
+    """ALL concatenates the modalities: three pure-noise ones beside one informative one cost little."""
+    def with_noise(seed):
+        emb = _fake_embeddings(seed=seed)
+        rng = np.random.default_rng(seed + 10)
+        for m in ("depth", "eeg2"):
+            emb[m], emb[f"available/{m}"] = rng.normal(size=(90, 8)), np.ones(90, bool)
+        return emb
+
+    train, test = with_noise(0), with_noise(1)
+    mods = ["emg", "eeg", "depth", "eeg2"]
+    fused, _ = probe_scores(train, test, mods)
+    alone, _ = probe_scores(train, test, ["emg"])
+    assert fused["expr_acc"] > 0.9 and fused["au_r2"] > 0.8 * alone["au_r2"] > 0.6
+    # The old fusion (mean of the embeddings) drowns the class in three modalities' noise.
+    mean = {**train, "mean": sum(train[m] for m in mods) / 4, "available/mean": np.ones(90, bool)}
+    mean_test = {**test, "mean": sum(test[m] for m in mods) / 4, "available/mean": np.ones(90, bool)}
+    assert probe_scores(mean, mean_test, ["mean"])[0]["au_r2"] < fused["au_r2"] - 0.1
+    # A missing block is filled (the probe passes the training mean: "no evidence" once standardised).
+    test["available/eeg"][:5] = False
+    x = fuse(test, mods, {"eeg": np.full(8, 7.0)})
+    assert x.shape == (90, 32) and (x[:5, 8:16] == 7.0).all() and (x[5:, 8:16] == test["eeg"][5:]).all()
+
+
 @pytest.mark.slow
 def test_baselines_run_on_a_tiny_session(tmp_path):
     a = _add_markers(write_small_session(tmp_path / "a.h5", duration_s=6.0), MARKERS)
@@ -162,3 +186,21 @@ def test_logistic_probe_is_class_balanced():
     xt = rng.normal(size=(200, 4)) + yt[:, None] * 1.0
     scores = classification_scores(yt, logistic_fit_predict(x, y, xt))
     assert scores["uar"] > 0.75   # an unweighted fit predicts class 0 almost always: UAR near 0.6
+
+
+def test_load_run_takes_the_heads_from_the_saved_model(tmp_path):
+    """A run written before ``model.pair_heads`` existed has no such key; the code default (true) must not win."""
+    import yaml
+
+    from fusion.config import PretrainConfig
+    from fusion.evaluate import load_run
+    from fusion.model import MultiModalEncoder
+
+    specs = {"emg": {"encoder": "conv1d", "encoder_kwargs": {"n_chans": 2, "n_times": 50, "width": 4}},
+             "eeg": {"encoder": "conv1d", "encoder_kwargs": {"n_chans": 2, "n_times": 50, "width": 4}}}
+    MultiModalEncoder(specs, hidden_dim=8, embed_dim=4).save_pretrained(tmp_path / "run" / "model")
+    old = PretrainConfig().model_dump(mode="json")
+    del old["model"]["pair_heads"]
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(old))
+    model, config = load_run(tmp_path / "run")
+    assert PretrainConfig().model.pair_heads and not config.model.pair_heads and not model.config["pair_heads"]
