@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -45,9 +46,11 @@ RIG_OVERRIDES = ["timeline.expressions_per_minute=60", "idle.enabled=true"]
 
 
 def write_session(fname: Path, *, seed: int, identity: int, duration_s: float, overrides: list[str]) -> Path:
-    """A simulated light-rig session (markers and ``subject_id = sub-id<identity>`` come with it)."""
+    """A simulated light-rig session (markers and ``subject_id = sub-id<identity>`` come with it); kept if it exists."""
     from synth.rig.offline import write_rig_session
 
+    if fname.exists():  # a --workdir of an earlier run: same seeds, same sessions
+        return fname
     return write_rig_session(fname, duration_s=duration_s, seed=seed,
                              overrides=[*overrides, f"identity_seed={identity}"])
 
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_pretrain_config(args.config, [f"optim.steps={args.steps}", f"checkpoint_every={args.steps}",
                                                 *args.overrides])
     tic = time.perf_counter()
+    shutil.rmtree(work / "run", ignore_errors=True)
     pretrain(train, config, work / "run", progress=False)
     t_train = time.perf_counter() - tic
 

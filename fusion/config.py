@@ -26,8 +26,8 @@ class DataConfig(StrictModel):
     image_size: int = Field(64, ge=8)
     depth_scale_mm: float = Field(10.0, gt=0)      # expression deformations are a few mm
     depth_clip: float = Field(3.0, gt=0)           # normalised depth is clipped to +- this
-    # auto: a per-session box around annotate's face boxes, else around the depth foreground (the head)
-    crop: Literal["auto", "face", "foreground", "centre"] = "auto"
+    # foreground: a per-session box around the head (depth); face: around `emosync annotate`'s face boxes
+    crop: Literal["foreground", "face", "centre"] = "foreground"
     foreground_mm: float = Field(400.0, gt=0)       # depth foreground = within this of the nearest pixel
     crop_margin: float = Field(0.15, ge=0, le=1)    # foreground box margin, fraction of its side
     video_norm: Literal["none", "session"] = "session"  # session: minus the session's mean frame, / its std

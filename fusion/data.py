@@ -39,7 +39,7 @@ NEUTRAL = "neutral"          # expression label of a window with no expression a
 NO_KIND = "none"             # kind of a neutral window
 UNKNOWN = "unknown"          # label of every window of a session without a markers stream
 SIGNALS = ("emg", "eeg")
-CROPS = ("auto", "face", "foreground", "centre")   # see SessionWindows
+CROPS = ("centre", "foreground", "face")   # see SessionWindows
 
 
 @dataclass
@@ -113,14 +113,15 @@ class SessionWindows(Dataset):
         sampled across the session) and divide by the pixel std of the deviations, as EMG/EEG are
         z-scored per session: what stays is how this moment differs from the person's usual look
         (pose, muscle activity), not who the person is.
-    crop : ``"auto"`` | ``"face"`` | ``"foreground"`` | ``"centre"``
+    crop : ``"centre"`` | ``"foreground"`` | ``"face"``
         ``centre``: the central square of the frame. ``foreground``: one square box per session
         around the depth foreground (the head, over frames sampled across the session, plus
         ``crop_margin`` of its side on each side), used for RGB and depth alike (registered
         cameras); head motion stays visible inside it. Sessions without depth fall back to centre.
         ``face``: the same kind of box around the face that ``emosync annotate`` found (the
         ``<video>-FaceBox`` stream, its 2nd-98th percentile extent over the frames with a face);
-        a session without it is an error. ``auto``: ``face`` where annotate ran, else ``foreground``.
+        a session without it is an error, not a silent fallback: a model trained on one kind of
+        crop and evaluated on another sees a different scale of face.
 
     Notes
     -----
@@ -135,7 +136,7 @@ class SessionWindows(Dataset):
     def __init__(self, sessions: Sequence[str | os.PathLike], *, window_s: float = 1.0, stride_s: float = 0.5,
                  modalities: Sequence[str] = MODALITIES, clip_frames: int = 8, image_size: int = 64,
                  stats_max_samples: int = 50_000, depth_scale_mm: float = 100.0,
-                 lead_s: Mapping[str, float] | None = None, crop: str = "auto", foreground_mm: float = 400.0,
+                 lead_s: Mapping[str, float] | None = None, crop: str = "centre", foreground_mm: float = 400.0,
                  crop_margin: float = 0.15, depth_clip: float = 10.0, video_norm: str = "none") -> None:
         if not sessions:
             raise ValueError("SessionWindows needs at least one session file.")
@@ -258,24 +259,21 @@ class SessionWindows(Dataset):
     def _crop_box(self, session: Session, rgb_name: str, depth_name: str | None, fname: Path
                   ) -> tuple[float, float, float, float] | None:
         """The session's crop box for ``self.crop`` (frame fractions), None for the centre crop."""
+        if self.crop == "foreground":
+            return self._foreground_box(session, depth_name, fname)
         box_name = f"{rgb_name}-FaceBox"
-        if self.crop in ("face", "auto") and box_name in session.streams:
-            box = self._face_box(session.streams[box_name], session.streams[rgb_name], fname)
-            if box is not None or self.crop == "face":
-                return box
-        elif self.crop == "face":
+        if box_name not in session.streams:
             raise ValueError(f"{fname.name} has no {box_name} stream: crop 'face' needs the face boxes of "
-                             f"`emosync annotate {fname.name}`; run it first, or use crop 'auto' (face boxes where "
-                             "they exist, else the depth foreground).")
-        return self._foreground_box(session, depth_name, fname)
+                             f"`emosync annotate {fname.name}`. Annotate every session (training and evaluated), "
+                             "or use data.crop=foreground (a box around the head from depth).")
+        return self._face_box(session.streams[box_name], session.streams[rgb_name], fname)
 
     def _face_box(self, box_stream, rgb_stream, fname: Path) -> tuple[float, float, float, float] | None:
         """Square box (frame fractions) around annotate's face boxes (x0, y0, x1, y1 px), plus the margin."""
         boxes = np.asarray(box_stream.data[:], dtype=np.float64)
         boxes = boxes[np.isfinite(boxes).all(1)] if boxes.ndim == 2 and boxes.shape[1] == 4 else np.zeros((0, 4))
         if not len(boxes):
-            logger.warning("%s: annotate found no face in any frame: %s crop.", fname.name,
-                           "centre" if self.crop == "face" else "foreground")
+            logger.warning("%s: annotate found no face in any frame: centre crop.", fname.name)
             return None
         h, w = rgb_stream.info["frame_shape"][:2]
         # Percentiles, not min/max: one spurious detection must not widen the crop for the whole session.

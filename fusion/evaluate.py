@@ -4,7 +4,7 @@ Retrieval: for every ordered pair ``A->B``, each window's ``A`` embedding querie
 embeddings of all windows (cosine similarity); R@k is the fraction whose own window ranks in
 the top k. Chance R@1 is ``1 / N``.
 
-Probes on frozen embeddings (per modality and ``ALL``, the mean of the available modalities):
+Probes on frozen embeddings (per modality and ``ALL``, the concatenation of the modalities, see :func:`fuse`):
 ridge regression to the window's mean AU intensities (R^2), multinomial logistic regression
 and lightly's ``knn_predict`` (cosine, k=20, t=0.1) to the expression label (accuracy, UAR =
 unweighted average recall, UF1 = macro F1, as in MEGC). Protocol: with ``probe_sessions`` the
@@ -14,8 +14,8 @@ subjects, else leave-one-session-out, else contiguous folds (neighbouring window
 near-duplicates; random folds would leak).
 
 Missing modalities: every metric again with one modality (and EEG+EMG together) removed at
-test time, i.e. retrieval over the remaining pairs and probes on the mean of the remaining
-modalities' embeddings, as a deployment without that sensor would compute them.
+test time, i.e. retrieval over the remaining pairs and probes on the remaining modalities'
+embeddings, as a deployment without that sensor would compute them.
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ def cv_folds(emb: dict[str, np.ndarray], n_folds: int = 5) -> tuple[str, list[np
 
 def probe_scores(train: dict[str, np.ndarray], test: dict[str, np.ndarray], mods: Sequence[str], *,
                  label_fraction: float = 1.0, seed: int = 0) -> tuple[dict, dict]:
-    """Linear probe and kNN of one train/test split, on the mean embedding of ``mods``.
+    """Linear probe and kNN of one train/test split, on the fused (concatenated) embeddings of ``mods``.
 
     Parameters
     ----------
@@ -431,7 +431,7 @@ def missing_modality_report(emb: dict[str, np.ndarray], mods: Sequence[str], *,
     report : dict
         ``"-RGB"``, ..., ``"-EMG+EEG"`` -> ``mean_R@1`` (over the remaining pairs; NaN with one
         modality left), ``chance``, ``au_r2``, ``expr_acc``, ``expr_uar``, ``knn_acc``, ``knn_uar``
-        (probes on the mean of the remaining modalities; the probe is fitted without them too).
+        (probes on the remaining modalities; the probe is fitted without them too).
     """
     report = {}
     for drop in drop_sets(mods):

@@ -12,6 +12,11 @@ both modalities are available. Two pair losses:
   pairs (logit scale clamped at 100), and same-session windows closer than ``time_tolerance_s``
   masked as negatives (they show nearly the same moment).
 
+Near-in-time negatives: with ``time_tolerance_s > 0``, windows of the same session whose centres
+are closer than that show nearly the same moment and are not used as each other's negatives
+(every kind; lightly's losses take no mask, so NT-Xent/DCL then go through :func:`masked_ntxent`,
+which equals them when nothing is masked).
+
 A pair with fewer than two usable rows contributes ``0 * (sum of its embeddings)``: the encoders
 still ran, so the graph is the same every step (what DDP needs).
 
@@ -79,7 +84,8 @@ def _self_columns(n: int, offset: int, n_total: int, device: torch.device) -> to
 
 
 def masked_ntxent(za: torch.Tensor, zb: torch.Tensor, valid: torch.Tensor, temperature: float, *,
-                  n_valid_global: int | None = None, decoupled: bool = False) -> torch.Tensor:
+                  n_valid_global: int | None = None, decoupled: bool = False,
+                  negative_mask: torch.Tensor | None = None) -> torch.Tensor:
     """lightly's NT-Xent (intra- and cross-modal negatives) with missing rows masked instead of dropped.
 
     Equals ``NTXentLoss(temperature)(za[valid], zb[valid])`` (``decoupled=True``:
@@ -98,6 +104,9 @@ def masked_ntxent(za: torch.Tensor, zb: torch.Tensor, valid: torch.Tensor, tempe
         Valid rows over all ranks (the caller already all-reduced it); computed if None.
     decoupled : bool
         DCL: the positive is left out of the denominator (``-s_pos + logsumexp(s_neg)``).
+    negative_mask : Tensor of bool, shape (n, N) | None
+        True where moment j must not be a negative of moment i (near-duplicates), in either view;
+        ``N = n * world_size`` (columns index the rows gathered from all ranks); the diagonal is ignored.
 
     Returns
     -------
@@ -118,6 +127,10 @@ def masked_ntxent(za: torch.Tensor, zb: torch.Tensor, valid: torch.Tensor, tempe
     is_positive = torch.cat([torch.cat([no, own], 1), torch.cat([own, no], 1)])    # partner in the other view
     key_valid = torch.cat([valid_all, valid_all]).bool()
     rows = torch.cat([valid, valid]).bool()
+    if negative_mask is not None:  # near-duplicates are dropped like invalid keys (never the positive)
+        near = negative_mask.bool() & ~own
+        near = torch.cat([torch.cat([near, near], 1), torch.cat([near, near], 1)])
+        is_self = is_self | near
     if decoupled:
         positive = (logits * is_positive).sum(1)
         # an invalid anchor keeps its other (finite) columns so its row is never all -inf (NaN gradients)
@@ -204,8 +217,8 @@ class MultiViewContrastiveLoss(nn.Module):
     temperature : float
         NT-Xent temperature, or the initial InfoNCE temperature (learnable).
     time_tolerance_s : float
-        InfoNCE: same-session windows whose centres are closer than this are not negatives.
-        0 disables. (lightly's NT-Xent has no mask argument: not applied there.)
+        Same-session windows whose centres are closer than this are not each other's negatives
+        (every kind; 0 disables).
     max_logit_scale : float
         InfoNCE: clamp of ``1 / temperature`` (CLIP uses 100).
     """
@@ -270,7 +283,7 @@ class MultiViewContrastiveLoss(nn.Module):
             torch_dist.all_reduce(counts)
             counts = counts.cpu()
         negative_mask = None
-        if self.kind == "infonce" and self.time_tolerance_s > 0 and session is not None and time_s is not None:
+        if self.time_tolerance_s > 0 and session is not None and time_s is not None:
             if distributed:  # local rows against the rows of every rank
                 negative_mask = near_time_mask(session, time_s, self.time_tolerance_s,
                                                _gather_no_grad(session), _gather_no_grad(time_s))
@@ -285,13 +298,13 @@ class MultiViewContrastiveLoss(nn.Module):
                 term = 0.0 * (za.sum() + zb.sum())  # keep every encoder (and head) in the graph
                 if self.kind == "infonce":
                     term = term + 0.0 * self.log_scale  # ... and the temperature (DDP: no unused parameter)
-            elif self.kind != "infonce" and n_invalid == 0:
+            elif self.kind != "infonce" and negative_mask is None and n_invalid == 0:
                 term = self.ntxent(za, zb)  # lightly, gathering negatives across ranks under DDP
-            elif self.kind != "infonce" and not distributed:
+            elif self.kind != "infonce" and negative_mask is None and not distributed:
                 term = self.ntxent(za[v], zb[v])  # single process: dropping rows is exact and cheap
             elif self.kind != "infonce":
                 term = masked_ntxent(za, zb, v, self.temperature, n_valid_global=n_valid,
-                                     decoupled=self.kind == "dcl")
+                                     decoupled=self.kind == "dcl", negative_mask=negative_mask)
             else:
                 term = cross_modal_infonce(za, zb, self.logit_scale, v, negative_mask, n_valid_global=n_valid)
             per_pair[f"{a}-{b}"] = term.detach()

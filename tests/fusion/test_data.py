@@ -86,7 +86,7 @@ def _add_face_boxes(fname, box, n=90, spurious=None):
     writer.close()
 
 
-def test_face_crop_uses_annotate_boxes_and_auto_falls_back(tmp_path):
+def test_face_crop_uses_annotate_boxes(tmp_path):
     import h5py
     import numpy as np
 
@@ -103,13 +103,9 @@ def test_face_crop_uses_annotate_boxes_and_auto_falls_back(tmp_path):
                   crop_margin=0.0)
     face = SessionWindows([fname], crop="face", **kwargs)[0]["rgb"]
     assert face.mean() > 0.95  # the crop is the face square, the black frame around it is gone
-    assert torch.equal(SessionWindows([fname], crop="auto", **kwargs)[0]["rgb"], face)
-    centre = SessionWindows([fname], crop="centre", **kwargs)[0]["rgb"]
-    assert centre.mean() < 0.3
-    with pytest.raises(ValueError, match="emosync annotate"):
+    for other in ("centre", "foreground"):
+        assert SessionWindows([fname], crop=other, **kwargs)[0]["rgb"].mean() < 0.3
+    with pytest.raises(ValueError, match="emosync annotate plain.h5"):  # no silent fallback to another crop
         SessionWindows([plain], crop="face", **kwargs)
-    # auto without face boxes: the depth foreground box, as crop="foreground"
-    assert torch.equal(SessionWindows([plain], crop="auto", **kwargs)[0]["rgb"],
-                       SessionWindows([plain], crop="foreground", **kwargs)[0]["rgb"])
     with pytest.raises(ValueError, match="crop must be one of"):
         SessionWindows([plain], crop="eyes", **kwargs)

@@ -15,15 +15,18 @@ def _normalize(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def _ntxent_manual(a, b, t):
-    """SimCLR NT-Xent: 2n anchors, each with its partner as positive and the 2n-2 others as negatives."""
+def _ntxent_manual(a, b, t, near=None):
+    """SimCLR NT-Xent: 2n anchors, each with its partner as positive and the 2n-2 others as negatives.
+
+    ``near`` (n, n) bool: moments that are not each other's negatives (in either view).
+    """
     z = _normalize(np.concatenate([a, b]))
     n = len(a)
     sim = z @ z.T / t
     loss = 0.0
     for i in range(2 * n):
         pos = (i + n) % (2 * n)
-        others = [j for j in range(2 * n) if j != i]
+        others = [j for j in range(2 * n) if j != i and (j == pos or near is None or not near[i % n, j % n])]
         loss += -sim[i, pos] + np.log(np.sum(np.exp(sim[i, others])))
     return loss / (2 * n)
 
@@ -165,3 +168,22 @@ def test_pair_head_embeddings_are_what_each_pair_term_compares():
         torch.testing.assert_close(per_pair[f"{a}-{b}"], want)
         assert abs(per_pair[f"{a}-{b}"].item() - NTXentLoss(temperature=0.5)(z[a], z[b]).item()) > 1e-3
     torch.testing.assert_close(loss, sum(per_pair.values()) / 3)
+
+
+def test_near_in_time_windows_are_not_negatives_for_ntxent():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(8, 6)), rng.normal(size=(8, 6))
+    session = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    time_s = torch.tensor([0.0, 0.25, 3.0, 9.0, 0.1, 0.2, 5.0, 5.5])
+    near = near_time_mask(session, time_s, 1.0).numpy()
+    assert near.sum() > 8  # some off-diagonal near-duplicates to mask
+    ones = torch.ones(8, dtype=torch.bool)
+    z, avail = {"x": torch.tensor(a), "y": torch.tensor(b)}, {"x": ones, "y": ones}
+    masked, _ = MultiViewContrastiveLoss(["x", "y"], temperature=0.3, time_tolerance_s=1.0)(z, avail, session, time_s)
+    assert masked.item() == pytest.approx(_ntxent_manual(a, b, 0.3, near), rel=1e-6)
+    plain, _ = MultiViewContrastiveLoss(["x", "y"], temperature=0.3)(z, avail, session, time_s)
+    assert plain.item() == pytest.approx(_ntxent_manual(a, b, 0.3), rel=1e-6)
+    assert abs(plain.item() - masked.item()) > 1e-3
+    # a tolerance below every gap masks nothing: lightly's value
+    tiny, _ = MultiViewContrastiveLoss(["x", "y"], temperature=0.3, time_tolerance_s=0.01)(z, avail, session, time_s)
+    assert tiny.item() == pytest.approx(plain.item(), rel=1e-6)
