@@ -17,7 +17,7 @@ def _batch(b=4):
 
 def test_disabled_is_identity_and_enabled_is_seeded():
     batch = _batch()
-    assert augment_batch(batch, AugmentConfig(), 1.0) is batch
+    assert augment_batch(batch, AugmentConfig(enabled=False), 1.0) is batch
     config = AugmentConfig(enabled=True)
     torch.manual_seed(1)
     a = augment_batch(batch, config, 1.0)
