@@ -34,9 +34,9 @@ HELD_OUT_FACES = (98, 99)
 
 def sessions(work: Path, duration_s: float, n_train: int = 4) -> tuple[list[Path], list[Path]]:
     """Training sessions of faces ``0 .. n_train - 1`` and the held-out ones (seed = face), written if missing."""
-    train_faces = tuple(range(n_train))
     from synth.rig.offline import write_rig_session
 
+    train_faces = tuple(range(n_train))
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
     out = {}

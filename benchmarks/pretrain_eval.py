@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     t_data = time.perf_counter() - tic
     config = load_pretrain_config(args.config, [f"optim.steps={args.steps}", f"checkpoint_every={args.steps}",
                                                 *args.overrides])
-    tic = time.perf_counter()
     shutil.rmtree(work / "run", ignore_errors=True)
+    tic = time.perf_counter()
     pretrain(train, config, work / "run", progress=False)
     t_train = time.perf_counter() - tic
 

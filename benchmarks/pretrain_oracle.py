@@ -72,12 +72,13 @@ def main(argv: list[str] | None = None) -> None:
           f"--train-faces {args.train_faces}`\n")
     print("| signal -> true AU course | R@1 / chance per held-out face | R@5 / (5/N) |\n|---|---|---|")
     for kind in BANDS:
+        signal_train = np.concatenate([t[kind] for t in train])
         for target, columns in (("all AUs", slice(None)), ("without AU45 (what depth shows)", no_blink)):
             au_train = np.concatenate([w["AU"][:, columns] for w in train])
             mean, std = au_train.mean(0), au_train.std(0) + 1e-6
             r1, r5 = [], []
             for w in held:
-                pred = ridge_fit_predict(np.concatenate([t[kind] for t in train]), au_train, w[kind],
+                pred = ridge_fit_predict(signal_train, au_train, w[kind],
                                          alphas=(1.0, 10.0, 100.0, 1e3, 1e4))
                 a, b = (pred - mean) / std, (w["AU"][:, columns] - mean) / std
                 r = retrieval(a / np.linalg.norm(a, axis=1, keepdims=True),

@@ -283,7 +283,7 @@ class SessionWindows(Dataset):
 
     def _square(self, y0: float, x0: float, y1: float, x1: float, h: int, w: int
                 ) -> tuple[float, float, float, float]:
-        """The square around a box (pixels), enlarged by ``crop_margin`` on each side, inside the frame, as fractions."""
+        """The square around a box (pixels), ``crop_margin`` wider on each side, inside the frame, as fractions."""
         cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
         side = min(max(y1 - y0, x1 - x0) * (1 + 2 * self.crop_margin), h, w)
         top, left = np.clip(cy - side / 2, 0, h - side), np.clip(cx - side / 2, 0, w - side)

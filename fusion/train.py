@@ -268,7 +268,8 @@ class _Trainee(nn.Module):
                  augment: AugmentConfig | None = None, window_s: float = 1.0, seed: int = 0, rank: int = 0) -> None:
         super().__init__()
         self.model, self.loss_fn, self.amp = model, loss_fn, amp
-        self.augment, self.window_s, self.seed, self.rank = augment or AugmentConfig(enabled=False), window_s, seed, rank
+        self.augment = augment or AugmentConfig(enabled=False)
+        self.window_s, self.seed, self.rank = window_s, seed, rank
 
     def forward(self, batch: dict, step: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.training and self.augment.enabled:
