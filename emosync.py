@@ -1,7 +1,8 @@
 """The ``emosync`` command: a thin dispatcher to acquisition, synth and fusion.
 
-Each package owns its commands (``acquisition/cli.py``, ``synth/cli.py``); this
-module only assembles them; the end-to-end ``demo`` lives in ``emosync_demo.py``.
+Each package owns its commands (``acquisition/cli/``, ``fusion/cli.py``, ``synth/cli/``,
+``data_cards/cli.py``); this module only assembles them; the end-to-end ``demo`` lives in
+``emosync_demo.py``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ from typing import Optional
 
 import typer
 
-from acquisition import cli as acquisition_cli
-from acquisition import cli_card, cli_faces, cli_mne, cli_plot, cli_video, cli_xdf
+from acquisition.cli import annotate as cli_annotate
+from acquisition.cli import export as cli_export
+from acquisition.cli import plot as cli_plot
+from acquisition.cli import record as cli_record
+from acquisition.cli import spot as cli_spot
+from acquisition.cli import video as cli_video
+from acquisition.cli import xdf as cli_xdf
+from acquisition.cli.common import console, fail
+from data_cards import cli as cli_card
 from fusion import cli as fusion_cli
-from synth import cli as synth_cli
-from synth import cli_audit, cli_spot, cli_synth
+from synth.cli import audit as cli_audit
+from synth.cli import simulate as cli_simulate
+from synth.cli import synth as cli_synth
 from emosync_demo import STAGES, DemoRun, DemoStageError
 
 app = typer.Typer(
@@ -25,16 +34,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("record")(acquisition_cli.record)
-app.command("info")(acquisition_cli.info)
-app.command("stream-device")(acquisition_cli.stream_device)
+app.command("record")(cli_record.record)
+app.command("info")(cli_record.info)
+app.command("stream-device")(cli_record.stream_device)
 app.command("import-xdf")(cli_xdf.import_xdf)
 app.command("replay")(cli_xdf.replay)
-app.command("import-table")(cli_mne.import_table)
-app.command("export")(cli_mne.export)
+app.command("import-table")(cli_export.import_table)
+app.command("export")(cli_export.export)
 app.command("plot")(cli_plot.plot)
 app.command("report")(cli_plot.report)
-app.command("annotate")(cli_faces.annotate)
+app.command("annotate")(cli_annotate.annotate)
 app.command("import-video")(cli_video.import_video)
 app.command("import-depth")(cli_video.import_depth)
 app.command("stream-camera")(cli_video.stream_camera)
@@ -42,13 +51,10 @@ app.command("spot")(cli_spot.spot)
 app.command("pretrain")(fusion_cli.pretrain)
 app.command("evaluate")(fusion_cli.evaluate)
 app.command("embed")(fusion_cli.embed)
-app.command("simulate")(synth_cli.simulate)
+app.command("simulate")(cli_simulate.simulate)
 app.command("card")(cli_card.card)
 cli_synth.app.command("audit")(cli_audit.audit)
 app.add_typer(cli_synth.app, name="synth")
-
-console = acquisition_cli.console
-
 
 @app.command()
 def demo(
@@ -70,17 +76,17 @@ def demo(
 
     Example: emosync demo --quick --out demo1
     """
-    from acquisition._config import ConfigError
+    from acquisition.utils.config import ConfigError
 
     unknown = sorted((set(skip) | set(redo)) - set(STAGES))
     if unknown:
-        raise acquisition_cli._fail(f"unknown stage(s) {unknown}; stages are {list(STAGES)}.")
+        raise fail(f"unknown stage(s) {unknown}; stages are {list(STAGES)}.")
     try:
         run = DemoRun(out, quick=quick, record_s=duration, seed=seed, overrides=overrides, console=console)
         for stage in STAGES:
             run.run_stage(stage, skip=stage in skip, redo=stage in redo)
     except (DemoStageError, ConfigError) as err:
-        raise acquisition_cli._fail(str(err)) from None
+        raise fail(str(err)) from None
     run.print_overview()
 
 

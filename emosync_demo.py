@@ -23,7 +23,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from acquisition._config import StrictModel, load_config
+from acquisition.utils.config import StrictModel, load_config
 
 REPO_ROOT = Path(__file__).resolve().parent
 #: The demo's stages, in order.
@@ -142,10 +142,10 @@ class DemoRun:
 
     def _stage_record(self) -> dict:
         from acquisition import open_session
-        from acquisition.cli import print_summary
-        from acquisition.plot import plot_timeline
-        from acquisition.recorder import SessionRecorder
-        from acquisition.summary import summarize_session
+        from acquisition.cli.record import print_summary
+        from acquisition.viz.plot import plot_timeline
+        from acquisition.live.recorder import SessionRecorder
+        from acquisition.session.summary import summarize_session
 
         c = self.config
         folder = self.out / "recording"
@@ -185,8 +185,8 @@ class DemoRun:
         return {"outputs": {"session": str(session_path), "timeline_png": str(timeline_path)}}
 
     def _stage_annotate(self) -> dict:
-        from acquisition.face_model import FaceModelNotFoundError, find_face_model
-        from acquisition.face_tracking import annotate_session
+        from acquisition.annotate.face_model import FaceModelNotFoundError, find_face_model
+        from acquisition.annotate.face_tracking import annotate_session
 
         session = self._require("record", "session")
         model = None
@@ -290,7 +290,7 @@ class DemoRun:
     def _stage_card(self) -> dict:
         import shutil
 
-        from acquisition.cards import check_card, write_card
+        from data_cards import check_card, write_card
 
         recording = self._require("record", "session").parent
         cards = self.out / "cards"

@@ -24,9 +24,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from acquisition import SessionWriter, StreamSpec  # noqa: E402
-from acquisition.face_model import find_face_model  # noqa: E402
-from acquisition.face_tracking import annotate_session, track_frames  # noqa: E402
-from synth.facs import AU_IDS, AU_INDEX  # noqa: E402
+from acquisition.annotate.face_model import find_face_model  # noqa: E402
+from acquisition.annotate.face_tracking import annotate_session, track_frames  # noqa: E402
+from acquisition.annotate.action_units import AU_IDS
+from synth.facs import AU_INDEX  # noqa: E402
 from synth.rig.face import FaceRenderer  # noqa: E402
 
 

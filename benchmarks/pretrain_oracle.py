@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from acquisition.reader import open_session
+from acquisition.session.reader import open_session
 from fusion.evaluate import retrieval, ridge_fit_predict
 from pretrain_ablation import sessions
-from synth.facs import AU_IDS, AU_INDEX
+from acquisition.annotate.action_units import AU_IDS, AU_INDEX
 
 #: Signal -> frequency bands (Hz) whose power is the signal's description of a window.
 BANDS = {"EEG": [(1.0, 8.0), (20.0, 100.0)], "EMG": [(20.0, 500.0)]}

@@ -76,7 +76,7 @@ def worker_sim(argv: list[str]) -> None:
     p.add_argument("--prefix", required=True)
     p.add_argument("--set", action="append", default=[])
     a = p.parse_args(argv)
-    from acquisition.cli import install_stop_handlers
+    from acquisition.cli.common import install_stop_handlers
     from synth.rig import SimulatedRig, load_rig_config
 
     config = load_rig_config(a.profile, list(a.set) + [f"name_prefix={a.prefix}"])
@@ -171,7 +171,7 @@ def worker_record_threads(argv: list[str]) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--duration", type=float, required=True)
     a = p.parse_args(argv)
-    from acquisition.recorder import RecorderSettings, SessionRecorder
+    from acquisition.live.recorder import RecorderSettings, SessionRecorder
 
     rec = SessionRecorder(a.out, streams=[a.pred], settings=RecorderSettings(wait_timeout_s=10.0))
     rec.start()

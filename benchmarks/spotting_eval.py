@@ -3,9 +3,9 @@
 Writes AU sessions directly with :class:`~acquisition.SessionWriter` (no real time): the
 ground truth of :func:`synth.facs.generate_timeline` sampled at the frame rate, plus Gaussian
 noise on every AU curve to emulate estimation noise, and its expression markers. Then runs
-:func:`synth.spotting.spot_session` on each file (writing the ``-Spotted`` stream, as
+:func:`acquisition.annotate.spotting.spot_session` on each file (writing the ``-Spotted`` stream, as
 ``emosync spot`` does) and scores the spotted markers against the truth markers with
-:func:`synth.spotting.spot_eval`, pooling TP/FP/FN over seeds. Prints a markdown table.
+:func:`acquisition.annotate.spotting.spot_eval`, pooling TP/FP/FN over seeds. Prints a markdown table.
 
 Run: python benchmarks/spotting_eval.py [--seeds 5] [--minutes 10] [--fps 30 200]
 """
@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from acquisition import SessionWriter, StreamSpec, open_session
-from synth.spotting import intervals_from_markers, spot_eval, spot_session
-from synth.facs import AU_IDS, TimelineConfig, generate_timeline
+from acquisition.annotate.spotting import intervals_from_markers, spot_eval, spot_session
+from acquisition.annotate.action_units import AU_IDS
+from synth.facs import TimelineConfig, generate_timeline
 
 
 def write_session(path: Path, seed: int, minutes: float, fps: float, noise: float) -> None:

@@ -74,7 +74,7 @@ def predict(model: AURegressor, rgbd: np.ndarray) -> np.ndarray:
 
 def au_scores(true: np.ndarray, pred: np.ndarray) -> dict:
     """Per-AU Pearson r and MAE over AUs whose requested/true curve varies; plus their means."""
-    from synth.facs import AU_IDS
+    from acquisition.annotate.action_units import AU_IDS
 
     per = {}
     for j, au in enumerate(AU_IDS):
@@ -97,7 +97,7 @@ def phases(curve: np.ndarray) -> tuple[int, int, int] | None:
 
 
 def fidelity(gen, regressor: AURegressor, *, seeds: int, fps: float = 30.0) -> dict:
-    from synth.facs import AU_INDEX, EMOTIONS
+    from acquisition.annotate.action_units import AU_INDEX, EMOTIONS
     from synth.generative.corpus import emotion_request
 
     requested, measured, timing = [], [], {"onset": [], "apex": [], "offset": []}
@@ -129,7 +129,7 @@ def fidelity(gen, regressor: AURegressor, *, seeds: int, fps: float = 30.0) -> d
 
 
 def synthetic_set(gen, n_frames: int, seed: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
-    from synth.facs import EMOTIONS
+    from acquisition.annotate.action_units import EMOTIONS
     from synth.generative.corpus import emotion_request
 
     xs, ys, k = [], [], 0

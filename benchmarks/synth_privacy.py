@@ -60,7 +60,7 @@ def train(sessions: list[Path], out: Path, overrides: list[str]) -> Path:
 
 def sample_corpus(model: Path, out: Path, *, n_sequences: int, seed: int, reject: str | float | None = None) -> Path:
     """Part A's corpus writer: macro expressions of the seven EMFACS emotions, cycled; optionally filtered."""
-    from synth.facs import EMOTIONS
+    from acquisition.annotate.action_units import EMOTIONS
     from synth.generative.corpus import sample_corpus as run
     from synth.privacy import NearestNeighbourFilter
 

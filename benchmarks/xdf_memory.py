@@ -7,7 +7,7 @@ into memory). This script
    one second at a time: 64 channels float32 at 1 kHz (channel 0 counts samples) for
    ``--minutes`` (70 min is about 1.1 GB), plus a marker every 2 s, a clock offset every
    5 s with 20 ppm drift, a boundary chunk every 10 s, and footers;
-2. imports it with :func:`acquisition.xdf_import.import_xdf` in a fresh subprocess, and
+2. imports it with :func:`acquisition.io.xdf.import_xdf` in a fresh subprocess, and
    loads it with ``pyxdf.load_xdf`` (default options: sync + dejitter) in another, and
    reports each one's peak resident memory (``ru_maxrss``) next to the file size, plus a
    baseline process that only imports the same modules;
@@ -86,7 +86,7 @@ def child(mode: str, xdf: str, out: str) -> None:
     """Run one measurement in this (fresh) process and print one JSON line."""
     import pyxdf  # the baseline imports the same modules as the others
 
-    import acquisition.xdf_import as xi
+    import acquisition.io.xdf as xi
 
     started = time.perf_counter()
     result: dict[str, Any] = {"mode": mode}

@@ -34,8 +34,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mne  # noqa: E402
 
 from acquisition import logger, open_session  # noqa: E402
-from acquisition.processing import ConditionMean, condition_means, emg_envelope, normalize_to_baseline  # noqa: E402
-from acquisition.table_import import import_table  # noqa: E402
+from acquisition.annotate.processing import ConditionMean, condition_means, emg_envelope, normalize_to_baseline  # noqa: E402
+from acquisition.io.table import import_table  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "physio" / "nilsonne_FMOV_09.txt"
 CONDITIONS = {"angry": "tab:red", "happy": "tab:green", "neutral": "tab:gray"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from acquisition.cli import _fail, console
+from acquisition.cli.common import fail, console
 
 
 def pretrain(
@@ -28,7 +28,7 @@ def pretrain(
     try:
         run(sessions, load_pretrain_config(config, overrides), out, resume=resume, progress=progress)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
     console.print(f"Pretrained model in {out / 'model'}; loss log {out / 'log.csv'}, curve {out / 'loss.png'}")
 
 
@@ -47,7 +47,7 @@ def evaluate(
     try:
         report = run_eval(run, sessions, stride_s=stride or None)
     except (FileNotFoundError, ValueError, KeyError) as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
     if as_json:
         typer.echo(json.dumps(report))
         return
@@ -79,12 +79,12 @@ def embed(
     from .evaluate import embed_sessions, load_run
 
     if out.exists() and not overwrite:
-        raise _fail(f"{out} exists; choose another --out or pass --overwrite to replace it.")
+        raise fail(f"{out} exists; choose another --out or pass --overwrite to replace it.")
     try:
         model, config = load_run(run)
         emb = embed_sessions(model, config, [session], stride_s=stride or None)
     except (FileNotFoundError, ValueError, KeyError) as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
     with h5py.File(out, "w") as f:
         for key, value in emb.items():
             f[key] = value

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from acquisition._config import StrictModel, load_config
+from acquisition.utils.config import StrictModel, load_config
 
 
 class DataConfig(StrictModel):

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from acquisition import Session, logger, open_session
-from acquisition.markers import expression_intervals
-from acquisition.alignment import sample_range
+from acquisition.session.markers import expression_intervals
+from acquisition.session.alignment import sample_range
 
 MODALITIES = ("rgb", "depth", "emg", "eeg")
 VIDEO = ("rgb", "depth")

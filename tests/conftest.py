@@ -140,7 +140,7 @@ def counter_source(unique_prefix):
 
 def record_rig(rig, fname, seconds: float, **recorder_kwargs) -> None:
     """Run a :class:`SimulatedRig` and record every stream it publishes for ``seconds`` (real LSL, real HDF5)."""
-    from acquisition.recorder import RecorderSettings, SessionRecorder
+    from acquisition.live.recorder import RecorderSettings, SessionRecorder
 
     recorder_kwargs.setdefault("settings", RecorderSettings(wait_timeout_s=10, clock_offset_interval_s=1.0))
     rig.start()

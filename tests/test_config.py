@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from acquisition._config import CONFIG_DIR, ConfigError
+from acquisition.utils.config import CONFIG_DIR, ConfigError
 from synth.rig import load_rig_config
 
 

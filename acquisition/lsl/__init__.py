@@ -15,7 +15,7 @@ if not os.environ.get("LSLAPICFG"):
     except NotImplementedError:  # liblsl < 1.17.7: keep its default logging
         pass
 
-from .streaminfo import make_stream_info, spec_from_stream_info  # noqa: E402
-from .time_correction import TimeCorrection, time_correction_ex  # noqa: E402
+from acquisition.lsl.streaminfo import make_stream_info, spec_from_stream_info  # noqa: E402
+from acquisition.lsl.time_correction import TimeCorrection, time_correction_ex  # noqa: E402
 
 __all__ = ["make_stream_info", "spec_from_stream_info", "time_correction_ex", "TimeCorrection"]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pylsl
 
-from ..session_format import FRAME_ENCODINGS, StreamSpec
+from acquisition.session.format import FRAME_ENCODINGS, StreamSpec
 
 
 def make_stream_info(name: str, type: str, *, channel_count: int, nominal_srate: float,

@@ -9,9 +9,9 @@
 ``corpus``    sequences from emotions or AU timelines, written as synthetic sessions
 """
 
-from .base import (AUGenerator, load_generator, model_sha256, read_model_card, training_frame_selection,
+from synth.generative.base import (AUGenerator, load_generator, model_sha256, read_model_card, training_frame_selection,
                    training_sessions)
-from .frames import FaceFrames, load_face_frames, rgbd_to_images
+from synth.generative.frames import FaceFrames, load_face_frames, rgbd_to_images
 
 __all__ = ["AUGenerator", "FaceFrames", "load_face_frames", "load_generator", "model_sha256", "read_model_card",
            "rgbd_to_images", "training_frame_selection", "training_sessions"]

@@ -30,7 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from acquisition._hashing import file_sha256
+from acquisition.utils.hashing import file_sha256
 
 #: The model card's file name inside a model folder.
 MODEL_CARD = "emosync_model.json"
@@ -251,13 +251,6 @@ def training_frame_selection(model_dir: str | os.PathLike) -> dict[str, Any]:
     """
     card = read_model_card(model_dir)
     return {"image_size": int(card["image_size"]), **card.get("frames", {})}
-
-
-def _version() -> str:
-    """The installed emosync version (recorded in model cards and corpus indexes)."""
-    from acquisition.writer import _software_version
-
-    return _software_version()
 
 
 def utc_now() -> str:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from acquisition._config import StrictModel, load_config
+from acquisition.utils.config import StrictModel, load_config
 
 
 class DataConfig(StrictModel):

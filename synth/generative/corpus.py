@@ -9,7 +9,7 @@ Layout of a corpus folder (the data-card generator and fusion rely on it)::
 
 Each session holds ``RGB`` (RGB8 ``VideoRaw``), ``Depth`` (``DEPTH16-mm``), ``ActionUnits`` (the
 17 conditioning intensities, one row per frame), ``Markers`` (``onset/<emotion>/<kind>``,
-``apex/...``, ``offset/...`` as in :mod:`acquisition.markers`; absent for explicit AU curves,
+``apex/...``, ``offset/...`` as in :mod:`acquisition.session.markers`; absent for explicit AU curves,
 which carry no annotation) and, on request, ``EMG`` from the simulator's muscle model
 (:class:`synth.rig.signals.EMGGenerator` driven by the same AU curves). Root metadata:
 ``synthetic=True``, ``subject_id="synthetic"``, ``generator_kind``, ``model_sha256``, ``seed``,
@@ -38,11 +38,13 @@ from typing import Any
 import numpy as np
 
 from acquisition import SessionWriter, StreamSpec, logger
-from synth.facs import AU_IDS, AU_LABELS, AUTimeline, SampledAUTimeline, TimelineConfig, check_emotion, \
+from acquisition.annotate.action_units import AU_IDS, AU_LABELS, check_emotion
+from synth.facs import AUTimeline, SampledAUTimeline, TimelineConfig, \
     check_intensities, expression_timeline, frame_times
 
-from .base import _version, load_generator, model_sha256, utc_now
-from .frames import rgbd_to_images
+from acquisition.utils.version import software_version
+from synth.generative.base import load_generator, model_sha256, utc_now
+from synth.generative.frames import rgbd_to_images
 
 CORPUS_FILE = "corpus.json"
 SESSIONS_DIR = "sessions"
@@ -290,7 +292,7 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
         "synthetic": True,
         "generator": {"kind": gen.kind, "model_dir": str(Path(model_dir).resolve()), "model_sha256": sha,
                       "config": gen.card.get("config", {})},
-        "seeds": None, "sequences": [], "rejection": None, "created": utc_now(), "emosync_version": _version(),
+        "seeds": None, "sequences": [], "rejection": None, "created": utc_now(), "emosync_version": software_version(),
     }
     used_seeds = {int(q["seed"]) for q in corpus["sequences"]}
     if seed is None:

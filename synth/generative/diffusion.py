@@ -34,11 +34,11 @@ from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolver
     UNet2DConditionModel
 from diffusers.utils import BaseOutput
 
-from synth.facs import MAX_INTENSITY
+from acquisition.annotate.action_units import MAX_INTENSITY
 
-from .base import WEIGHTS_DIR, read_model_card, write_generator_card
-from .config import DiffusionModelConfig
-from .frames import N_AUS, N_CHANNELS
+from synth.generative.base import WEIGHTS_DIR, read_model_card, write_generator_card
+from synth.generative.config import DiffusionModelConfig
+from synth.generative.frames import N_AUS, N_CHANNELS
 
 
 

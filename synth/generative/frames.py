@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from acquisition import logger, open_session
-from synth.facs import AU_IDS, MAX_INTENSITY
+from acquisition.annotate.action_units import AU_IDS, MAX_INTENSITY
 
 #: Depth range (millimetres) mapped to [-1, 1]; outside values are clipped.
 DEPTH_RANGE_MM: tuple[float, float] = (400.0, 1600.0)

@@ -32,11 +32,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from synth.facs import MAX_INTENSITY
+from acquisition.annotate.action_units import MAX_INTENSITY
 
-from .base import WEIGHTS_DIR, read_model_card, write_generator_card
-from .config import GANModelConfig
-from .frames import N_AUS, N_CHANNELS
+from synth.generative.base import WEIGHTS_DIR, read_model_card, write_generator_card
+from synth.generative.config import GANModelConfig
+from synth.generative.frames import N_AUS, N_CHANNELS
 
 #: Upsampling / downsampling stages: the smallest feature map is ``image_size / 2**N_STAGES``.
 N_STAGES = 4

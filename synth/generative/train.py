@@ -41,11 +41,12 @@ import torch
 
 from acquisition import logger
 
-from synth.facs import AU_IDS, MAX_INTENSITY
+from acquisition.annotate.action_units import AU_IDS, MAX_INTENSITY
 
-from .base import MODEL_CARD, _version, session_records, utc_now
-from .config import SynthTrainConfig
-from .frames import FaceFrames, load_face_frames
+from acquisition.utils.version import software_version
+from synth.generative.base import MODEL_CARD, session_records, utc_now
+from synth.generative.config import SynthTrainConfig
+from synth.generative.frames import FaceFrames, load_face_frames
 
 CHECKPOINTS = "checkpoints"
 #: Config sections that may change between a checkpoint and ``--resume``.
@@ -56,10 +57,10 @@ def build_generator(config: SynthTrainConfig, *, card: dict[str, Any] | None = N
     """A fresh generator for ``config`` (weights seeded with ``config.seed``)."""
     torch.manual_seed(config.seed)
     if config.kind == "diffusion":
-        from .diffusion import DiffusionGenerator
+        from synth.generative.diffusion import DiffusionGenerator
 
         return DiffusionGenerator(config.model, config.data.image_size, card=card)
-    from .gan import GANGenerator
+    from synth.generative.gan import GANGenerator
 
     return GANGenerator(config.model, config.data.image_size, card=card)
 
@@ -299,7 +300,7 @@ def save_checkpoint(trainer: _Trainer, sessions: list[dict[str, str]]) -> Path:
 
 def sample_grid_aus() -> tuple[list[str], np.ndarray]:
     """The sample-grid conditions: neutral and each emotion's first prototype at intensity 4, shape (8, 17)."""
-    from synth.facs import AU_INDEX, EMOTION_PROTOTYPES
+    from acquisition.annotate.action_units import AU_INDEX, EMOTION_PROTOTYPES
 
     names, rows = ["neutral"], [np.zeros(len(AU_IDS), np.float32)]
     for emotion, variants in EMOTION_PROTOTYPES.items():
@@ -318,7 +319,7 @@ def save_sample_grid(gen: Any, path: Path, *, seed: int = 0, num_inference_steps
     """
     from PIL import Image, ImageDraw
 
-    from .frames import rgbd_to_images
+    from synth.generative.frames import rgbd_to_images
 
     names, aus = sample_grid_aus()
     rgbd = gen.sample(aus, seed=seed, num_inference_steps=num_inference_steps)
@@ -459,7 +460,7 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
     epsilon = trainer.epsilon()
     card = {
         "format": "emosync-generator", "format_version": 1, "created": utc_now(),
-        "emosync_version": _version(), "config": config.model_dump(), "training_sessions": records,
+        "emosync_version": software_version(), "config": config.model_dump(), "training_sessions": records,
         "frames": {"stride": d.stride, "max_frames": d.max_frames, "n_frames": len(frames),
                    "subjects": sorted(set(frames.subject_ids.tolist()))},
         "steps": trainer.step,

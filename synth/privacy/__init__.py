@@ -11,11 +11,11 @@
 ``config``         ``configs/synth/audit.yaml``
 """
 
-from .audit import AuditReport, apply_rule, audit_corpus
-from .config import AuditConfig, load_audit_config
-from .membership import roc_auc, tpr_at_fpr
-from .nearest import nearest_neighbours
-from .rejection import NearestNeighbourFilter
+from synth.privacy.audit import AuditReport, apply_rule, audit_corpus
+from synth.privacy.config import AuditConfig, load_audit_config
+from synth.privacy.membership import roc_auc, tpr_at_fpr
+from synth.privacy.nearest import nearest_neighbours
+from synth.privacy.rejection import NearestNeighbourFilter
 
 __all__ = ["AuditConfig", "AuditReport", "NearestNeighbourFilter", "apply_rule", "audit_corpus", "load_audit_config",
            "nearest_neighbours", "roc_auc", "tpr_at_fpr"]

@@ -36,8 +36,8 @@ import numpy as np
 from acquisition import logger
 from synth.generative.frames import evenly_spaced
 
-from .config import AuditConfig
-from .nearest import distance_summary, nearest_neighbours
+from synth.privacy.config import AuditConfig
+from synth.privacy.nearest import distance_summary, nearest_neighbours
 
 #: Base names of the files an audit writes into its output folder.
 AUDIT_FILES = ("audit.json", "audit.md", "closest_pairs.png")
@@ -78,8 +78,8 @@ class AuditReport:
         files : dict of str to Path
             ``json``, ``markdown`` and ``closest_pairs`` (absent when there were no pairs).
         """
-        from .memorization import save_closest_pairs
-        from .summary import render_markdown
+        from synth.privacy.memorization import save_closest_pairs
+        from synth.privacy.summary import render_markdown
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +184,7 @@ def apply_rule(result: dict[str, Any], config: AuditConfig) -> dict[str, dict[st
 
 
 def _session_hashes(paths: Sequence[Path]) -> list[str]:
-    from acquisition._hashing import file_sha256
+    from acquisition.utils.hashing import file_sha256
 
     return [file_sha256(p) for p in paths]
 
@@ -225,7 +225,7 @@ def audit_corpus(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
     ValueError
         No held-out session, a held-out session that is also a training session, or bad inputs.
     """
-    from .config import load_audit_config
+    from synth.privacy.config import load_audit_config
 
     config = config or load_audit_config()
     with _torch_threads(config.threads):
@@ -252,9 +252,9 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
     from synth.generative import load_face_frames, load_generator, model_sha256, read_model_card
     from synth.generative.base import training_frame_selection, training_sessions, utc_now
 
-    from .corpus_frames import load_corpus_frames
-    from .memorization import calibrate_threshold, count_memorized
-    from .membership import membership_inference, per_sample_losses
+    from synth.privacy.corpus_frames import load_corpus_frames
+    from synth.privacy.memorization import calibrate_threshold, count_memorized
+    from synth.privacy.membership import membership_inference, per_sample_losses
 
     step = logger.info if progress else logger.debug
     model_dir, corpus_dir = Path(model_dir), Path(corpus_dir)
@@ -365,7 +365,7 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
     sha = model_sha256(model_dir)
     result["n_frames"] = {"train": len(train_used), "train_total": len(train), "holdout": len(holdout),
                           "synthetic": len(synthetic), "synthetic_sequences": len(corpus.manifest["sequences"])}
-    from acquisition._hashing import file_sha256
+    from acquisition.utils.hashing import file_sha256
     from synth.generative.corpus import CORPUS_FILE
 
     result["inputs"] = {
@@ -392,7 +392,7 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
 def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: AuditConfig, step: Any
                      ) -> dict[str, Any]:
     """Identity-encoder NN distances, or ``{"skipped": reason}``."""
-    from .identity import embed, train_identity_encoder
+    from synth.privacy.identity import embed, train_identity_encoder
 
     if not config.identity.enabled:
         return {"skipped": "identity.enabled=false", "synthetic_to_train": None, "holdout_to_train": None}

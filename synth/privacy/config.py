@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from acquisition._config import StrictModel, load_config
+from acquisition.utils.config import StrictModel, load_config
 
 
 class FramesConfig(StrictModel):

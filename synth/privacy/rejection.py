@@ -27,8 +27,8 @@ import numpy as np
 from acquisition import logger
 from synth.generative.frames import evenly_spaced
 
-from .memorization import COPY_FLOOR
-from .nearest import nearest_neighbours
+from synth.privacy.memorization import COPY_FLOOR
+from synth.privacy.nearest import nearest_neighbours
 
 
 def leave_moment_out_distances(rgbd: np.ndarray, session_files: np.ndarray, times_s: np.ndarray, *,

@@ -1,6 +1,6 @@
 """The simulated sensor rig: real LSL outlets driven by a ground-truth AU timeline."""
 
-from .config import RigConfig, load_rig_config
-from .simulator import SimulatedRig
+from synth.rig.config import RigConfig, load_rig_config
+from synth.rig.simulator import SimulatedRig
 
 __all__ = ["RigConfig", "SimulatedRig", "load_rig_config"]

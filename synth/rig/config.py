@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from acquisition._config import StrictModel, load_config
+from acquisition.utils.config import StrictModel, load_config
 from synth.facs import TimelineConfig
 
 
@@ -98,7 +98,7 @@ class IdleConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_aus(self) -> IdleConfig:
-        from synth.facs import AU_INDEX
+        from acquisition.annotate.action_units import AU_INDEX
 
         unknown = sorted(set(self.tonic_aus) - set(AU_INDEX))
         if unknown:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from synth.facs import AU_IDS
+from acquisition.annotate.action_units import AU_IDS
 
 __all__ = ["RENDERED_AUS", "FaceRenderer"]
 

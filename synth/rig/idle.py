@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from synth.facs import AU_IDS, AU_INDEX, MAX_INTENSITY, AUTimeline
+from acquisition.annotate.action_units import AU_IDS, AU_INDEX, MAX_INTENSITY
+from synth.facs import AUTimeline
 
-from .config import IdleConfig
+from synth.rig.config import IdleConfig
 
 
 class _SmoothSignal:

@@ -49,10 +49,10 @@ def write_rig_session(fname: str | os.PathLike, *, duration_s: float = 30.0, see
     -------
     fname : Path
     """
-    from synth.facs import AU_LABELS
+    from acquisition.annotate.action_units import AU_LABELS
 
-    from .config import load_rig_config
-    from .simulator import SimulatedRig
+    from synth.rig.config import load_rig_config
+    from synth.rig.simulator import SimulatedRig
 
     config = load_rig_config(profile, list(overrides))
     rig = SimulatedRig(config, seed=seed, duration_s=duration_s + 5.0, profile=profile)

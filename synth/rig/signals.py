@@ -14,10 +14,11 @@ from collections.abc import Callable
 import numpy as np
 from scipy import signal
 
-from synth.facs import AU_IDS, AU_INDEX, AUTimeline, muscle_activation
+from acquisition.annotate.action_units import AU_IDS, AU_INDEX
+from synth.facs import AUTimeline, muscle_activation
 
-from .config import EEGConfig, EMGConfig, VideoConfig
-from .face import FaceRenderer
+from synth.rig.config import EEGConfig, EMGConfig, VideoConfig
+from synth.rig.face import FaceRenderer
 
 #: Coefficients of a 1/f ("pink") filter for white noise (J. O. Smith, "Spectral Audio
 #: Signal Processing", pink noise example): flat to within 0.3 dB of 1/f over 3 decades.

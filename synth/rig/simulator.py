@@ -17,13 +17,14 @@ from collections.abc import Callable
 import numpy as np
 import pylsl
 
-from acquisition._logging import logger, verbose
+from acquisition.utils.logs import logger, verbose
 from acquisition.lsl import make_stream_info
-from synth.facs import AU_LABELS, AUTimeline, generate_timeline
+from acquisition.annotate.action_units import AU_LABELS
+from synth.facs import AUTimeline, generate_timeline
 
-from .config import RigConfig
-from .idle import IdleTimeline, with_idle
-from .signals import AUIntensityGenerator, EEGGenerator, EMGGenerator, FaceVideoGenerator, SampleGenerator
+from synth.rig.config import RigConfig
+from synth.rig.idle import IdleTimeline, with_idle
+from synth.rig.signals import AUIntensityGenerator, EEGGenerator, EMGGenerator, FaceVideoGenerator, SampleGenerator
 
 #: Seconds of timeline drawn when no duration is given (the rig can run this long).
 DEFAULT_HORIZON_S = 4 * 3600.0

@@ -33,22 +33,22 @@ def test_shapes_normalisation_and_labels(tmp_path):
     assert batch["rgb"].shape == (2, 4, 3, 16, 16) and batch["available"]["emg"].tolist() == [True, True]
 
 
-def test_missing_modality_is_masked_with_a_log_line(tmp_path, caplog):
+def test_missing_modality_is_masked_with_a_log_line(tmp_path, emosync_log):
     a = write_small_session(tmp_path / "a.h5")
     b = write_small_session(tmp_path / "b.h5", with_eeg=False)
-    with caplog.at_level(logging.WARNING, logger="emosync"):
+    with emosync_log.at_level(logging.WARNING, logger="emosync"):
         ds = SessionWindows([a, b], window_s=1.0, stride_s=1.0, clip_frames=2, image_size=8)
-    assert "b.h5 has no ['eeg'] stream" in caplog.text
+    assert "b.h5 has no ['eeg'] stream" in emosync_log.text
     items = [ds[i] for i in range(len(ds))]
     assert [it["available"]["eeg"] for it in items] == [True, True, False, False]
     assert items[-1]["eeg"].shape == (3, 100) and torch.all(items[-1]["eeg"] == 0)  # placeholder, right shape
 
 
-def test_non_finite_windows_are_masked_and_counted(tmp_path, caplog):
+def test_non_finite_windows_are_masked_and_counted(tmp_path, emosync_log):
     fname = write_small_session(tmp_path / "n.h5", nan_emg_at=250)  # sample 250 = 1.25 s
-    with caplog.at_level(logging.WARNING, logger="emosync"):
+    with emosync_log.at_level(logging.WARNING, logger="emosync"):
         ds = SessionWindows([fname], window_s=1.0, stride_s=0.5, clip_frames=2, image_size=8)
-    assert "2 of 4 emg windows have missing or non-finite data" in caplog.text
+    assert "2 of 4 emg windows have missing or non-finite data" in emosync_log.text
     mask = [ds[i]["available"]["emg"] for i in range(4)]
     assert mask == [True, False, False, True]
     assert all(torch.isfinite(ds[i]["emg"]).all() for i in range(4))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from acquisition._config import ConfigError
+from acquisition.utils.config import ConfigError
 from fusion.config import load_pretrain_config
 from fusion.evaluate import evaluate
 from fusion.train import pretrain

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from synth.facs import (AU_CATALOGUE, AU_IDS, AU_INDEX, EMOTION_PROTOTYPES, ExpressionEvent, TimelineConfig,
-                        generate_timeline, muscle_activation, raised_cosine_ramp)
+from acquisition.annotate.action_units import AU_CATALOGUE, AU_IDS, AU_INDEX, EMOTION_PROTOTYPES
+from synth.facs import ExpressionEvent, TimelineConfig, generate_timeline, muscle_activation, raised_cosine_ramp
 
 
 def test_catalogue_covers_required_aus():
@@ -83,7 +83,7 @@ def test_config_rejects_bad_values(bad):
 
 # --------------------------------------------------------------------------- validation, frame rates, CSV
 def test_parse_au_and_emotion():
-    from synth.facs import check_emotion, parse_au
+    from acquisition.annotate.action_units import check_emotion, parse_au
 
     assert parse_au("AU12") == 12 and parse_au("au06") == 6 and parse_au(" 45 ") == 45 and parse_au(4) == 4
     for bad in ("AU3", "AU99", "smile", ""):
@@ -95,7 +95,7 @@ def test_parse_au_and_emotion():
 
 
 def test_check_intensities():
-    from synth.facs import check_intensities
+    from acquisition.annotate.action_units import check_intensities
 
     ok = np.zeros((3, 17))
     ok[1, AU_INDEX[12]] = 5.0
@@ -160,6 +160,6 @@ def test_read_au_timeline_csv(tmp_path):
 
 
 def test_au_labels():
-    from synth.facs import AU_IDS, AU_LABELS
+    from acquisition.annotate.action_units import AU_IDS, AU_LABELS
 
     assert len(AU_LABELS) == len(AU_IDS) and AU_LABELS[0] == "AU01" and AU_LABELS[-1] == "AU45"

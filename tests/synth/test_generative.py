@@ -18,8 +18,9 @@ import torch
 from typer.testing import CliRunner
 
 from acquisition import open_session
-from acquisition.markers import expression_intervals
-from synth.facs import AU_INDEX, read_au_timeline_csv
+from acquisition.session.markers import expression_intervals
+from acquisition.annotate.action_units import AU_INDEX
+from synth.facs import read_au_timeline_csv
 from synth.generative import load_face_frames, load_generator, model_sha256, read_model_card, training_sessions
 from synth.generative.config import load_synth_config
 from synth.generative.corpus import read_corpus, sample_corpus
@@ -101,9 +102,9 @@ def test_load_face_frames(rig_sessions):
     np.testing.assert_array_equal(picked.times_s, whole.times_s[index])
 
 
-def test_load_face_frames_drops_frames_without_aus(tmp_path, caplog):
+def test_load_face_frames_drops_frames_without_aus(tmp_path, emosync_log):
     from acquisition import SessionWriter, StreamSpec
-    from synth.facs import AU_LABELS
+    from acquisition.annotate.action_units import AU_LABELS
 
     n, side = 6, 24
     times = np.arange(n) / 30.0
@@ -118,11 +119,11 @@ def test_load_face_frames_drops_frames_without_aus(tmp_path, caplog):
                                 encoding="DEPTH16-mm")).append(np.full((n, side, side), 700, np.uint16), times)
         w.add_stream(StreamSpec("ActionUnits", "ActionUnits", 17, "float32", 30.0, "au", channel_labels=AU_LABELS)
                      ).append(au, times)
-    with caplog.at_level("WARNING", logger="emosync"):
+    with emosync_log.at_level("WARNING", logger="emosync"):
         frames = load_face_frames([fname], 16)
     assert len(frames) == n - 1 and np.isfinite(frames.aus).all() and frames.aus.min() == 1.0
     np.testing.assert_allclose(frames.times_s, np.delete(times, 2), atol=1e-9)
-    assert "Dropped 1 frame(s) without AUs" in caplog.text
+    assert "Dropped 1 frame(s) without AUs" in emosync_log.text
 
 
 def test_load_face_frames_errors(tmp_path, rig_sessions):
@@ -236,7 +237,7 @@ def test_training_bad_input(tmp_path, rig_sessions):
     with pytest.raises(FileExistsError, match="not empty and holds no training run"):
         train_generator(rig_sessions, config, tmp_path / "m5", progress=False)
     assert (tmp_path / "m5" / "notes.txt").read_text() == "keep me"
-    from acquisition._config import ConfigError
+    from acquisition.utils.config import ConfigError
 
     with pytest.raises(ConfigError, match="divisible by 16"):
         load_synth_config("tiny-gan", ["data.image_size=40"])
@@ -277,7 +278,7 @@ def test_dp_sgd_reports_epsilon(rig_sessions, tmp_path):
 # --------------------------------------------------------------------------- corpus and CLI
 @pytest.fixture
 def cli():
-    from synth.cli_synth import app
+    from synth.cli.synth import app
 
     runner = CliRunner()
     return lambda *args: runner.invoke(app, [str(a) for a in args])

@@ -79,7 +79,7 @@ def test_audit_flags_a_corpus_of_training_copies(rig_sessions, tiny_model, tmp_p
     assert result["nearest_neighbour"]["synthetic_to_train"]["median"] < 0.02  # ~ the added noise
     assert result["rejection_rate"] is None
     # The held-out fraction under the threshold is measured (the floor may set the threshold), not assumed.
-    from acquisition._hashing import file_sha256
+    from acquisition.utils.hashing import file_sha256
     from synth.privacy.nearest import nearest_neighbours
 
     mem = result["memorization"]
@@ -144,7 +144,7 @@ def test_cli_audit_end_to_end(rig_sessions, tiny_model, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from synth.cli_audit import audit
+    from synth.cli.audit import audit
 
     holdout = _frames(tiny_model, rig_sessions["holdout"])
     corpus = write_corpus(tmp_path / "c", holdout.rgbd[::2], holdout.aus[::2], model_dir=tiny_model)

@@ -9,8 +9,9 @@ import pytest
 from scipy import signal
 
 from acquisition import open_session
-from acquisition.recorder import SessionRecorder
-from synth.facs import AU_INDEX, TimelineConfig
+from acquisition.live.recorder import SessionRecorder
+from acquisition.annotate.action_units import AU_INDEX
+from synth.facs import TimelineConfig
 from synth.rig import SimulatedRig
 
 from ..conftest import record_rig

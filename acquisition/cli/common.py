@@ -1,0 +1,30 @@
+"""What every command shares: the consoles, the error exit, Ctrl-C handling."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Any
+
+import typer
+from rich.console import Console
+
+# Wide output when piped (logs, CI): rich would otherwise truncate tables to 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as an error on stderr and return the ``typer.Exit`` to raise (exit ``code``)."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    """Make SIGTERM and SIGINT (Ctrl-C) set ``stop`` so long commands end cleanly."""
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,318 @@
+"""Read session files lazily: :func:`open_session` returns a :class:`Session` of :class:`Stream`.
+
+Nothing is loaded until asked for: ``stream.data`` reads from HDF5 on indexing,
+compressed video frames are decoded one by one, and time stamps are read when
+first used. Files are opened read-only in SWMR mode, so a session that is still
+being recorded can be followed (call :meth:`Session.refresh`) and a file left by a
+killed recorder opens with everything up to its last flush.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from acquisition.sync.clock import ClockOffsetTable
+from acquisition.session.frame_codec import decode_frame
+from acquisition.session.format import SCHEMA_NAME, SCHEMA_VERSION, STREAMS_GROUP
+from acquisition.sync.synchronize import SyncOptions, SyncResult, synchronize
+
+
+class StreamData:
+    """Array-like, lazy view of a stream's samples, shape ``(n_samples, ...)``.
+
+    Indexing the first axis reads from the file (``data[10:20]``, ``data[[1, 5]]``,
+    ``data[-1]``); ``np.asarray(data)`` reads everything. Compressed video frames are
+    decoded on read; marker strings come back as ``str``.
+    """
+
+    def __init__(self, dataset: h5py.Dataset, n_samples: int, *, sample_shape: tuple[int, ...],
+                 dtype: Any, encoded: bool) -> None:
+        self._dataset = dataset
+        self._n = n_samples
+        self._encoded = encoded
+        self._strings = h5py.check_string_dtype(dataset.dtype) is not None
+        self.shape = (n_samples, *sample_shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"<StreamData shape={self.shape} dtype={self.dtype}{' (compressed)' if self._encoded else ''}>"
+
+    def __getitem__(self, key: Any) -> Any:
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(first, (int, np.integer)):
+            index = int(first) + self._n if first < 0 else int(first)
+            if not 0 <= index < self._n:
+                raise IndexError(f"index {first} is out of range for a stream of {self._n} samples")
+            rows: Any = index
+        elif isinstance(first, slice):
+            start, stop, step = first.indices(self._n)
+            if step != 1:
+                return self[np.arange(start, stop, step)][(slice(None), *rest)]
+            rows = slice(start, stop)
+        else:
+            rows = np.asarray(first)
+            if rows.dtype == bool:
+                rows = np.flatnonzero(rows)
+            rows = np.where(rows < 0, rows + self._n, rows).astype(np.int64)
+            if rows.size and (rows.min() < 0 or rows.max() >= self._n):
+                raise IndexError(f"indices out of range for a stream of {self._n} samples")
+            order = np.argsort(rows, kind="stable")
+            # h5py wants increasing, unique indices: read those, then restore the order asked for.
+            unique, inverse = np.unique(rows[order], return_inverse=True)
+            values = self._read(unique)
+            restored = np.empty((rows.size, *values.shape[1:]), dtype=values.dtype)
+            restored[order] = values[inverse]
+            return restored[(slice(None), *rest)] if rest else restored
+        values = self._read(rows)
+        if not rest:
+            return values
+        return values[rest] if isinstance(rows, int) else values[(slice(None), *rest)]
+
+    def _read(self, rows: Any) -> Any:
+        source = self._dataset.asstr() if self._strings else self._dataset
+        if isinstance(rows, np.ndarray) and (self._encoded or len(self.shape) > 2):
+            # h5py's point selection over one-frame chunks is ~70x slower than reading frames one by one.
+            values = [source[int(i)] for i in rows]
+            if self._encoded:
+                return np.stack([decode_frame(v) for v in values]) if values else np.empty((0, *self.shape[1:]),
+                                                                                           dtype=self.dtype)
+            return np.stack(values) if values else np.empty((0, *self.shape[1:]), dtype=self.dtype)
+        values = source[rows]
+        if not self._encoded:
+            return values
+        if isinstance(rows, int):
+            return decode_frame(values)
+        if len(values) == 0:
+            return np.empty((0, *self.shape[1:]), dtype=self.dtype)
+        return np.stack([decode_frame(v) for v in values])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = np.asarray(self[:])
+        return values.astype(dtype) if dtype is not None else values
+
+
+class Stream:
+    """One stream of a session: samples, raw time stamps, clock offsets and metadata.
+
+    Attributes
+    ----------
+    name : str
+        The stream name (its key in :attr:`Session.streams`).
+    info : dict
+        Stream metadata: ``name``, ``type``, ``source_id``, ``hostname``,
+        ``nominal_srate`` (Hz), ``channel_format``, ``channel_count``,
+        ``channel_labels``, ``channel_units``, ``channel_types``, ``modality``,
+        ``encoding``, ``frame_shape``, ``compression``, ``unit``, ``info_xml``...
+    """
+
+    def __init__(self, group: h5py.Group) -> None:
+        self._group = group
+        self.name = str(group.attrs.get("name", group.name.rsplit("/", 1)[-1]))
+        self.info: dict[str, Any] = {key: _from_attr(value) for key, value in group.attrs.items()}
+
+    def __repr__(self) -> str:
+        return (f"<Stream {self.name!r} type={self.info.get('type')!r} n_samples={self.n_samples} "
+                f"nominal_srate={self.info.get('nominal_srate')} Hz>")
+
+    @property
+    def n_samples(self) -> int:
+        """Number of complete samples (data and time stamp both written)."""
+        return int(min(self._group["data"].shape[0], self._group["timestamps"].shape[0]))
+
+    @property
+    def nominal_srate(self) -> float:
+        """Nominal sampling rate in Hz (0 for irregular streams)."""
+        return float(self.info.get("nominal_srate", 0.0))
+
+    @property
+    def modality(self) -> str:
+        """``rgb``, ``depth``, ``emg``, ``eeg``, ``markers``, ``au``, ``frame_index`` or ``misc``."""
+        return str(self.info.get("modality", "misc"))
+
+    @property
+    def data(self) -> StreamData:
+        """Samples, array-like of shape ``(n_samples, ...)``, read lazily.
+
+        EMG/EEG in volts; RGB frames ``(n, height, width, 3)`` uint8; depth frames
+        ``(n, height, width)`` uint16 in millimetres; markers ``(n, n_channels)`` str.
+        """
+        info = self.info
+        frame_shape = tuple(int(v) for v in info.get("frame_shape", []))
+        encoded = info.get("compression", "none") != "none"
+        dataset = self._group["data"]
+        if frame_shape:
+            dtype = np.uint8 if info.get("encoding") == "RGB8" else np.uint16
+            shape = frame_shape
+        else:
+            dtype = object if h5py.check_string_dtype(dataset.dtype) else dataset.dtype
+            shape = tuple(dataset.shape[1:])
+        return StreamData(dataset, self.n_samples, sample_shape=shape, dtype=dtype, encoded=encoded)
+
+    @cached_property
+    def timestamps(self) -> np.ndarray:
+        """Raw time stamps as received, in seconds of the source's clock, shape (n_samples,)."""
+        return self._group["timestamps"][: self.n_samples]
+
+    @cached_property
+    def clock_offsets(self) -> ClockOffsetTable:
+        """The clock offsets measured during recording (see :class:`~acquisition.sync.clock.ClockOffsetTable`)."""
+        return ClockOffsetTable.from_array(self._group["clock_offsets"][()])
+
+    @cached_property
+    def times(self) -> np.ndarray:
+        """Synchronized time stamps in seconds of the recorder's clock, shape (n_samples,).
+
+        Computed on read from the raw stamps and clock offsets with the default
+        :class:`~acquisition.sync.synchronize.SyncOptions` (robust clock fit per clock segment, then
+        dejitter of regular streams that cannot drop samples); see :meth:`synchronize`.
+        """
+        return self.sync.times
+
+    @cached_property
+    def sync(self) -> SyncResult:
+        """The default synchronization of this stream, with its diagnostics (segments, rates, jitter)."""
+        return self.synchronize()
+
+    def synchronize(self, options: SyncOptions | None = None, **kwargs: Any) -> SyncResult:
+        """Synchronize with chosen options (pyxdf's names), e.g. ``dejitter_timestamps=False``.
+
+        Returns
+        -------
+        result : SyncResult
+            ``result.times`` plus clock segments, jitter segments and effective rates.
+        """
+        if options is None:
+            options = SyncOptions(**kwargs)
+        elif kwargs:
+            options = options.model_copy(update=kwargs)
+        return synchronize(self.timestamps, self.clock_offsets, nominal_srate=self.nominal_srate,
+                           can_drop_samples=bool(self.info.get("can_drop_samples", False)), options=options,
+                           name=self.name)
+
+    def refresh(self) -> None:
+        """Re-read sizes and drop cached arrays (to follow a file that is still being recorded)."""
+        for name in ("data", "timestamps", "clock_offsets"):
+            self._group[name].refresh()
+        for cached in ("timestamps", "clock_offsets", "times", "sync"):
+            self.__dict__.pop(cached, None)
+
+
+class Session:
+    """A session file opened read-only.
+
+    Attributes
+    ----------
+    fname : Path
+        The file.
+    info : dict
+        Root metadata: ``schema``, ``schema_version``, ``session_id``, ``subject_id``,
+        ``start_time`` (ISO 8601, UTC), ``software_version``, ``host``, ``notes``,
+        ``synthetic`` and, for a finished recording, ``stop_time``.
+    streams : dict of str to Stream
+        The streams, keyed by name.
+    """
+
+    def __init__(self, fname: str | os.PathLike) -> None:
+        self.fname = Path(fname)
+        if not self.fname.is_file():
+            raise FileNotFoundError(f"No session file at {self.fname}.")
+        try:
+            self._file = h5py.File(self.fname, "r", libver="latest", swmr=True)
+        except OSError:
+            try:
+                self._file = h5py.File(self.fname, "r")
+            except OSError as err:
+                raise OSError(f"{self.fname} is not a readable HDF5 session file: {err}") from None
+        schema = self._file.attrs.get("schema")
+        if schema != SCHEMA_NAME or STREAMS_GROUP not in self._file:
+            self._file.close()
+            raise ValueError(
+                f"{self.fname} is an HDF5 file but not an emosync session (schema={schema!r}); "
+                "import other formats with `emosync import-xdf` or the importers."
+            )
+        version = str(self._file.attrs.get("schema_version", "0"))
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            self._file.close()
+            raise ValueError(
+                f"{self.fname} uses session schema {version}, this emosync reads {SCHEMA_VERSION}. "
+                "Upgrade emosync to read it."
+            )
+        self.info: dict[str, Any] = {k: _from_attr(v) for k, v in self._file.attrs.items()}
+        self.streams: dict[str, Stream] = {}
+        self._load_streams()
+
+    def _load_streams(self) -> None:
+        for group in self._file[STREAMS_GROUP].values():
+            stream = Stream(group)
+            self.streams.setdefault(stream.name, stream)
+
+    def to_mne(self, streams: str | list[str] | None = None, **kwargs: Any) -> Any:
+        """Convert EEG/EMG streams (with markers as annotations) to one ``mne.io.RawArray``.
+
+        See :func:`acquisition.session.to_mne.to_mne` for the options (streams, markers, rate).
+        """
+        from acquisition.session.to_mne import to_mne
+
+        return to_mne(self, streams, **kwargs)
+
+    def refresh(self) -> None:
+        """Follow a live recording: pick up new samples (and, after a reopen, new streams)."""
+        for stream in self.streams.values():
+            stream.refresh()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Session {self.fname.name} subject={self.info.get('subject_id')!r} streams={list(self.streams)}>"
+
+
+def open_session(fname: str | os.PathLike) -> Session:
+    """Open a session file read-only and lazily.
+
+    Parameters
+    ----------
+    fname : path-like
+        The ``.h5`` session file.
+
+    Returns
+    -------
+    session : Session
+        The session; use it as a context manager or call :meth:`Session.close`.
+    """
+    return Session(fname)
+
+
+def _from_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in ("O", "S", "U"):
+            return [v.decode() if isinstance(v, bytes) else str(v) for v in value.tolist()]
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, str) and value[:1] == "{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -1,0 +1,105 @@
+"""Command-line front end of the generators: ``emosync synth train`` and ``emosync synth sample``.
+
+A typer sub-app (``app``); ``emosync`` registers it as ``synth`` and the privacy audit adds
+``audit`` to the same group from its own module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from acquisition.cli.common import fail, console
+
+app = typer.Typer(help="AU-conditioned synthetic expression data: train generators, sample corpora, audit them.",
+                  no_args_is_help=True)
+
+
+@app.command()
+def train(
+    sessions: list[Path] = typer.Argument(..., help="Training session files (.h5) with RGB, depth and AUs."),
+    config: str = typer.Option("tiny-gan", "--config", "-c",
+                               help="configs/synth name (diffusion, gan, tiny-diffusion, tiny-gan) or a .yaml path."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to create (weights, card, checkpoints, logs)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint."),
+    overrides: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE, repeatable."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train an AU-conditioned generator (diffusion or GAN) of RGB-D face crops.
+
+    Example: emosync synth train s1.h5 s2.h5 --config tiny-diffusion --out models/s1
+    """
+    from acquisition.utils.config import ConfigError
+
+    from synth.generative.config import load_synth_config
+    from synth.generative.train import train_generator
+
+    try:
+        run_config = load_synth_config(config, overrides)
+        train_generator(sessions, run_config, out, resume=resume, progress=progress)
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
+        raise fail(str(err)) from None
+    console.print(f"Model in {out} (weights/, emosync_model.json); loss {out / 'loss.csv'}, samples {out / 'samples'}")
+
+
+def _reject_filter(model: Path, value: str):
+    """The rejection filter for ``--reject-closer-than`` (``off``, ``auto`` or a distance)."""
+    if value == "off":
+        return None
+    try:
+        threshold: str | float = "auto" if value == "auto" else float(value)
+    except ValueError:
+        raise ValueError(f"--reject-closer-than must be auto, off or a distance, got {value!r}.") from None
+    from synth.privacy.rejection import NearestNeighbourFilter
+
+    return NearestNeighbourFilter.from_model_dir(model, threshold)
+
+
+@app.command()
+def sample(
+    model: Path = typer.Argument(..., help="A trained model folder (emosync synth train --out)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Corpus folder (corpus.json + sessions/)."),
+    emotion: Optional[str] = typer.Option(None, help="Emotion(s), comma-separated, cycled over the sequences: "
+                                                     "happiness, sadness, surprise, fear, anger, disgust, contempt."),
+    kind: str = typer.Option("micro", help="micro (0.2-0.5 s) or macro (0.6-4 s) (synth.facs.TimelineConfig)."),
+    n: int = typer.Option(1, "--n", help="Number of sequences."),
+    seed: Optional[int] = typer.Option(
+        None, help="Seed of the first attempt; attempt k uses seed + k and rejected attempts use up seeds. "
+                   "Default: 0, or with --append the seed after the last one used (seeds in the corpus are refused)."),
+    fps: float = typer.Option(30.0, help="Frame rate (e.g. 30 or 200)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Frames per sequence (default: the expression)."),
+    au_timeline: Optional[Path] = typer.Option(None, "--au-timeline",
+                                               help="CSV with time_s and AU columns (AU12...) instead of --emotion."),
+    append: bool = typer.Option(False, "--append", help="Add sequences (new ids) to an existing corpus."),
+    emg: bool = typer.Option(False, "--emg", help="Add paired EMG from the simulator's muscle model."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Diffusion sampler steps (default: the model's)."),
+    reject_closer_than: str = typer.Option(
+        "off", "--reject-closer-than",
+        help="Drop sequences with a frame closer than this RMS pixel distance to a training frame: a number, "
+             "auto (calibrated on the training frames; synth.privacy) or off."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Generate synthetic expression sequences, one session each, into a corpus folder.
+
+    Example: emosync synth sample models/s1 --emotion happiness --kind micro --n 200 --seed 3 --out corpora/c1
+    """
+    from synth.facs import read_au_timeline_csv
+
+    from synth.generative.corpus import sample_corpus
+
+    try:
+        timeline = read_au_timeline_csv(au_timeline) if au_timeline is not None else None
+        if timeline is not None and emotion:
+            raise ValueError("Give either --emotion or --au-timeline, not both.")
+        emotions = [e.strip() for e in emotion.split(",") if e.strip()] if emotion else []
+        reject = _reject_filter(model, reject_closer_than)
+        corpus = sample_corpus(model, out, n=n, seed=seed, emotions=emotions, kind=kind, au_timeline=timeline,
+                               fps=fps, n_frames=frames, append=append, reject=reject, emg=emg,
+                               num_inference_steps=steps, progress=progress)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as err:
+        raise fail(str(err)) from None
+    rejection = corpus["rejection"]
+    extra = f"; rejection rate {rejection['rate']:.1%}" if rejection else ""
+    console.print(f"{len(corpus['sequences'])} sequence(s) in {out / 'corpus.json'}{extra}")
