@@ -6,7 +6,8 @@ end to end (decode, landmarker, AU mapping, crops, HDF5 writes), then the landma
 Prints a markdown table for benchmarks/RESULTS.md.
 
 Run: python benchmarks/annotate_throughput.py [--frames 300] [--model face_landmarker.task]
-(CPU count: restrict with ``taskset -c 0,1`` to measure on 2 cores.)
+(CPU count: restrict with ``taskset -c 0,1`` to measure on 2 cores.) The model is the one bundled with
+emosync unless --model or $EMOSYNC_FACE_LANDMARKER names another.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from acquisition import SessionWriter, StreamSpec  # noqa: E402
 from acquisition.annotate.face_model import find_face_model  # noqa: E402
 from acquisition.annotate.face_tracking import annotate_session, track_frames  # noqa: E402
-from acquisition.annotate.action_units import AU_IDS
-from synth.facs import AU_INDEX  # noqa: E402
+from acquisition.annotate.action_units import AU_IDS, AU_INDEX  # noqa: E402
 from synth.rig.face import FaceRenderer  # noqa: E402
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from acquisition import SessionWriter, StreamSpec, open_session
 from acquisition.annotate.spotting import intervals_from_markers, spot_eval, spot_session
-from acquisition.annotate.action_units import AU_IDS
+from acquisition.annotate.action_units import AU_IDS, AU_LABELS
 from synth.facs import TimelineConfig, generate_timeline
 
 
@@ -35,7 +35,7 @@ def write_session(path: Path, seed: int, minutes: float, fps: float, noise: floa
     t0 = 5000.0
     with SessionWriter(path, subject_id=f"sub-sim{seed:02d}", metadata={"synthetic": True}) as w:
         st = w.add_stream(StreamSpec("cam-AU", "ActionUnits", len(AU_IDS), "float32", fps, "sim-au",
-                                     channel_labels=[f"AU{au:02d}" for au in AU_IDS]))
+                                     channel_labels=AU_LABELS))
         st.append(au.astype(np.float32), t0 + t)
         markers = timeline.markers()
         mk = w.add_stream(StreamSpec("Markers", "Markers", 1, "string", 0.0, "sim-markers"))

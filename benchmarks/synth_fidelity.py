@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--synthetic-frames", type=int, default=1500)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from acquisition.utils.model_folder import is_model_folder
     from synth.generative import load_face_frames, load_generator
     from synth.generative.config import load_synth_config
     from synth.generative.train import train_generator
@@ -185,7 +186,7 @@ def main() -> None:
     models = {}
     for kind, steps in (("gan", args.gan_steps), ("diffusion", args.diffusion_steps)):
         out = work / f"model-{kind}-{steps}"
-        if not (out / "emosync_model.json").exists():
+        if not is_model_folder(out):
             started = time.perf_counter()
             config = load_synth_config(f"tiny-{kind}", [f"optim.steps={steps}", f"threads={args.threads}",
                                                         "data.stride=1"])

@@ -49,10 +49,11 @@ def write_session(fname: Path, *, seed: int, identity: int, duration_s: float) -
 
 
 def train(sessions: list[Path], out: Path, overrides: list[str]) -> Path:
+    from acquisition.utils.model_folder import is_model_folder
     from synth.generative.config import load_synth_config
     from synth.generative.train import train_generator
 
-    if (out / "emosync_model.json").is_file():
+    if is_model_folder(out):
         return out
     config = load_synth_config("tiny-diffusion", ["logging.sample_every=100000", *overrides])
     return train_generator(sessions, config, out, progress=False, device="cpu")

@@ -2,8 +2,11 @@
 
 :class:`MultiModalEncoder` is an ``nn.ModuleDict`` of :class:`ModalityEncoder` (backbone + lightly
 ``SimCLRProjectionHead``) returning ``{modality: (B, embed_dim)}``. Its constructor arguments are
-its config: ``save_pretrained(dir)`` writes ``config.json`` and the weights, ``from_pretrained(dir)``
-rebuilds it, and :meth:`ModalityEncoder.from_pretrained` loads one modality alone.
+its config: ``save_pretrained(dir)`` writes emosync's model folder (``config.json`` with ``kind``
+``"multimodal-encoder"`` and those arguments, ``weights/model.safetensors``; see
+:mod:`acquisition.utils.model_folder`), ``from_pretrained(dir)`` rebuilds it, and
+:meth:`ModalityEncoder.from_pretrained` loads one modality alone. Folders of the earlier layout
+(``config.json`` and ``model.safetensors`` or ``model.pt`` side by side) load as they are.
 
 Pair heads (``pair_heads=True``): each modality gets one projection head per partner modality,
 and the output also holds ``"a->b"``: modality ``a`` embedded to be compared with ``b``
@@ -16,7 +19,6 @@ of the modality's pair embeddings, a moment embedding for probes and fusion.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,13 +29,24 @@ import torch.nn.functional as F
 from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
 
+from acquisition.utils.docs import add_doc, fill_doc
+from acquisition.utils.model_folder import ModelFolder, load_weights, prepare_weights_dir, read_model_folder, \
+    save_safetensors, write_model_config
+
 from .encoders import build_encoder
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-TORCH_WEIGHTS_NAME = "model.pt"
+add_doc("projection_head_dims", """
+hidden_dim, embed_dim : int
+    Sizes of the projection heads' hidden layer and of the embedding.
+""")
+
+#: The model folder's ``kind`` for a :class:`MultiModalEncoder`.
+KIND = "multimodal-encoder"
+#: The weights' name inside the folder (``weights/model.safetensors``).
+WEIGHTS_NAME = "model"
 
 
+@fill_doc
 class ModalityEncoder(nn.Module):
     """Backbone + projection head of one modality.
 
@@ -43,8 +56,7 @@ class ModalityEncoder(nn.Module):
         Registered backbone name (see :mod:`fusion.encoders`).
     encoder_kwargs : dict
         Backbone arguments (``in_channels`` for video; ``n_chans``, ``n_times`` for signals).
-    hidden_dim, embed_dim : int
-        Projection head sizes.
+    %(projection_head_dims)s
     partners : sequence of str
         Pair heads: one head per partner modality (``heads[partner]``); empty: one shared ``head``.
     """
@@ -79,20 +91,37 @@ class ModalityEncoder(nn.Module):
         return self.embed(x)[""]
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, modality: str) -> ModalityEncoder:
-        """Load the encoder of one modality from a :meth:`MultiModalEncoder.save_pretrained` folder."""
-        config = _read_config(directory)
+    @fill_doc
+    def from_pretrained(cls, model_dir: str | os.PathLike, modality: str) -> ModalityEncoder:
+        """Load the encoder of one modality from a :meth:`MultiModalEncoder.save_pretrained` folder.
+
+        Parameters
+        ----------
+        %(model_dir)s
+        modality : str
+            Which encoder (``"rgb"``, ``"depth"``, ``"emg"``, ``"eeg"``...).
+
+        Raises
+        ------
+        KeyError
+            If the model has no encoder for ``modality``.
+        FileNotFoundError, ValueError
+            If ``model_dir`` is not a :class:`MultiModalEncoder` folder (see :func:`read_model_folder`).
+        """
+        folder = read_model_folder(model_dir, kind=KIND)
+        config = _arguments(folder)
         if modality not in config["modalities"]:
-            raise KeyError(f"No {modality!r} encoder in {directory}; it has {sorted(config['modalities'])}.")
+            raise KeyError(f"No {modality!r} encoder in {model_dir}; it has {sorted(config['modalities'])}.")
         spec = config["modalities"][modality]
-        partners = [m for m in config["modalities"] if m != modality] if config.get("pair_heads") else []
+        partners = [m for m in config["modalities"] if m != modality] if config["pair_heads"] else []
         encoder = cls(spec["encoder"], spec["encoder_kwargs"], config["hidden_dim"], config["embed_dim"], partners)
         prefix = f"encoders.{modality}."
-        state = {k[len(prefix):]: v for k, v in _read_weights(directory).items() if k.startswith(prefix)}
+        state = {k[len(prefix):]: v for k, v in load_weights(folder, WEIGHTS_NAME).items() if k.startswith(prefix)}
         encoder.load_state_dict(state)
         return encoder
 
 
+@fill_doc
 class MultiModalEncoder(nn.Module):
     """Encoders of several modalities into one embedding space.
 
@@ -100,8 +129,8 @@ class MultiModalEncoder(nn.Module):
     ----------
     modalities : dict of str to dict
         Per modality ``{"encoder": name, "encoder_kwargs": {...}}``.
-    hidden_dim, embed_dim : int
-        Projection head sizes, shared by all modalities.
+    %(projection_head_dims)s
+        Shared by all modalities.
     pair_heads : bool
         One projection head per (modality, partner) instead of one per modality (see the module docstring).
     """
@@ -146,25 +175,32 @@ class MultiModalEncoder(nn.Module):
                     out[f"{m}->{partner}" if partner else m] = z
         return out
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` and the weights (safetensors if installed, else ``torch.save``)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config, indent=2))
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        try:
-            from safetensors.torch import save_file
-        except ImportError:
-            torch.save(state, directory / TORCH_WEIGHTS_NAME)
-        else:
-            save_file(state, directory / WEIGHTS_NAME)
-        return directory
+    def save_pretrained(self, model_dir: str | os.PathLike) -> Path:
+        """Write the model folder: ``weights/model.safetensors``, then ``config.json`` (kind and arguments)."""
+        save_safetensors(prepare_weights_dir(model_dir) / f"{WEIGHTS_NAME}.safetensors", self.state_dict())
+        write_model_config(model_dir, KIND, self.config)
+        return Path(model_dir)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> MultiModalEncoder:
-        """Rebuild a model written by :meth:`save_pretrained`."""
-        model = cls(**_read_config(directory))
-        model.load_state_dict(_read_weights(directory))
+    @fill_doc
+    def from_pretrained(cls, model_dir: str | os.PathLike) -> MultiModalEncoder:
+        """Rebuild a model written by :meth:`save_pretrained`.
+
+        Parameters
+        ----------
+        %(model_dir)s
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``model_dir`` is not a model folder, or its weights are missing.
+        ValueError
+            If it holds another kind of model, was saved by a newer emosync, or its ``config.json``
+            has keys :class:`MultiModalEncoder` does not take.
+        """
+        folder = read_model_folder(model_dir, kind=KIND)
+        model = cls(**_arguments(folder))
+        model.load_state_dict(load_weights(folder, WEIGHTS_NAME))
         return model
 
 
@@ -177,20 +213,13 @@ def pair_embedding(z: dict, a: str, b: str):
     return z.get(f"{a}->{b}", z[a])
 
 
-def _read_config(directory: str | os.PathLike) -> dict[str, Any]:
-    path = Path(directory) / CONFIG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"No {CONFIG_NAME} in {directory}; expected a MultiModalEncoder.save_pretrained "
-                                "folder (e.g. runs/r1/model).")
-    return json.loads(path.read_text())
-
-
-def _read_weights(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
-    directory = Path(directory)
-    if (directory / WEIGHTS_NAME).is_file():
-        from safetensors.torch import load_file
-
-        return load_file(directory / WEIGHTS_NAME)
-    if (directory / TORCH_WEIGHTS_NAME).is_file():
-        return torch.load(directory / TORCH_WEIGHTS_NAME, map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"No weights ({WEIGHTS_NAME} or {TORCH_WEIGHTS_NAME}) in {directory}.")
+def _arguments(folder: ModelFolder) -> dict[str, Any]:
+    """:class:`MultiModalEncoder`'s arguments from a folder's ``config.json`` (a missing ``pair_heads`` is False)."""
+    arguments = folder.arguments
+    unknown = sorted(set(arguments) - {"modalities", "hidden_dim", "embed_dim", "pair_heads"})
+    if unknown or "modalities" not in arguments:
+        raise ValueError(f"{folder.path / 'config.json'} does not describe a MultiModalEncoder: "
+                         f"{'unknown keys ' + str(unknown) if unknown else 'no modalities'}. Save it again with "
+                         "MultiModalEncoder.save_pretrained.")
+    # Folders saved before pair heads existed have no such key, and had none.
+    return {"pair_heads": False, **arguments}

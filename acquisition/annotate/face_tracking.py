@@ -14,9 +14,14 @@ plots) can align them without resampling:
 ``<video>-FaceCrop``    112x112 RGB8 crops, eyes level (zeros without a face)
 ``<video>-FaceValid``   1 where a face was found, 0 where not
 
-Frames without a face get NaN rows (never dropped rows). The pure pieces (blendshapes
-to AUs, head pose from a matrix, aligned crops) are separate functions so that tests and
-other modules can use them without a session. See ``docs/faces.md``.
+Frames without a face get NaN rows (never dropped rows); a video in which no frame shows a
+face is annotated all the same (NaN rows, exit status 0) and ends with a warning that says so.
+The streams are written with :meth:`SessionWriter.replace_derived
+<acquisition.session.writer.SessionWriter.replace_derived>`, so a failed or interrupted run
+leaves the session as it was, earlier results included. MediaPipe's native log lines are
+kept off the terminal (:mod:`.native_stderr`) unless the log level is DEBUG. The pure pieces
+(blendshapes to AUs, head pose from a matrix, aligned crops) are separate functions so that
+tests and other modules can use them without a session. See ``docs/faces.md``.
 """
 
 from __future__ import annotations
@@ -25,18 +30,23 @@ import itertools
 import os
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
-import h5py
 import numpy as np
 
+from acquisition.annotate.action_units import AU_IDS
+from acquisition.annotate.action_units import AU_LABELS as VOCABULARY_LABELS
+from acquisition.annotate.face_model import face_model_sha256, find_face_model
+from acquisition.annotate.native_stderr import native_stderr_to_log
+from acquisition.session.format import StreamSpec
+from acquisition.session.writer import DerivedStreams, SessionWriter, StreamWriter
+from acquisition.sync.clock import ClockOffsetTable
+from acquisition.utils.docs import add_doc, fill_doc
 from acquisition.utils.logs import logger, verbose
-from acquisition.utils.hashing import file_sha256
-from acquisition.annotate.face_model import find_face_model
-from acquisition.session.format import STREAMS_GROUP, StreamSpec
 
 #: MediaPipe's 52 blendshape categories in the order the model outputs them (index 0 is ``_neutral``).
 BLENDSHAPE_NAMES: tuple[str, ...] = (
@@ -56,6 +66,7 @@ N_LANDMARKS = 478
 #: AU -> (blendshapes averaged, gain). ``AU = clip(gain * mean(scores), 0, 5)``. One table so the
 #: scale is visible and tunable in one place; docs/faces.md explains each row. AU25 is special:
 #: lips apart = ``jawOpen - mouthClose`` (mouthClose is the lips held together while the jaw opens).
+#: Keys are AUs of the vocabulary (:data:`acquisition.annotate.action_units.AU_IDS`).
 AU_BLENDSHAPE_MAP: dict[int, tuple[tuple[str, ...], float]] = {
     1: (("browInnerUp",), 5.0),
     2: (("browOuterUpLeft", "browOuterUpRight"), 5.0),
@@ -75,8 +86,12 @@ AU_BLENDSHAPE_MAP: dict[int, tuple[tuple[str, ...], float]] = {
     26: (("jawOpen",), 5.0),
     45: (("eyeBlinkLeft", "eyeBlinkRight"), 5.0),
 }
-#: AU channel labels, as the simulator's ground-truth stream ``ActionUnits`` names them.
-AU_LABELS: tuple[str, ...] = tuple(f"AU{au:02d}" for au in AU_BLENDSHAPE_MAP)
+#: The AUs face tracking estimates: the vocabulary's AUs that :data:`AU_BLENDSHAPE_MAP` maps, in the
+#: vocabulary's order. Blendshapes show all 17 today, so ``<video>-AU`` has the same columns as
+#: every other AU array; a vocabulary AU without blendshapes would be left out here (a documented subset).
+ESTIMATED_AUS: tuple[int, ...] = tuple(au for au in AU_IDS if au in AU_BLENDSHAPE_MAP)
+#: Channel labels of ``<video>-AU`` (``"AU01"``...), taken from the vocabulary.
+AU_LABELS: tuple[str, ...] = tuple(VOCABULARY_LABELS[AU_IDS.index(au)] for au in ESTIMATED_AUS)
 HEAD_POSE_LABELS = ("yaw_deg", "pitch_deg", "roll_deg", "tx_cm", "ty_cm", "tz_cm")
 FACE_BOX_LABELS = ("x0_px", "y0_px", "x1_px", "y1_px")
 #: Side of the aligned face crops in pixels, and where features land in them.
@@ -130,12 +145,13 @@ def blendshapes_to_aus(blendshapes: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    aus : array of float32, shape (..., 17)
-        Intensities 0-5 in :data:`AU_LABELS` order.
+    aus : array of float32, shape (..., n_aus)
+        Intensities 0-5, one column per AU of :data:`ESTIMATED_AUS`, named as in :data:`AU_LABELS`.
     """
     bs = np.asarray(blendshapes, dtype=np.float64)
-    out = np.empty((*bs.shape[:-1], len(AU_BLENDSHAPE_MAP)), dtype=np.float64)
-    for k, (names, gain) in enumerate(AU_BLENDSHAPE_MAP.values()):
+    out = np.empty((*bs.shape[:-1], len(ESTIMATED_AUS)), dtype=np.float64)
+    for k, au in enumerate(ESTIMATED_AUS):
+        names, gain = AU_BLENDSHAPE_MAP[au]
         positive = [bs[..., _BS_INDEX[n]] for n in names if not n.startswith("-")]
         value = np.mean(positive, axis=0)
         for n in names:
@@ -171,7 +187,7 @@ def head_pose_from_matrix(matrix: np.ndarray) -> np.ndarray:
     pitch = np.degrees(np.arcsin(np.clip(-r[1, 2], -1.0, 1.0)))
     yaw = np.degrees(np.arctan2(r[0, 2], r[2, 2]))
     roll = np.degrees(np.arctan2(r[1, 0], r[1, 1]))
-    # Sign choices checked against synth.rig.face.FaceRenderer (tests/acquisition/test_face_tracking.py).
+    # Sign choices checked against synth.rig.face.FaceRenderer (tests/acquisition/annotate/test_face_tracking.py).
     return np.array([yaw, -pitch, -roll, *m[:3, 3]], dtype=np.float32)
 
 
@@ -217,16 +233,38 @@ def align_face_crop(frame: np.ndarray, landmarks: np.ndarray | None, size: int =
 
 
 # --------------------------------------------------------------------------- MediaPipe
-def _landmarker(model_path: Path, *, video: bool, num_faces: int, min_confidence: float = 0.5) -> Any:
-    from mediapipe.tasks.python import BaseOptions, vision
+add_doc("face_model", """
+model : path-like | None
+    Face Landmarker model file; None uses ``$EMOSYNC_FACE_LANDMARKER``, else the model bundled
+    with emosync (see :func:`acquisition.annotate.face_model.find_face_model`).
+""")
+add_doc("min_confidence", """
+min_confidence : float
+    MediaPipe's face detection and presence thresholds (0-1, default 0.5). Lower finds small or
+    distant faces (group photos: 2 of 5 faces at 0.5, 3-4 at 0.3 on ``multi_face.jpg``) at the cost
+    of false detections.
+""")
 
-    options = vision.FaceLandmarkerOptions(
-        base_options=BaseOptions(model_asset_path=str(model_path)),
-        running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
-        num_faces=num_faces, min_face_detection_confidence=min_confidence,
-        min_face_presence_confidence=min_confidence, output_face_blendshapes=True,
-        output_facial_transformation_matrixes=True)
-    return vision.FaceLandmarker.create_from_options(options)
+
+@contextmanager
+def _open_landmarker(model_path: Path, *, video: bool, num_faces: int,
+                     min_confidence: float = 0.5) -> Iterator[Any]:
+    """A Face Landmarker, created and closed with its native log lines sent to the logger."""
+    with native_stderr_to_log("mediapipe"):
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(model_path)),
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            num_faces=num_faces, min_face_detection_confidence=min_confidence,
+            min_face_presence_confidence=min_confidence, output_face_blendshapes=True,
+            output_facial_transformation_matrixes=True)
+        landmarker = vision.FaceLandmarker.create_from_options(options)
+    try:
+        yield landmarker
+    finally:
+        with native_stderr_to_log("mediapipe"):
+            landmarker.close()
 
 
 def _faces_from_result(result: Any, width: int, height: int) -> list[Face]:
@@ -254,6 +292,7 @@ def _mp_image(frame: np.ndarray) -> Any:
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
 
 
+@fill_doc
 def detect_faces(image: np.ndarray, *, model: str | os.PathLike | None = None, max_faces: int = 10,
                  min_confidence: float = 0.5) -> list[Face]:
     """Find faces in one RGB image (MediaPipe IMAGE mode), largest first.
@@ -262,25 +301,24 @@ def detect_faces(image: np.ndarray, *, model: str | os.PathLike | None = None, m
     ----------
     image : array, shape (height, width, 3)
         uint8 RGB image (convert OpenCV's BGR first).
-    model : path-like | None
-        Face Landmarker model; see :func:`acquisition.annotate.face_model.find_face_model`.
+    %(face_model)s
     max_faces : int
         Most faces to return.
-    min_confidence : float
-        MediaPipe's detection and presence thresholds (0-1). Its short-range detector misses
-        small faces in group photos at the default 0.5; 0.3 finds more (see docs/faces.md).
+    %(min_confidence)s
 
     Returns
     -------
     faces : list of Face
     """
     model_path = find_face_model(model)
-    with _landmarker(model_path, video=False, num_faces=max_faces, min_confidence=min_confidence) as landmarker:
+    with _open_landmarker(model_path, video=False, num_faces=max_faces,
+                          min_confidence=min_confidence) as landmarker:
         result = landmarker.detect(_mp_image(image))
     faces = _faces_from_result(result, image.shape[1], image.shape[0])
     return sorted(faces, key=lambda f: -f.area)
 
 
+@fill_doc
 def track_frames(frames: Iterator[np.ndarray], timestamps_s: Sequence[float] | np.ndarray, *,
                  model: str | os.PathLike | None = None, max_faces: int = 4,
                  min_confidence: float = 0.5) -> Iterator[list[Face]]:
@@ -293,13 +331,10 @@ def track_frames(frames: Iterator[np.ndarray], timestamps_s: Sequence[float] | n
     timestamps_s : array of float, shape (n_frames,)
         Frame times in seconds (any epoch); converted to strictly increasing milliseconds
         as MediaPipe's VIDEO mode requires.
-    model : path-like | None
-        Face Landmarker model; see :func:`acquisition.annotate.face_model.find_face_model`.
+    %(face_model)s
     max_faces : int
         ``num_faces`` of the landmarker.
-    min_confidence : float
-        Face detection and presence confidence (0-1); lower finds small or distant faces
-        (group photos) at the cost of false detections.
+    %(min_confidence)s
 
     Yields
     ------
@@ -308,8 +343,8 @@ def track_frames(frames: Iterator[np.ndarray], timestamps_s: Sequence[float] | n
     """
     stamps = np.asarray(timestamps_s, dtype=np.float64)
     ms = _video_ms(stamps)
-    with _landmarker(find_face_model(model), video=True, num_faces=max_faces,
-                     min_confidence=min_confidence) as landmarker:
+    with _open_landmarker(find_face_model(model), video=True, num_faces=max_faces,
+                          min_confidence=min_confidence) as landmarker:
         for frame, t in zip(frames, ms):
             result = landmarker.detect_for_video(_mp_image(frame), int(t))
             yield _faces_from_result(result, frame.shape[1], frame.shape[0])
@@ -392,11 +427,59 @@ def pick_video_stream(session: Any, stream: str | None = None) -> str:
     return rgb[0]
 
 
-def _specs(video: Any, prefix: str, extra: dict[str, Any], frame_compression: str) -> dict[str, StreamSpec]:
-    base = dict(nominal_srate=video.nominal_srate, hostname=str(video.info.get("hostname", "")),
-                can_drop_samples=bool(video.info.get("can_drop_samples", False)))
-    name = video.name
-    src = str(video.info.get("source_id", "")) or name
+@dataclass
+class _VideoSource:
+    """What annotate needs of the video stream, read once before the session is opened for writing."""
+
+    name: str
+    n_frames: int
+    timestamps: np.ndarray
+    clock_offsets: ClockOffsetTable
+    nominal_srate: float
+    info: dict[str, Any]
+    #: Derived streams an earlier annotate wrote for this video.
+    earlier: list[str]
+    #: Every stream of the session.
+    all_streams: set[str]
+
+
+def _read_source(fname: Path, stream: str | None) -> _VideoSource:
+    """Pick the video stream and read its time stamps, clock offsets and metadata."""
+    from acquisition.session.reader import open_session
+
+    with open_session(fname) as session:
+        name = pick_video_stream(session, stream)
+        video = session.streams[name]
+        earlier = [n for n, s in session.streams.items()
+                   if s.info.get("derived_by") == DERIVED_BY and s.info.get("derived_from") == name]
+        return _VideoSource(name, video.n_samples, np.asarray(video.timestamps), video.clock_offsets,
+                            video.nominal_srate, dict(video.info), earlier, set(session.streams))
+
+
+def _check_outputs(fname: Path, source: _VideoSource, prefixes: Sequence[str], overwrite: bool) -> list[str]:
+    """The earlier derived streams to replace; raises if they may not be replaced or a name is taken."""
+    if source.earlier and not overwrite:
+        raise FileExistsError(
+            f"{fname} already has face-tracking streams of {source.name!r}: {', '.join(source.earlier)}. "
+            "Pass --overwrite (overwrite=True) to replace them, or annotate a copy.")
+    clash = [s for p in prefixes for s in derived_stream_names(source.name, p)
+             if s in source.all_streams and s not in source.earlier]
+    if clash:
+        raise ValueError(f"{fname} already has streams named {clash} that annotate did not write; "
+                         "rename them before annotating.")
+    if source.earlier:
+        logger.info("Replacing %d earlier derived streams of %r once the new ones are written",
+                    len(source.earlier), source.name)
+    return source.earlier
+
+
+def _specs(source: _VideoSource, prefix: str, extra: dict[str, Any]) -> dict[str, StreamSpec]:
+    """The derived streams of one face slot, with the video's rate, host and frame compression."""
+    compression = str(source.info.get("compression", "none"))
+    base = dict(nominal_srate=source.nominal_srate, hostname=str(source.info.get("hostname", "")),
+                can_drop_samples=bool(source.info.get("can_drop_samples", False)))
+    name = source.name
+    src = str(source.info.get("source_id", "")) or name
 
     def spec(kind: str, stype: str, labels: Sequence[str], fmt: str = "float32", **kw: Any) -> StreamSpec:
         n = f"{name}-{prefix}{kind}"
@@ -413,7 +496,8 @@ def _specs(video: Any, prefix: str, extra: dict[str, Any], frame_compression: st
         "FaceBox": spec("FaceBox", "FaceBox", FACE_BOX_LABELS, channel_units=["px"] * 4),
         "AU": spec("AU", "ActionUnits", AU_LABELS, channel_units=["FACS intensity 0-5"] * len(AU_LABELS)),
         "FaceCrop": spec("FaceCrop", "VideoRaw", [], fmt="int8", channel_count=CROP_SIZE * CROP_SIZE * 3,
-                         frame_shape=(CROP_SIZE, CROP_SIZE, 3), encoding="RGB8", compression=frame_compression),
+                         frame_shape=(CROP_SIZE, CROP_SIZE, 3), encoding="RGB8",
+                         compression=compression if compression in ("png", "jpeg") else "none"),
         "FaceValid": spec("FaceValid", "FaceValid", ["face_found"], fmt="int8"),
     }
 
@@ -432,31 +516,109 @@ def _rows(face: Face | None, frame: np.ndarray) -> dict[str, np.ndarray]:
             "FaceValid": np.ones(1, np.int8)}
 
 
-def _existing_derived(fname: Path, video: str) -> list[str]:
-    with h5py.File(fname, "r") as f:
-        return [g.attrs.get("name", key) for key, g in f[STREAMS_GROUP].items()
-                if g.attrs.get("derived_by") == DERIVED_BY and g.attrs.get("derived_from") == video]
+class _ChunkBuffer:
+    """Rows of every derived stream of every face slot, written one chunk of frames at a time."""
+
+    def __init__(self, outputs: list[dict[str, StreamWriter]]) -> None:
+        self.outputs = outputs
+        self.rows: list[dict[str, list[np.ndarray]]] = [{kind: [] for kind in slot} for slot in outputs]
+
+    def add(self, slot: int, rows: dict[str, np.ndarray]) -> None:
+        for kind, row in rows.items():
+            self.rows[slot][kind].append(row)
+
+    def write(self, timestamps: np.ndarray) -> None:
+        for rows, writers in zip(self.rows, self.outputs):
+            for kind, writer in writers.items():
+                writer.append(np.stack(rows[kind]), timestamps)
+                rows[kind].clear()
 
 
-def _delete_streams(fname: Path, names: Sequence[str]) -> None:
-    with h5py.File(fname, "r+", libver="latest") as f:
-        for n in names:
-            key = str(n).replace("/", "_")
-            if key in f[STREAMS_GROUP]:
-                del f[STREAMS_GROUP][key]
+def _slot_outputs(new: DerivedStreams, source: _VideoSource, prefixes: Sequence[str]) -> list[dict[str, StreamWriter]]:
+    """The writers of each face slot, by kind, with the video's clock offsets copied (same clock, same times)."""
+    offsets = source.clock_offsets
+    outputs = []
+    for prefix in prefixes:
+        slot = {kind: new[f"{source.name}-{prefix}{kind}"] for kind in DERIVED_KINDS}
+        if offsets.offsets.size:
+            for writer in slot.values():
+                writer.append_clock_offsets(offsets.collection_times, offsets.offsets, offsets.uncertainties)
+        outputs.append(slot)
+    return outputs
+
+
+def _decoded_frames(video: Any, n_frames: int, chunk_frames: int) -> Iterator[np.ndarray]:
+    """The video's frames in order, read (and decoded) ``chunk_frames`` at a time."""
+    for c0 in range(0, n_frames, chunk_frames):
+        yield from video.data[c0:min(n_frames, c0 + chunk_frames)]
+
+
+def _track_into(video: Any, source: _VideoSource, new: DerivedStreams, outputs: list[dict[str, StreamWriter]], *,
+                all_faces: bool, model_path: Path, max_faces: int, min_confidence: float,
+                chunk_frames: int) -> np.ndarray:
+    """Track faces in every frame and write one row per frame and slot; returns found, shape (n_slots, n_frames)."""
+    n = source.n_frames
+    found = np.zeros((len(outputs), n), dtype=bool)
+    buffer = _ChunkBuffer(outputs)
+    slots = _FaceSlots(len(outputs))
+    # tee: the tracker and the crop step see the same decoded frames, read once.
+    for_tracker, for_crops = itertools.tee(_decoded_frames(video, n, chunk_frames))
+    tracked = track_frames(for_tracker, source.timestamps, model=model_path, max_faces=max_faces,
+                           min_confidence=min_confidence)
+    i0 = 0
+    for i, (faces, frame) in enumerate(zip(tracked, for_crops)):
+        assigned = slots.assign(faces) if all_faces else [max(faces, key=lambda f: f.area) if faces else None]
+        for s, face in enumerate(assigned):
+            found[s, i] = face is not None
+            buffer.add(s, _rows(face, frame))
+        if i + 1 - i0 == chunk_frames or i + 1 == n:
+            buffer.write(source.timestamps[i0:i + 1])
+            new.flush()
+            i0 = i + 1
+            logger.debug("annotate: %d/%d frames", i0, n)
+    return found
+
+
+def _summary(source: _VideoSource, found: np.ndarray, written: list[str], model_path: Path, sha: str,
+             elapsed_s: float) -> dict[str, Any]:
+    """The summary :func:`annotate_session` returns."""
+    n = source.n_frames
+    any_face = found.any(axis=0)
+    return {"stream": source.name, "n_frames": int(n), "n_frames_with_face": int(any_face.sum()),
+            "detection_rate": float(any_face.mean()) if n else float("nan"),
+            "faces_per_slot": [int(f.sum()) for f in found], "streams": written, "model": str(model_path),
+            "model_sha256": sha, "fps": float(n / elapsed_s) if n and elapsed_s > 0 else float("nan")}
+
+
+def _report(fname: Path, summary: dict[str, Any], min_confidence: float) -> None:
+    """Log what was done; a video without any face ends with a plain warning."""
+    name, n, with_face = summary["stream"], summary["n_frames"], summary["n_frames_with_face"]
+    if n and not with_face:
+        kept = (f"its derived streams ({', '.join(summary['streams'])}) hold NaN rows and FaceValid 0"
+                if summary["streams"] else "no face slot was written")
+        logger.warning(
+            "No face was found in any of the %d frames of stream %r in %s; %s. Check that the video shows a "
+            "face (lit, in focus, facing the camera, not tiny), or lower --min-confidence (min_confidence, now %g).",
+            n, name, fname, kept, min_confidence)
+        return
+    if not n:
+        logger.warning("Stream %r in %s has no frames; the derived streams are empty.", name, fname)
+        return
+    logger.info("Annotated %r: %d frames, face in %d (%.1f %%), %.1f frames/s; wrote %s", name, n, with_face,
+                100 * summary["detection_rate"], summary["fps"], ", ".join(summary["streams"]))
 
 
 @verbose
+@fill_doc
 def annotate_session(fname: str | os.PathLike, *, stream: str | None = None, all_faces: bool = False,
                      max_faces: int = 4, min_confidence: float = 0.5, model: str | os.PathLike | None = None,
                      overwrite: bool = False, chunk_frames: int = 64,
                      verbose: bool | str | int | None = None) -> dict[str, Any]:
-    """Track faces in an RGB stream of a session and append the derived streams.
+    """Track faces in an RGB stream of a session and add the derived streams.
 
     Parameters
     ----------
-    fname : path-like
-        A closed session file (not being recorded).
+    %(fname_analysis)s
     stream : str | None
         The RGB stream; None picks the first RGB stream.
     all_faces : bool
@@ -464,121 +626,53 @@ def annotate_session(fname: str | os.PathLike, *, stream: str | None = None, all
         tracked face, ``<video>-Face1-...``, ``<video>-Face2-...`` (slots kept by box overlap).
     max_faces : int
         MediaPipe's ``num_faces``: at most this many faces per frame are considered.
-    min_confidence : float
-        Face detection/presence confidence (0-1, MediaPipe's default 0.5); lower it for small
-        faces (group photos: 2 of 5 faces at 0.5, 4 at 0.3 on ``multi_face.jpg``).
-    model : path-like | None
-        Face Landmarker model file; see :func:`acquisition.annotate.face_model.find_face_model`.
+    %(min_confidence)s
+    %(face_model)s
     overwrite : bool
-        Delete this video's earlier derived streams (only those ``emosync annotate`` wrote) first.
-        Otherwise existing derived streams are an error.
+        Replace this video's earlier derived streams (only those ``emosync annotate`` wrote),
+        once the new ones are complete. Otherwise existing derived streams are an error.
     chunk_frames : int
         Frames read and written per chunk (memory use).
-    verbose : bool | str | int | None
-        Log level for this call.
+    %(verbose)s
 
     Returns
     -------
     summary : dict
-        ``stream``, ``n_frames``, ``n_frames_with_face``, ``detection_rate``, ``streams`` (written),
-        ``model``, ``model_sha256``, ``fps`` (processing speed).
+        ``stream``, ``n_frames``, ``n_frames_with_face``, ``detection_rate``, ``faces_per_slot``,
+        ``streams`` (written), ``model``, ``model_sha256``, ``fps`` (processing speed).
+
+    Notes
+    -----
+    A video in which no frame shows a face is not an error: its streams are written (NaN rows,
+    ``FaceValid`` 0; with ``all_faces`` no slot is written) and a warning says so. Check
+    ``summary["n_frames_with_face"]`` to treat it as a failure.
     """
     from acquisition.session.reader import open_session
-    from acquisition.session.writer import SessionWriter
 
     fname = Path(fname)
     model_path = find_face_model(model)
-    sha = file_sha256(model_path)
-    with open_session(fname) as session:
-        name = pick_video_stream(session, stream)
-        video = session.streams[name]
-        n = video.n_samples
-        timestamps = np.asarray(video.timestamps)
-        offsets = video._group["clock_offsets"][()]
-        compression = str(video.info.get("compression", "none"))
-        listed = set(session.streams)
-    compression = compression if compression in ("png", "jpeg") else "none"
-    extra = {"derived_from": name, "derived_by": DERIVED_BY, "model": str(model_path), "model_sha256": sha,
+    sha = face_model_sha256(model_path)
+    source = _read_source(fname, stream)
+    prefixes = [f"Face{k + 1}-" for k in range(max_faces)] if all_faces else [""]
+    replace = _check_outputs(fname, source, prefixes, overwrite)
+    extra = {"derived_from": source.name, "derived_by": DERIVED_BY, "model": str(model_path), "model_sha256": sha,
              "all_faces": bool(all_faces)}
-    existing = _existing_derived(fname, name)
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"{fname} already has face-tracking streams of {name!r}: {', '.join(existing)}. "
-            "Pass --overwrite (overwrite=True) to replace them, or annotate a copy.")
-    n_slots = max_faces if all_faces else 1
-    prefixes = [f"Face{k + 1}-" for k in range(n_slots)] if all_faces else [""]
-    clash = [s for p in prefixes for s in derived_stream_names(name, p) if s in listed and s not in existing]
-    if clash:
-        raise ValueError(f"{fname} already has streams named {clash} that annotate did not write; "
-                         "rename them before annotating.")
-    if existing:
-        logger.info("Replacing %d earlier derived streams of %r", len(existing), name)
-        _delete_streams(fname, existing)
-
-    # The writer opens the file read-write first; a read-only handle in the same process then shares it.
-    writer = SessionWriter.append_to(fname)
-    written: list[str] = []
-    found = np.zeros((n_slots, n), dtype=bool)
-    elapsed = 0.0
-    try:
-        per_slot = []
-        with open_session(fname) as session:
-            video = session.streams[name]
-            for p in prefixes:
-                slot = {}
-                for kind, sp in _specs(video, p, extra, compression).items():
-                    slot[kind] = writer.add_stream(sp)
-                    written.append(sp.name)
-                    if offsets.size:
-                        slot[kind].append_clock_offsets(offsets[:, 0], offsets[:, 1], offsets[:, 2])
-                per_slot.append(slot)
-            tracker = _FaceSlots(n_slots)
-            started = time.perf_counter()
-
-            def frames() -> Iterator[np.ndarray]:
-                for c0 in range(0, n, chunk_frames):
-                    yield from video.data[c0:min(n, c0 + chunk_frames)]
-
-            # tee: the tracker and the crop step see the same decoded frames, read once.
-            for_tracker, for_crops = itertools.tee(frames())
-            buffers: list[dict[str, list[np.ndarray]]] = [{k: [] for k in DERIVED_KINDS} for _ in prefixes]
-            i0 = 0
-            tracked = track_frames(for_tracker, timestamps, model=model_path, max_faces=max_faces,
-                                   min_confidence=min_confidence)
-            for i, (faces, frame) in enumerate(zip(tracked, for_crops)):
-                if all_faces:
-                    assigned = tracker.assign(faces)
-                else:
-                    assigned = [max(faces, key=lambda f: f.area) if faces else None]
-                for s, face in enumerate(assigned):
-                    found[s, i] = face is not None
-                    for kind, row in _rows(face, frame).items():
-                        buffers[s][kind].append(row)
-                if i + 1 - i0 == chunk_frames or i + 1 == n:
-                    for s, slot in enumerate(per_slot):
-                        for kind, w in slot.items():
-                            w.append(np.stack(buffers[s][kind]), timestamps[i0:i + 1])
-                            buffers[s][kind].clear()
-                    writer.flush()
-                    i0 = i + 1
-                    logger.debug("annotate: %d/%d frames", i0, n)
-            elapsed = time.perf_counter() - started
-    except BaseException:
-        writer.close()
-        _delete_streams(fname, written)  # never leave half-written derived streams behind
-        raise
-    writer.close()
-    if all_faces:
-        # Slots that never held a face are noise; drop them so the session lists real faces only.
-        unused = [s for k, p in enumerate(prefixes) if not found[k].any() for s in derived_stream_names(name, p)]
-        _delete_streams(fname, unused)
-        written = [s for s in written if s not in unused]
-    any_face = found.any(axis=0)
-    summary = {"stream": name, "n_frames": int(n), "n_frames_with_face": int(any_face.sum()),
-               "detection_rate": float(any_face.mean()) if n else float("nan"),
-               "faces_per_slot": [int(f.sum()) for f in found], "streams": written, "model": str(model_path),
-               "model_sha256": sha, "fps": float(n / elapsed) if n and elapsed > 0 else float("nan")}
-    logger.info("Annotated %r: %d frames, face in %d (%.1f %%), %.1f frames/s; wrote %s", name, n,
-                summary["n_frames_with_face"], 100 * summary["detection_rate"] if n else 0.0, summary["fps"],
-                ", ".join(written))
+    specs = [spec for p in prefixes for spec in _specs(source, p, extra).values()]
+    # The session is only read while tracking; the new streams enter it when `new` commits, after
+    # `session` is closed (HDF5 cannot open for writing a file this process holds read-only).
+    with (SessionWriter.replace_derived(fname, specs, derived_by=DERIVED_BY, replace=replace) as new,
+          open_session(fname) as session):
+        outputs = _slot_outputs(new, source, prefixes)
+        started = time.perf_counter()
+        found = _track_into(session.streams[source.name], source, new, outputs, all_faces=all_faces,
+                            model_path=model_path, max_faces=max_faces, min_confidence=min_confidence,
+                            chunk_frames=chunk_frames)
+        elapsed = time.perf_counter() - started
+        if all_faces:
+            # Slots that never held a face are noise; drop them so the session lists real faces only.
+            new.discard([s for k, p in enumerate(prefixes) if not found[k].any()
+                         for s in derived_stream_names(source.name, p)])
+        written = new.names
+    summary = _summary(source, found, written, model_path, sha, elapsed)
+    _report(fname, summary, min_confidence)
     return summary

@@ -20,10 +20,16 @@ import mne
 import numpy as np
 from scipy import stats
 
+from acquisition.utils.docs import add_doc, fill_doc
 from acquisition.utils.logs import logger, verbose
 
 #: Envelope methods: root mean square, or average rectified value (mean of ``|x|``).
 ENVELOPE_METHODS = ("rms", "arv")
+
+add_doc("copy_inst", """
+copy : bool
+    Work on a copy (default) or in place.
+""")
 
 
 def _pick(inst: mne.io.BaseRaw | mne.BaseEpochs | mne.Evoked, picks: str | Sequence[str] | Sequence[int],
@@ -88,6 +94,7 @@ def _notch_freqs(notch_hz: float | None, top_hz: float | None, sfreq: float) -> 
 
 
 @verbose
+@fill_doc
 def filter_emg(raw: mne.io.BaseRaw, *, picks: str | Sequence[str] = "emg",
                band_hz: tuple[float | None, float | None] | None = (20.0, 500.0), notch_hz: float | None = 50.0,
                copy: bool = True, verbose: bool | str | int | None = None) -> mne.io.BaseRaw:
@@ -106,10 +113,8 @@ def filter_emg(raw: mne.io.BaseRaw, *, picks: str | Sequence[str] = "emg",
         Mains frequency in Hz (50 in Europe, 60 in the Americas); it and its harmonics
         up to the high band edge are notched. Skipped with a warning when it is not
         below Nyquist; None: no notch.
-    copy : bool
-        Work on a copy (default) or in place.
-    verbose : bool | str | int | None
-        Log level for this call.
+    %(copy_inst)s
+    %(verbose)s
 
     Returns
     -------
@@ -138,6 +143,7 @@ def _moving_mean(x: np.ndarray, half: int) -> np.ndarray:
 
 
 @verbose
+@fill_doc
 def emg_envelope(raw: mne.io.BaseRaw, *, picks: str | Sequence[str] = "emg",
                  band_hz: tuple[float | None, float | None] | None = (20.0, 500.0), notch_hz: float | None = 50.0,
                  window_s: float = 0.1, method: str = "rms", copy: bool = True,
@@ -159,10 +165,8 @@ def emg_envelope(raw: mne.io.BaseRaw, *, picks: str | Sequence[str] = "emg",
     method : ``"rms"`` | ``"arv"``
         ``"rms"``: square root of the window mean of the squared (rectified) signal;
         ``"arv"``: window mean of the rectified signal (average rectified value).
-    copy : bool
-        Work on a copy (default) or in place.
-    verbose : bool | str | int | None
-        Log level for this call.
+    %(copy_inst)s
+    %(verbose)s
 
     Returns
     -------
@@ -191,6 +195,7 @@ def emg_envelope(raw: mne.io.BaseRaw, *, picks: str | Sequence[str] = "emg",
 
 
 @verbose
+@fill_doc
 def normalize_to_baseline(inst: mne.io.BaseRaw | mne.BaseEpochs | mne.Evoked, baseline: tuple[float, float], *,
                           picks: str | Sequence[str] = "emg", mode: str = "ratio", copy: bool = True,
                           verbose: bool | str | int | None = None) -> mne.io.BaseRaw | mne.BaseEpochs | mne.Evoked:
@@ -209,10 +214,8 @@ def normalize_to_baseline(inst: mne.io.BaseRaw | mne.BaseEpochs | mne.Evoked, ba
         :func:`mne.baseline.rescale` mode: ``"ratio"`` (default: divide by the baseline
         mean, so 1 means baseline activation), ``"percent"``, ``"mean"``, ``"zscore"``,
         ``"logratio"``...
-    copy : bool
-        Work on a copy (default) or in place.
-    verbose : bool | str | int | None
-        Log level for this call.
+    %(copy_inst)s
+    %(verbose)s
 
     Returns
     -------
@@ -249,6 +252,7 @@ def normalize_to_baseline(inst: mne.io.BaseRaw | mne.BaseEpochs | mne.Evoked, ba
 
 
 @verbose
+@fill_doc
 def preprocess_eeg(raw: mne.io.BaseRaw, *, reference: str | Sequence[str] | None = "average",
                    band_hz: tuple[float | None, float | None] | None = (1.0, 40.0), notch_hz: float | None = 50.0,
                    copy: bool = True, verbose: bool | str | int | None = None) -> mne.io.BaseRaw:
@@ -268,10 +272,8 @@ def preprocess_eeg(raw: mne.io.BaseRaw, *, reference: str | Sequence[str] | None
     notch_hz : float | None
         Mains frequency in Hz; it and its harmonics inside the pass band are notched
         (none when the band stops below it).
-    copy : bool
-        Work on a copy (default) or in place.
-    verbose : bool | str | int | None
-        Log level for this call.
+    %(copy_inst)s
+    %(verbose)s
 
     Returns
     -------

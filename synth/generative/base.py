@@ -1,18 +1,21 @@
-"""What every AU-conditioned generator provides, and the model folder they share.
+"""What every AU-conditioned generator provides, and the generator's model folder.
 
 Both generators (:class:`synth.generative.diffusion.DiffusionGenerator` and
 :class:`synth.generative.gan.GANGenerator`) implement :class:`AUGenerator`, so training,
 sampling, the corpus writer and the privacy audit (``synth/privacy``) handle either
 without knowing which it is.
 
-A model folder (``emosync synth train --out DIR``) looks like::
+A generator is saved in emosync's model folder (:mod:`acquisition.utils.model_folder`, shared
+with the fusion encoders); ``emosync synth train --out DIR`` adds its training logs::
 
-    DIR/emosync_model.json   the model card: kind, image_size, full config, training sessions
-                             (path + sha256 + subject_id), frame selection, steps, privacy (DP-SGD)
+    DIR/config.json          kind ("diffusion" or "gan"), image_size, the full training config, the
+                             training sessions (path + sha256 + subject_id), frame selection, steps,
+                             privacy (DP-SGD): the model card
     DIR/weights/             the weights (a diffusers pipeline folder, or the GAN's safetensors)
     DIR/checkpoints/         training state for exact resume (not part of the model hash)
     DIR/loss.csv, loss.png, samples/step-*.png   training logs
 
+Folders of the earlier layout (the card in ``emosync_model.json``) load as they are.
 :func:`model_sha256` hashes ``weights/`` only, so a corpus records exactly which weights
 produced it. :func:`training_sessions` gives the audit and the rejection filter the
 training frames' files, checked against their recorded hashes.
@@ -21,8 +24,6 @@ training frames' files, checked against their recorded hashes.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -30,19 +31,33 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from acquisition.utils.docs import add_doc, fill_doc
 from acquisition.utils.hashing import file_sha256
+from acquisition.utils.model_folder import read_model_folder, weights_sha256, write_model_config
 
-#: The model card's file name inside a model folder.
-MODEL_CARD = "emosync_model.json"
-#: The weights' folder inside a model folder (the only part :func:`model_sha256` hashes).
-WEIGHTS_DIR = "weights"
-#: diffusers' bookkeeping keys in saved JSON configs, left out of :func:`model_sha256`.
-_VOLATILE_JSON_KEYS = ("_name_or_path", "_diffusers_version")
 #: Generator kinds and the classes that implement them (module, class), imported lazily.
 KINDS: dict[str, tuple[str, str]] = {
     "diffusion": ("synth.generative.diffusion", "DiffusionGenerator"),
     "gan": ("synth.generative.gan", "GANGenerator"),
 }
+
+add_doc("generator_dir", """
+model_dir : path-like
+    A generator's model folder (``emosync synth train --out``).
+""")
+add_doc("generator_card", """
+card : dict | None
+    The model card (training sessions, config, privacy; see :func:`synth.generative.read_model_card`), saved
+    with the weights.
+""")
+add_doc("num_inference_steps", """
+num_inference_steps : int | None
+    Denoising steps of the diffusion sampler (None: the model config's); ignored by the GAN.
+""")
+add_doc("progress_bar", """
+progress : bool
+    Show a progress bar.
+""")
 
 
 @runtime_checkable
@@ -68,7 +83,7 @@ class AUGenerator(Protocol):
         """Load a model folder written by :meth:`save_pretrained` (offline, no downloads)."""
 
     def save_pretrained(self, model_dir: str | os.PathLike) -> None:
-        """Write ``weights/`` and the model card into ``model_dir``."""
+        """Write ``weights/``, then the model card as ``config.json``, into ``model_dir``."""
 
     def per_sample_loss(self, rgbd: torch.Tensor, aus: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
         """The membership-inference statistic, one value per frame (lower = fits the model better).
@@ -89,6 +104,7 @@ class AUGenerator(Protocol):
             GAN: the discriminator's realness loss ``softplus(-D(x, au))``.
         """
 
+    @fill_doc
     def sample(self, aus_sequence: np.ndarray, *, seed: int = 0, num_inference_steps: int | None = None
                ) -> np.ndarray:
         """Generate one temporally coherent sequence.
@@ -99,8 +115,7 @@ class AUGenerator(Protocol):
             Requested AU intensities (0-5) per frame.
         seed : int
             Seed; the same model, seed and AUs give the same frames.
-        num_inference_steps : int | None
-            Denoising steps (diffusion; None = the config's); ignored by the GAN.
+        %(num_inference_steps)s
 
         Returns
         -------
@@ -110,58 +125,53 @@ class AUGenerator(Protocol):
         """
 
 
+@fill_doc
 def read_model_card(model_dir: str | os.PathLike, *, kind: str | None = None) -> dict[str, Any]:
-    """The model card (``emosync_model.json``) of a model folder.
+    """The model card of a generator folder: its ``config.json`` (``emosync_model.json`` in the earlier layout).
 
     Parameters
     ----------
-    model_dir : path-like
-        A model folder.
+    %(generator_dir)s
     kind : str | None
         If given, the generator kind the folder must hold (``"diffusion"`` or ``"gan"``).
+
+    Returns
+    -------
+    card : dict
+        ``kind``, ``image_size``, ``config`` (the training config), ``training_sessions``, ``frames``,
+        ``steps``, ``privacy``, ``created``, ``emosync_version``, and the folder's ``format_version``.
 
     Raises
     ------
     FileNotFoundError
-        If ``model_dir`` holds no model card (not a model folder, or training never saved).
+        If ``model_dir`` is not a model folder (or training never saved), or holds no weights.
     ValueError
-        If the folder holds a model of another kind than ``kind``.
+        If the folder holds another model than a generator (of ``kind``), or a newer emosync saved it.
     """
-    path = Path(model_dir) / MODEL_CARD
-    if not path.is_file():
-        raise FileNotFoundError(f"{model_dir} is not a generator model folder (no {MODEL_CARD}); train one with "
-                                "`emosync synth train SESSION.h5 --config tiny-gan --out DIR`.")
-    card = json.loads(path.read_text())
-    if kind is not None and card.get("kind") != kind:
-        raise ValueError(f"{model_dir} holds a {card.get('kind')!r} model, not a {kind!r} model.")
-    return card
+    return read_model_folder(model_dir, kind=kind or tuple(KINDS)).config
 
 
-def write_generator_card(model_dir: str | os.PathLike, gen: Any) -> None:
-    """Write ``gen``'s model card with its kind, image size and model config (both generators' ``save_pretrained``)."""
-    card = {**gen.card, "kind": gen.kind, "image_size": gen.image_size}
-    card.setdefault("config", {})["model"] = gen.config.model_dump()
-    write_model_card(model_dir, card)
+def save_generator_config(model_dir: str | os.PathLike, gen: Any) -> None:
+    """Finish both generators' ``save_pretrained``: the card with kind, image size and model config."""
+    card = {**gen.card, "image_size": gen.image_size}
+    card["config"] = {**card.get("config", {}), "model": gen.config.model_dump()}
+    write_model_config(model_dir, gen.kind, card)
 
 
-def write_model_card(model_dir: str | os.PathLike, card: dict[str, Any]) -> None:
-    """Write the model card atomically (temporary file, then rename)."""
-    path = Path(model_dir) / MODEL_CARD
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2, sort_keys=True, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
+@fill_doc
 def load_generator(model_dir: str | os.PathLike, *, device: str = "cpu") -> AUGenerator:
-    """Load any generator from its model folder, dispatching on the card's ``kind``.
+    """Load any generator from its model folder, dispatching on its ``kind``.
+
+    Parameters
+    ----------
+    %(generator_dir)s
+    device : str
+        Where to put the weights (``"cpu"``, ``"cuda"``...).
+
+    Returns
+    -------
+    generator : AUGenerator
+        A :class:`~synth.generative.diffusion.DiffusionGenerator` or :class:`~synth.generative.gan.GANGenerator`.
 
     Examples
     --------
@@ -170,35 +180,20 @@ def load_generator(model_dir: str | os.PathLike, *, device: str = "cpu") -> AUGe
     """
     import importlib
 
-    card = read_model_card(model_dir)
-    kind = card.get("kind")
-    if kind not in KINDS:
-        raise ValueError(f"{model_dir}/{MODEL_CARD} has kind {kind!r}; known kinds: {sorted(KINDS)}.")
-    module, name = KINDS[kind]
+    module, name = KINDS[read_model_folder(model_dir, kind=tuple(KINDS)).kind]
     return getattr(importlib.import_module(module), name).from_pretrained(model_dir, device=device)
 
 
 def model_sha256(model_dir: str | os.PathLike) -> str:
-    """SHA-256 over the files of ``model_dir/weights`` (relative path and content hash of each, sorted).
+    """SHA-256 over the files of ``model_dir/weights``: :func:`acquisition.utils.model_folder.weights_sha256`.
 
-    Two folders with the same weights hash alike wherever they live; training logs and
-    checkpoints do not enter the hash. JSON files enter canonicalized (sorted keys) without
-    the bookkeeping keys diffusers adds (``_name_or_path``, ``_diffusers_version``), which
-    change with where and by which version a pipeline was saved, not with the model.
+    Two folders with the same weights hash alike wherever they live, and a folder of the earlier
+    layout hashes as it did; training logs and checkpoints do not enter the hash. JSON files
+    enter canonicalized (sorted keys) without the bookkeeping keys diffusers adds
+    (``_name_or_path``, ``_diffusers_version``), which change with where and by which version a
+    pipeline was saved, not with the model.
     """
-    weights = Path(model_dir) / WEIGHTS_DIR
-    files = sorted(p for p in weights.rglob("*") if p.is_file())
-    if not files:
-        raise FileNotFoundError(f"{weights} holds no weights; is {model_dir} a trained model folder?")
-    digest = hashlib.sha256()
-    for path in files:
-        if path.suffix == ".json":
-            content = {k: v for k, v in json.loads(path.read_text()).items() if k not in _VOLATILE_JSON_KEYS}
-            file_hash = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-        else:
-            file_hash = file_sha256(path)
-        digest.update(f"{path.relative_to(weights).as_posix()}:{file_hash}\n".encode())
-    return digest.hexdigest()
+    return weights_sha256(model_dir)
 
 
 def session_records(sessions: list[str | os.PathLike]) -> list[dict[str, str]]:
@@ -214,13 +209,13 @@ def session_records(sessions: list[str | os.PathLike]) -> list[dict[str, str]]:
     return out
 
 
+@fill_doc
 def training_sessions(model_dir: str | os.PathLike, *, verify: bool = True) -> list[Path]:
     """The session files a model was trained on, from its card.
 
     Parameters
     ----------
-    model_dir : path-like
-        A model folder.
+    %(generator_dir)s
     verify : bool
         Check that each file exists and still has the recorded SHA-256.
 

@@ -18,11 +18,17 @@ from acquisition.utils.config import StrictModel, load_config
 
 
 class DataConfig(StrictModel):
-    """Which frames train the model (see :func:`synth.generative.frames.load_face_frames`)."""
+    """Which frames train the model (see :func:`synth.generative.frames.load_face_frames`).
+
+    ``require_face_boxes``: a session without ``emosync annotate``'s face boxes is centre-cropped,
+    with a warning naming it; true refuses such a session instead (for recordings whose framing
+    does not put the face in the centre).
+    """
 
     image_size: int = Field(64, ge=8)
     stride: int = Field(1, ge=1)
     max_frames: int | None = Field(None, ge=1)
+    require_face_boxes: bool = False
 
 
 class DiffusionModelConfig(StrictModel):

@@ -42,9 +42,19 @@ from acquisition.annotate.action_units import AU_IDS, AU_LABELS, check_emotion
 from synth.facs import AUTimeline, SampledAUTimeline, TimelineConfig, \
     check_intensities, expression_timeline, frame_times
 
+from acquisition.utils.docs import add_doc, fill_doc
 from acquisition.utils.version import software_version
 from synth.generative.base import load_generator, model_sha256, utc_now
 from synth.generative.frames import rgbd_to_images
+
+add_doc("corpus_fps", """
+fps : float
+    Frame rate of the sequence, in Hz (any, e.g. 200).
+""")
+add_doc("corpus_emg", """
+emg : bool
+    Add an ``EMG`` stream from the simulator's muscle model, driven by the sequence's AU curves.
+""")
 
 CORPUS_FILE = "corpus.json"
 SESSIONS_DIR = "sessions"
@@ -64,6 +74,7 @@ class SequenceRequest:
     fps: float
 
 
+@fill_doc
 def emotion_request(emotion: str, kind: str, *, seed: int, fps: float = 30.0, n_frames: int | None = None,
                     timeline_config: TimelineConfig | None = None) -> SequenceRequest:
     """One expression of ``emotion``/``kind`` (drawn as the rig draws them), sampled at ``fps``.
@@ -76,8 +87,7 @@ def emotion_request(emotion: str, kind: str, *, seed: int, fps: float = 30.0, n_
         Expression duration class (ranges in :class:`synth.facs.TimelineConfig`).
     seed : int
         Seed of the drawn duration, intensity and prototype variant.
-    fps : float
-        Frame rate, in Hz.
+    %(corpus_fps)s
     n_frames : int | None
         Number of frames; None: the expression's drawn duration plus 0.1 s of neutral face on
         either side.
@@ -95,6 +105,7 @@ def emotion_request(emotion: str, kind: str, *, seed: int, fps: float = 30.0, n_
     return SequenceRequest(timeline, times, timeline.intensities(times), emotion, kind, fps)
 
 
+@fill_doc
 def timeline_request(timeline: SampledAUTimeline, *, fps: float = 30.0, n_frames: int | None = None
                      ) -> SequenceRequest:
     """Explicit AU curves resampled at ``fps`` from their first time.
@@ -103,8 +114,7 @@ def timeline_request(timeline: SampledAUTimeline, *, fps: float = 30.0, n_frames
     ----------
     timeline : SampledAUTimeline
         The curves (e.g. from :func:`synth.facs.read_au_timeline_csv`); time is shifted to start at 0.
-    fps : float
-        Frame rate, in Hz.
+    %(corpus_fps)s
     n_frames : int | None
         Keep only the first ``n_frames`` frames; None: the whole timeline.
 
@@ -128,6 +138,7 @@ def timeline_request(timeline: SampledAUTimeline, *, fps: float = 30.0, n_frames
     return SequenceRequest(shifted, times, shifted.intensities(times), None, None, fps)
 
 
+@fill_doc
 def write_sequence(fname: str | os.PathLike, request: SequenceRequest, rgbd: np.ndarray, *,
                    metadata: dict[str, Any], emg: bool = False, seed: int = 0) -> Path:
     """Write one generated sequence as a session (see the module docstring for its streams).
@@ -142,8 +153,7 @@ def write_sequence(fname: str | os.PathLike, request: SequenceRequest, rgbd: np.
         The generated frames in [-1, 1].
     metadata : dict
         Extra root attributes (generator kind, model hash, seed, emotion...).
-    emg : bool
-        Add an ``EMG`` stream from the simulator's muscle model, driven by ``request.timeline``.
+    %(corpus_emg)s
     seed : int
         Seed of the EMG noise.
 
@@ -212,6 +222,7 @@ def _next_id(out: Path, corpus: dict[str, Any] | None) -> int:
     return max(used, default=-1) + 1
 
 
+@fill_doc
 def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: int = 1, seed: int | None = None,
                   emotions: Sequence[str] = (), kind: str = "micro", au_timeline: SampledAUTimeline | None = None,
                   fps: float = 30.0, n_frames: int | None = None, append: bool = False,
@@ -221,8 +232,7 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
 
     Parameters
     ----------
-    model_dir : path-like
-        A trained model folder.
+    %(generator_dir)s
     out : path-like
         The corpus folder (created). If it holds a corpus, ``append`` must be True.
     n : int
@@ -237,8 +247,7 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
         Expression duration class.
     au_timeline : SampledAUTimeline | None
         Explicit AU curves (e.g. :func:`synth.facs.read_au_timeline_csv`) instead of emotions.
-    fps : float
-        Frame rate of the sequences (any, e.g. 200).
+    %(corpus_fps)s
     n_frames : int | None
         Frames per sequence; None: as long as the expression (or the AU timeline).
     append : bool
@@ -247,14 +256,11 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
         Rejection filter (e.g. ``synth.privacy.rejection.NearestNeighbourFilter``): a sequence with any
         frame flagged too close to training data is dropped and another seed drawn. Its ``threshold``
         attribute, if any, is recorded.
-    emg : bool
-        Add paired EMG from the simulator's muscle model.
-    num_inference_steps : int | None
-        Diffusion sampler steps (None: the model config's).
+    %(corpus_emg)s
+    %(num_inference_steps)s
     max_attempts_factor : int
         Give up after ``n * max_attempts_factor`` attempts (a filter that rejects everything).
-    progress : bool
-        Show a progress bar.
+    %(progress_bar)s
     generator : AUGenerator | None
         An already loaded generator for ``model_dir`` (saves loading it again).
 
@@ -264,6 +270,39 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
         The corpus index as written to ``corpus.json``.
     """
     out = Path(out)
+    _check_sequence_options(n, emotions, kind, au_timeline)
+    existing = _existing_corpus(out, append=append)
+    gen = generator if generator is not None else load_generator(model_dir)
+    sha = model_sha256(model_dir)
+    if existing is not None and existing["generator"]["model_sha256"] != sha:
+        raise ValueError(f"{out} was generated by model {existing['generator']['model_sha256'][:12]}..., not "
+                         f"{sha[:12]}... ({model_dir}); append only with the same model, or use a new --out.")
+    created_out = not out.exists()
+    (out / SESSIONS_DIR).mkdir(parents=True, exist_ok=True)
+    corpus = existing or _new_index(gen, model_dir, sha)
+    run = _SamplingRun(out, corpus, gen, sha, seed=_first_seed(out, corpus, seed, n), n=n, reject=reject,
+                       next_id=_next_id(out, existing))
+
+    def request(this_seed: int) -> SequenceRequest:
+        if au_timeline is not None:
+            return timeline_request(au_timeline, fps=fps, n_frames=n_frames)
+        # Cycle over kept sequences, so a rejection does not skip an emotion.
+        return emotion_request(emotions[run.kept % len(emotions)], kind, seed=this_seed, fps=fps, n_frames=n_frames)
+
+    try:
+        run.sample(request, emg=emg, num_inference_steps=num_inference_steps,
+                   max_attempts=n * max_attempts_factor, progress=progress)
+    except BaseException:
+        if existing is None and not corpus["sequences"]:
+            _remove_empty_corpus(out, created_out)
+        raise
+    logger.info("Wrote %d synthetic sequence(s) to %s (%d rejected)", run.kept, out, run.rejected)
+    return corpus
+
+
+def _check_sequence_options(n: int, emotions: Sequence[str], kind: str,
+                            au_timeline: SampledAUTimeline | None) -> None:
+    """Refuse a request no sequence can satisfy, before anything is loaded or written."""
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}.")
     if au_timeline is None:
@@ -273,102 +312,123 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
             check_emotion(emotion)
         if kind not in ("micro", "macro"):
             raise ValueError(f"Unknown expression kind {kind!r}; use micro or macro.")
-    existing = None
+
+
+def _existing_corpus(out: Path, *, append: bool) -> dict[str, Any] | None:
+    """The corpus index already in ``out`` (when appending), None for a new corpus; never overwrites."""
     if (out / CORPUS_FILE).exists():
         if not append:
             raise FileExistsError(f"{out} already holds a corpus ({CORPUS_FILE}); sampling never overwrites one. "
                                   "Use --append to add sequences, or choose a new --out.")
-        existing = read_corpus(out)
-    elif out.exists() and any(out.iterdir()):
+        return read_corpus(out)
+    if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty (and holds no {CORPUS_FILE}); choose a new --out.")
-    gen = generator if generator is not None else load_generator(model_dir)
-    sha = model_sha256(model_dir)
-    if existing is not None and existing["generator"]["model_sha256"] != sha:
-        raise ValueError(f"{out} was generated by model {existing['generator']['model_sha256'][:12]}..., not "
-                         f"{sha[:12]}... ({model_dir}); append only with the same model, or use a new --out.")
-    created_out = not out.exists()
-    (out / SESSIONS_DIR).mkdir(parents=True, exist_ok=True)
-    corpus = existing or {
+    return None
+
+
+def _new_index(gen: Any, model_dir: str | os.PathLike, sha: str) -> dict[str, Any]:
+    """The index of a new corpus: which model made it, no sequences yet."""
+    return {
         "synthetic": True,
         "generator": {"kind": gen.kind, "model_dir": str(Path(model_dir).resolve()), "model_sha256": sha,
                       "config": gen.card.get("config", {})},
         "seeds": None, "sequences": [], "rejection": None, "created": utc_now(), "emosync_version": software_version(),
     }
-    used_seeds = {int(q["seed"]) for q in corpus["sequences"]}
+
+
+def _first_seed(out: Path, corpus: dict[str, Any], seed: int | None, n: int) -> int:
+    """The seed of this run's first attempt: ``seed``, or the one after the corpus' last; refused if already used."""
     if seed is None:
         seed = corpus["seeds"][1] + 1 if corpus["seeds"] else 0
-    clash = sorted(used_seeds & set(range(seed, seed + n)))
+    clash = sorted({int(q["seed"]) for q in corpus["sequences"]} & set(range(seed, seed + n)))
     if clash:
         raise ValueError(f"Seed {clash[0]} is already used by a sequence in {out / CORPUS_FILE}; appending would "
                          f"duplicate it. Leave --seed out (continues after the last seed used, "
                          f"{corpus['seeds'][1]}) or pick one past it.")
-    next_id = _next_id(out, existing)
-    prev_seeds, prev_rejection = corpus["seeds"], corpus["rejection"]
-    kept, attempts, rejected = 0, 0, 0
-    from tqdm.auto import tqdm
+    return seed
 
-    def record() -> None:
-        """Fold this run's attempts into the index and write it (atomically)."""
-        first, last = seed, seed + attempts - 1
-        corpus["seeds"] = [first, last] if prev_seeds is None else [min(prev_seeds[0], first), max(prev_seeds[1], last)]
-        if reject is not None or prev_rejection is not None:
-            prev = prev_rejection or {"n_generated": 0, "n_rejected": 0}
-            gen_total, rej_total = prev["n_generated"] + attempts, prev["n_rejected"] + rejected
-            threshold = getattr(reject, "threshold", None) if reject is not None else prev.get("threshold")
-            corpus["rejection"] = {"n_generated": gen_total, "n_rejected": rej_total,
-                                   "rate": rej_total / gen_total if gen_total else 0.0,
-                                   "threshold": float(threshold) if threshold is not None else None}
-        _write_index(out, corpus)
 
-    try:
-        with tqdm(total=n, disable=not progress, desc="synth sample", unit="seq") as bar:
-            while kept < n:
-                if attempts >= n * max_attempts_factor:
-                    raise RuntimeError(f"The rejection filter rejected {rejected} of {attempts} sequences; gave up "
-                                       f"after {attempts} attempts with {kept} kept (written to {out}). Loosen the "
-                                       "threshold or retrain.")
-                this_seed = seed + attempts
-                if this_seed in used_seeds:
-                    raise ValueError(f"Seed {this_seed} is already used by a sequence in {out / CORPUS_FILE}; stopped "
-                                     f"after {kept} new sequence(s). Append again without --seed to continue.")
-                if au_timeline is not None:
-                    request = timeline_request(au_timeline, fps=fps, n_frames=n_frames)
-                else:
-                    # Cycle over kept sequences, so a rejection does not skip an emotion.
-                    request = emotion_request(emotions[kept % len(emotions)], kind, seed=this_seed, fps=fps,
-                                              n_frames=n_frames)
-                rgbd = gen.sample(request.aus, seed=this_seed, num_inference_steps=num_inference_steps)
-                attempts += 1
-                if reject is not None:
-                    too_close = np.asarray(reject(rgbd), dtype=bool)
-                    if too_close.any():
-                        rejected += 1
-                        logger.info("Seed %d rejected: %d of %d frames too close to training frames", this_seed,
-                                    int(too_close.sum()), len(too_close))
-                        if corpus["sequences"]:
-                            record()
-                        continue
-                seq_id = f"seq-{next_id:05d}"
-                next_id += 1
-                fname = out / SESSIONS_DIR / f"{seq_id}.h5"
-                write_sequence(fname, request, rgbd, emg=emg, seed=this_seed, metadata={
-                    "generator_kind": gen.kind, "model_sha256": sha, "seed": this_seed,
-                    "emotion": request.emotion or "", "expression_kind": request.kind or "", "corpus_id": seq_id})
-                corpus["sequences"].append({"id": seq_id, "file": f"{SESSIONS_DIR}/{seq_id}.h5",
-                                            "emotion": request.emotion, "kind": request.kind, "seed": this_seed,
-                                            "n_frames": int(len(request.aus)), "fps": float(fps)})
-                used_seeds.add(this_seed)
-                kept += 1
-                record()
+def _remove_empty_corpus(out: Path, created_out: bool) -> None:
+    """Nothing kept in a new corpus: leave no half-made folder that would block a rerun."""
+    with contextlib.suppress(OSError):
+        (out / SESSIONS_DIR).rmdir()
+        if created_out:
+            out.rmdir()
+
+
+class _SamplingRun:
+    """One :func:`sample_corpus` call: attempts from ``seed`` on, kept sequences folded into ``corpus``."""
+
+    def __init__(self, out: Path, corpus: dict[str, Any], gen: Any, sha: str, *, seed: int, n: int,
+                 reject: RejectFilter | None, next_id: int) -> None:
+        self.out, self.corpus, self.gen, self.sha = out, corpus, gen, sha
+        self.seed, self.n, self.reject, self.next_id = seed, n, reject, next_id
+        self.prev_seeds, self.prev_rejection = corpus["seeds"], corpus["rejection"]
+        self.used_seeds = {int(q["seed"]) for q in corpus["sequences"]}
+        self.kept = self.attempts = self.rejected = 0
+
+    def sample(self, request: Callable[[int], SequenceRequest], *, emg: bool, num_inference_steps: int | None,
+               max_attempts: int, progress: bool) -> None:
+        """Attempt seeds until ``n`` sequences are kept; ``request(seed)`` says what each attempt shows."""
+        from tqdm.auto import tqdm
+
+        with tqdm(total=self.n, disable=not progress, desc="synth sample", unit="seq") as bar:
+            while self.kept < self.n:
+                if self.attempts >= max_attempts:
+                    raise RuntimeError(f"The rejection filter rejected {self.rejected} of {self.attempts} sequences; "
+                                       f"gave up after {self.attempts} attempts with {self.kept} kept (written to "
+                                       f"{self.out}). Loosen the threshold or retrain.")
+                this_seed = self.seed + self.attempts
+                if this_seed in self.used_seeds:
+                    raise ValueError(f"Seed {this_seed} is already used by a sequence in {self.out / CORPUS_FILE}; "
+                                     f"stopped after {self.kept} new sequence(s). Append again without --seed to "
+                                     "continue.")
+                sequence = request(this_seed)
+                rgbd = self.gen.sample(sequence.aus, seed=this_seed, num_inference_steps=num_inference_steps)
+                self.attempts += 1
+                if self._rejected(rgbd, this_seed):
+                    continue
+                self._keep(sequence, rgbd, this_seed, emg=emg)
                 bar.update(1)
-    except BaseException:
-        if existing is None and not corpus["sequences"]:
-            # Nothing kept in a new corpus: leave no half-made folder that would block a rerun.
-            with contextlib.suppress(OSError):
-                (out / SESSIONS_DIR).rmdir()
-                if created_out:
-                    out.rmdir()
-        raise
-    logger.info("Wrote %d synthetic sequence(s) to %s (%d rejected)", kept, out, rejected)
-    return corpus
 
+    def _rejected(self, rgbd: np.ndarray, this_seed: int) -> bool:
+        """Whether the filter rejects the attempt (counted, and recorded once the corpus has sequences)."""
+        if self.reject is None:
+            return False
+        too_close = np.asarray(self.reject(rgbd), dtype=bool)
+        if not too_close.any():
+            return False
+        self.rejected += 1
+        logger.info("Seed %d rejected: %d of %d frames too close to training frames", this_seed, int(too_close.sum()),
+                    len(too_close))
+        if self.corpus["sequences"]:
+            self.record()
+        return True
+
+    def _keep(self, sequence: SequenceRequest, rgbd: np.ndarray, this_seed: int, *, emg: bool) -> None:
+        """Write the sequence as the corpus' next session and record it in the index."""
+        seq_id = f"seq-{self.next_id:05d}"
+        self.next_id += 1
+        write_sequence(self.out / SESSIONS_DIR / f"{seq_id}.h5", sequence, rgbd, emg=emg, seed=this_seed, metadata={
+            "generator_kind": self.gen.kind, "model_sha256": self.sha, "seed": this_seed,
+            "emotion": sequence.emotion or "", "expression_kind": sequence.kind or "", "corpus_id": seq_id})
+        self.corpus["sequences"].append({"id": seq_id, "file": f"{SESSIONS_DIR}/{seq_id}.h5",
+                                         "emotion": sequence.emotion, "kind": sequence.kind, "seed": this_seed,
+                                         "n_frames": int(len(sequence.aus)), "fps": float(sequence.fps)})
+        self.used_seeds.add(this_seed)
+        self.kept += 1
+        self.record()
+
+    def record(self) -> None:
+        """Fold this run's attempts into the index and write it (atomically)."""
+        first, last = self.seed, self.seed + self.attempts - 1
+        prev = self.prev_seeds
+        self.corpus["seeds"] = [first, last] if prev is None else [min(prev[0], first), max(prev[1], last)]
+        if self.reject is not None or self.prev_rejection is not None:
+            before = self.prev_rejection or {"n_generated": 0, "n_rejected": 0}
+            gen_total, rej_total = before["n_generated"] + self.attempts, before["n_rejected"] + self.rejected
+            threshold = getattr(self.reject, "threshold", None) if self.reject is not None else before.get("threshold")
+            self.corpus["rejection"] = {"n_generated": gen_total, "n_rejected": rej_total,
+                                        "rate": rej_total / gen_total if gen_total else 0.0,
+                                        "threshold": float(threshold) if threshold is not None else None}
+        _write_index(self.out, self.corpus)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,10 @@ from diffusers.utils import BaseOutput
 
 from acquisition.annotate.action_units import MAX_INTENSITY
 
-from synth.generative.base import WEIGHTS_DIR, read_model_card, write_generator_card
+from acquisition.utils.docs import fill_doc
+from acquisition.utils.model_folder import prepare_weights_dir, read_model_folder
+
+from synth.generative.base import save_generator_config
 from synth.generative.config import DiffusionModelConfig
 from synth.generative.frames import N_AUS, N_CHANNELS
 
@@ -160,6 +162,7 @@ def _schedulers(config: DiffusionModelConfig) -> tuple[DDPMScheduler, Any]:
     return train, sample
 
 
+@fill_doc
 class DiffusionGenerator:
     """The diffusion generator behind :class:`~synth.generative.base.AUGenerator`.
 
@@ -171,8 +174,7 @@ class DiffusionGenerator:
         Side of the crops, in pixels.
     unet : UNet2DConditionModel | None
         Trained weights; a fresh UNet when None.
-    card : dict | None
-        The model card (training sessions, config, privacy), kept with the weights.
+    %(generator_card)s
     """
 
     kind = "diffusion"
@@ -189,23 +191,22 @@ class DiffusionGenerator:
 
     # -- persistence -------------------------------------------------------
     def save_pretrained(self, model_dir: str | os.PathLike) -> None:
-        """Write the pipeline (``weights/``: unet + scheduler, diffusers layout) and the model card."""
-        model_dir = Path(model_dir)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        self.pipeline.save_pretrained(model_dir / WEIGHTS_DIR, safe_serialization=True)
-        write_generator_card(model_dir, self)
+        """Write the pipeline (``weights/``: unet + scheduler, diffusers layout), then the card (``config.json``)."""
+        self.pipeline.save_pretrained(prepare_weights_dir(model_dir), safe_serialization=True)
+        save_generator_config(model_dir, self)
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, *, device: str = "cpu") -> DiffusionGenerator:
         """Load a model folder offline (``AUConditionedFacePipeline.from_pretrained(..., local_files_only=True)``)."""
-        card = read_model_card(model_dir, kind=cls.kind)
+        folder = read_model_folder(model_dir, kind=cls.kind)
+        card = folder.config
         config = DiffusionModelConfig.model_validate(card["config"]["model"])
         from diffusers.utils import logging as diffusers_logging
 
         quiet = diffusers_logging.is_progress_bar_enabled()
         diffusers_logging.disable_progress_bar()  # a bar for loading two small components is noise
         try:
-            pipeline = AUConditionedFacePipeline.from_pretrained(Path(model_dir) / WEIGHTS_DIR, local_files_only=True)
+            pipeline = AUConditionedFacePipeline.from_pretrained(folder.weights, local_files_only=True)
         finally:
             if quiet:
                 diffusers_logging.enable_progress_bar()

@@ -21,8 +21,11 @@ because annotate rotates them to level the eyes and the depth frames would then 
 be pixel-aligned. Frames without a face (NaN box), and sessions without annotations, use
 a centred square of side ``CENTRE_CROP_FRACTION`` (0.6) of the shorter frame side, which
 holds the head of the simulated rig and of a seated participant framed by the recording
-protocol. Sessions of a synthetic corpus (root attribute ``generator_kind``) already hold crops
-and are used whole. Crops are resized with area interpolation (OpenCV ``INTER_AREA``) to ``image_size``.
+protocol. A session without annotations is named in a warning, or refused with
+``require_face_boxes=True`` (``data.require_face_boxes`` in ``configs/synth``): a recording framed
+otherwise would train on centre crops without a face. Sessions of a synthetic corpus (root
+attribute ``generator_kind``) already hold crops and are used whole. Crops are resized with area
+interpolation (OpenCV ``INTER_AREA``) to ``image_size``.
 """
 
 from __future__ import annotations
@@ -186,20 +189,53 @@ def _streams(session, fname: Path) -> tuple[Any, Any, Any, str]:
     return rgb_stream, depth_stream, au_stream, video
 
 
-def _frame_plan(fname: Path, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Candidate frames of one session without decoding video: RGB indices, times, AUs, and how many were dropped.
+@dataclass
+class _SessionPlan:
+    """The frames of one session to use, chosen before any video is decoded."""
+
+    index: np.ndarray           # RGB frame indices
+    times_s: np.ndarray         # their synchronized times
+    aus: np.ndarray             # their AUs, (n, 17)
+    dropped: int                # frames left out for NaN AUs
+    centre_cropped: bool        # no face boxes from `emosync annotate`: every frame gets the centre crop
+
+
+def _has_face_boxes(session, video: str) -> bool:
+    """Whether ``emosync annotate`` has boxed the faces of ``video`` (its FaceCrop and FaceBox streams)."""
+    return _find(session, "FaceCrop", video) is not None and _find(session, "FaceBox", video) is not None
+
+
+def _frame_plan(fname: Path, stride: int) -> _SessionPlan:
+    """Candidate frames of one session without decoding video.
 
     Frames whose interpolated AUs are NaN (``emosync annotate`` writes NaN where it found no face) are
     dropped: training them as a neutral face would teach the model that neutral looks like anything.
     """
     with open_session(fname) as session:
-        rgb_stream, _, au_stream, _ = _streams(session, fname)
+        rgb_stream, _, au_stream, video = _streams(session, fname)
         times = rgb_stream.times[::stride]
         index = np.arange(rgb_stream.n_samples)[::stride]
         # A frame whose interpolation weights a NaN AU sample gets NaN (np.interp) and is dropped below.
         au = _interp_rows(times, au_stream.times, np.asarray(au_stream.data[:]))
+        centre_cropped = not _has_face_boxes(session, video) and "generator_kind" not in session.info
     valid = ~np.isnan(au).any(axis=1)
-    return index[valid], np.asarray(times)[valid], au[valid], int((~valid).sum())
+    return _SessionPlan(index[valid], np.asarray(times)[valid], au[valid], int((~valid).sum()), centre_cropped)
+
+
+def _check_face_boxes(sessions: Sequence[str | os.PathLike], plans: Sequence[_SessionPlan], *,
+                      require: bool) -> None:
+    """Refuse (``require``) or name in a warning each session whose frames would all be centre-cropped."""
+    unboxed = [str(f) for f, plan in zip(sessions, plans) if plan.centre_cropped]
+    if unboxed and require:
+        raise ValueError(f"require_face_boxes (data.require_face_boxes) is set, but {', '.join(unboxed)} "
+                         f"{'has' if len(unboxed) == 1 else 'have'} no face boxes (<video>-FaceBox and -FaceCrop "
+                         "streams). Run `emosync annotate SESSION.h5` on each, or set "
+                         "data.require_face_boxes=false to centre-crop them.")
+    for fname in unboxed:
+        logger.warning("%s has no face boxes (<video>-FaceBox from `emosync annotate`): its frames are centre-cropped "
+                       "(a square of %.1f x the shorter side), which holds a face only if the recording put it there. "
+                       "Run `emosync annotate %s` first (data.require_face_boxes=true refuses such sessions).",
+                       fname, CENTRE_CROP_FRACTION, fname)
 
 
 def _load_session(fname: Path, image_size: int, index: np.ndarray, times: np.ndarray, au: np.ndarray) -> FaceFrames:
@@ -211,7 +247,7 @@ def _load_session(fname: Path, image_size: int, index: np.ndarray, times: np.nda
         nearest = np.clip(np.searchsorted(depth_times, times), 0, len(depth_times) - 1)
         before = np.clip(nearest - 1, 0, len(depth_times) - 1)
         nearest = np.where(np.abs(depth_times[before] - times) < np.abs(depth_times[nearest] - times), before, nearest)
-        box_name = _find(session, "FaceBox", video) if _find(session, "FaceCrop", video) else None
+        box_name = _find(session, "FaceBox", video) if _has_face_boxes(session, video) else None
         rgb_all = rgb_stream.data
         depth_all = depth_stream.data
         crops_rgb, crops_depth = [], []
@@ -237,7 +273,7 @@ def _load_session(fname: Path, image_size: int, index: np.ndarray, times: np.nda
 
 
 def load_face_frames(sessions: Sequence[str | os.PathLike], image_size: int, *, stride: int = 1,
-                     max_frames: int | None = None) -> FaceFrames:
+                     max_frames: int | None = None, require_face_boxes: bool = False) -> FaceFrames:
     """Read face crops (RGB + depth) and AU intensities from sessions.
 
     Parameters
@@ -252,6 +288,9 @@ def load_face_frames(sessions: Sequence[str | os.PathLike], image_size: int, *, 
     max_frames : int | None
         Keep at most this many frames in total, evenly spaced over the concatenation (chosen before
         any frame is decoded). Frames whose AUs are NaN (no face found) are dropped first, with a warning.
+    require_face_boxes : bool
+        Refuse sessions without ``emosync annotate``'s face boxes instead of centre-cropping them
+        with a warning (sessions of a synthetic corpus hold crops and need none).
 
     Returns
     -------
@@ -260,7 +299,8 @@ def load_face_frames(sessions: Sequence[str | os.PathLike], image_size: int, *, 
     Raises
     ------
     ValueError
-        If no session is given, or a session lacks RGB, depth or AUs (the message lists its streams).
+        If no session is given, a session lacks RGB, depth or AUs (the message lists its streams), or
+        lacks face boxes while ``require_face_boxes``.
     FileNotFoundError
         If a session file does not exist.
     """
@@ -271,19 +311,20 @@ def load_face_frames(sessions: Sequence[str | os.PathLike], image_size: int, *, 
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}.")
     plans = [_frame_plan(Path(f), stride) for f in sessions]
-    dropped = sum(p[3] for p in plans)
+    _check_face_boxes(sessions, plans, require=require_face_boxes)
+    dropped = sum(p.dropped for p in plans)
     if dropped:
         logger.warning("Dropped %d frame(s) without AUs (NaN: no face found by `emosync annotate`)", dropped)
-    total = sum(len(p[0]) for p in plans)
+    total = sum(len(p.index) for p in plans)
     if total == 0:
         raise ValueError(f"The sessions {[str(s) for s in sessions]} hold no video frames with AUs.")
     # Choose the kept frames over the concatenation first, then decode only those.
     keep = evenly_spaced(total, max_frames)
     parts, offset = [], 0
-    for fname, (index, times, au, _) in zip(sessions, plans):
-        local = keep[(keep >= offset) & (keep < offset + len(index))] - offset
-        offset += len(index)
-        parts.append(_load_session(Path(fname), image_size, index[local], times[local], au[local]))
+    for fname, plan in zip(sessions, plans):
+        local = keep[(keep >= offset) & (keep < offset + len(plan.index))] - offset
+        offset += len(plan.index)
+        parts.append(_load_session(Path(fname), image_size, plan.index[local], plan.times_s[local], plan.aus[local]))
     frames = FaceFrames(*(np.concatenate([getattr(p, name) for p in parts]) for name in
                           ("rgbd", "aus", "subject_ids", "session_files", "times_s")))
     logger.info("Loaded %d face frames (%d px, %d AUs) from %d session(s)", len(frames), image_size, len(AU_IDS),

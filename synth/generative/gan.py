@@ -23,18 +23,19 @@ Temporal coherence: a sequence shares one ``z``; frames differ only through thei
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from acquisition.annotate.action_units import MAX_INTENSITY
 
-from synth.generative.base import WEIGHTS_DIR, read_model_card, write_generator_card
+from acquisition.utils.docs import fill_doc
+from acquisition.utils.model_folder import load_weights, prepare_weights_dir, read_model_folder, save_safetensors
+
+from synth.generative.base import save_generator_config
 from synth.generative.config import GANModelConfig
 from synth.generative.frames import N_AUS, N_CHANNELS
 
@@ -103,6 +104,7 @@ class AUDiscriminatorNet(nn.Module):
         return self.real(h).squeeze(1) + (self.embed(au) * h).sum(1), torch.sigmoid(self.au(h))
 
 
+@fill_doc
 class GANGenerator:
     """The GAN behind :class:`~synth.generative.base.AUGenerator`.
 
@@ -112,8 +114,7 @@ class GANGenerator:
         Latent size, widths and loss weights.
     image_size : int
         Side of the crops (divisible by 16).
-    card : dict | None
-        The model card (training sessions, config, privacy).
+    %(generator_card)s
     """
 
     kind = "gan"
@@ -129,25 +130,23 @@ class GANGenerator:
 
     # -- persistence -------------------------------------------------------
     def save_pretrained(self, model_dir: str | os.PathLike) -> None:
-        """Write ``weights/generator.safetensors``, ``weights/discriminator.safetensors`` and the model card."""
-        weights = Path(model_dir) / WEIGHTS_DIR
-        weights.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()},
-                  str(weights / "generator.safetensors"))
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.discriminator.state_dict().items()},
-                  str(weights / "discriminator.safetensors"))
-        write_generator_card(model_dir, self)
+        """Write ``weights/generator.safetensors``, ``weights/discriminator.safetensors``, then the card."""
+        weights = prepare_weights_dir(model_dir)
+        for name, module in self.modules().items():
+            save_safetensors(weights / f"{name}.safetensors", module.state_dict())
+        save_generator_config(model_dir, self)
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, *, device: str = "cpu") -> GANGenerator:
         """Load a model folder written by :meth:`save_pretrained`."""
-        card = read_model_card(model_dir, kind=cls.kind)
+        folder = read_model_folder(model_dir, kind=cls.kind)
+        card = folder.config
         gan = cls(GANModelConfig.model_validate(card["config"]["model"]), int(card["image_size"]), card=card)
-        weights = Path(model_dir) / WEIGHTS_DIR
-        for name, module in (("generator", gan.generator), ("discriminator", gan.discriminator)):
+        for name, module in gan.modules().items():
+            state = load_weights(folder, name)
             try:
-                module.load_state_dict(load_file(str(weights / f"{name}.safetensors")))
-            except (RuntimeError, FileNotFoundError) as err:
+                module.load_state_dict(state)
+            except RuntimeError as err:
                 raise ValueError(f"{model_dir}: the saved {name} does not match the card's config "
                                  f"({type(err).__name__}: {str(err)[:200]}).") from None
         return gan.to(device)

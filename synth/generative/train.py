@@ -9,12 +9,13 @@ The output folder becomes a model folder (see :mod:`synth.generative.base`) plus
 - ``loss.csv`` and ``loss.png``; ``samples/step-XXXXXXX.png``: one grid per
   ``logging.sample_every`` steps (neutral and the seven EMFACS prototypes at intensity 4; RGB
   row over depth row), drawn with the EMA weights from fixed noise.
-- ``weights/`` + ``emosync_model.json``: the EMA weights and the model card, at the end.
+- ``weights/`` + ``config.json``: the EMA weights and the model card, at the end.
 
 Exact resume: batch ``k`` and every random draw of step ``k`` come from generators seeded with
 ``(seed, k)``, so nothing but the checkpointed states carries over between steps and a resumed
-run continues bit for bit (tests/synth/test_generative_train.py). On resume, only
-``optim.steps`` and ``logging.*`` may differ from the checkpoint's config.
+run continues bit for bit (tests/synth/test_generative.py). On resume, only ``optim.steps``,
+``logging.*`` and ``data.require_face_boxes`` (which selects no frames) may differ from the
+checkpoint's config.
 
 DP-SGD (``privacy.dp_sgd``): opacus wraps the diffusion UNet (every layer it uses has per-sample
 gradients: Conv2d, Linear, GroupNorm, attention's Linear layers). Each step draws a Poisson
@@ -43,14 +44,16 @@ from acquisition import logger
 
 from acquisition.annotate.action_units import AU_IDS, MAX_INTENSITY
 
+from acquisition.utils.docs import fill_doc
+from acquisition.utils.model_folder import is_model_folder
 from acquisition.utils.version import software_version
-from synth.generative.base import MODEL_CARD, session_records, utc_now
+from synth.generative.base import session_records, utc_now
 from synth.generative.config import SynthTrainConfig
 from synth.generative.frames import FaceFrames, load_face_frames
 
 CHECKPOINTS = "checkpoints"
 #: Config sections that may change between a checkpoint and ``--resume``.
-RESUMABLE_CHANGES = ("optim.steps", "logging")
+RESUMABLE_CHANGES = ("optim.steps", "logging", "data.require_face_boxes")
 
 
 def build_generator(config: SynthTrainConfig, *, card: dict[str, Any] | None = None):
@@ -368,6 +371,7 @@ def write_log(out: Path, log: list[dict[str, float]]) -> None:
     plt.close(fig)
 
 
+@fill_doc
 def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainConfig, out: str | os.PathLike, *,
                     resume: bool = False, progress: bool = True, device: str | None = None) -> Path:
     """Train a generator on the sessions' face frames; ``out`` becomes a model folder.
@@ -375,16 +379,16 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
     Parameters
     ----------
     sessions : sequence of path-like
-        Training sessions (RGB + depth + AUs).
+        Training sessions (RGB + depth + AUs; face boxes from ``emosync annotate``, see
+        ``data.require_face_boxes``).
     config : SynthTrainConfig
         See ``configs/synth/*.yaml``.
     out : path-like
         Output folder. Must be new or empty unless ``resume``.
     resume : bool
-        Continue from the newest checkpoint in ``out`` (same config except ``optim.steps`` and ``logging``,
-        same sessions).
-    progress : bool
-        Show a progress bar.
+        Continue from the newest checkpoint in ``out`` (same config except ``optim.steps``, ``logging``
+        and ``data.require_face_boxes``, same sessions).
+    %(progress_bar)s
     device : str | None
         ``"cuda"``, ``"cpu"``...; None picks CUDA when available.
 
@@ -398,34 +402,20 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
     FileExistsError
         ``out`` already holds a run and ``resume`` is False.
     ValueError
-        Empty training set, sessions without RGB/depth/AUs, or a checkpoint from another config.
+        Empty training set, sessions without RGB/depth/AUs (or without face boxes when
+        ``data.require_face_boxes``), or a checkpoint from another config.
     """
     out = Path(out)
-    checkpoint = latest_checkpoint(out) if out.is_dir() else None
-    if not resume and out.is_dir() and (checkpoint is not None or (out / MODEL_CARD).exists()):
-        raise FileExistsError(f"{out} already holds a training run; continue it with --resume, or choose a new --out.")
-    if not resume and out.is_dir() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty and holds no training run; choose a new (or empty) --out so that "
-                              "no existing files are mixed with (or overwritten by) the model folder.")
-    if resume and checkpoint is None:
-        raise FileNotFoundError(f"--resume: no checkpoint in {out / CHECKPOINTS}; start without --resume.")
+    checkpoint = _check_out(out, resume)
     if not sessions:
         raise ValueError("No training sessions given: the training set is empty.")
     if config.threads:
         torch.set_num_threads(config.threads)
     records = session_records(list(sessions))
-    state = None
-    if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        diffs = _config_diff(state["config"], config.model_dump())
-        if diffs:
-            raise ValueError(f"{checkpoint} was trained with another config ({'; '.join(diffs)}). Resume with the "
-                             "same config (only optim.steps and logging.* may change) or train into a new --out.")
-        if [r["sha256"] for r in state["sessions"]] != [r["sha256"] for r in records]:
-            raise ValueError(f"{checkpoint} was trained on other sessions "
-                             f"({[r['path'] for r in state['sessions']]}); resume with the same session files.")
+    state = _resume_state(checkpoint, config, records) if checkpoint is not None else None
     d = config.data
-    frames = load_face_frames(sessions, d.image_size, stride=d.stride, max_frames=d.max_frames)
+    frames = load_face_frames(sessions, d.image_size, stride=d.stride, max_frames=d.max_frames,
+                              require_face_boxes=d.require_face_boxes)
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out.mkdir(parents=True, exist_ok=True)
     trainer = _Trainer(config, frames, out, torch_device,
@@ -433,10 +423,51 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
     if state is not None:
         trainer.load_state(state)
         logger.info("Resuming %s from step %d", out, trainer.step)
-    total = config.optim.steps
-    lg = config.logging
+    _train_loop(trainer, records, progress=progress)
+    write_log(out, trainer.log)
+    trainer.gen.card = _model_card(trainer, records)
+    with trainer.ema_weights():
+        trainer.gen.save_pretrained(out)
+    epsilon = trainer.gen.card["privacy"]["epsilon"]
+    if epsilon is not None:
+        logger.info("DP-SGD: epsilon %.3f at delta %g after %d steps", epsilon, config.privacy.delta, trainer.step)
+    logger.info("Trained %s generator: %d steps on %d frames -> %s", config.kind, trainer.step, len(frames), out)
+    return out
+
+
+def _check_out(out: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from (None for a new run), after checking ``out`` suits ``resume``."""
+    checkpoint = latest_checkpoint(out) if out.is_dir() else None
+    if not resume and out.is_dir() and (checkpoint is not None or is_model_folder(out)):
+        raise FileExistsError(f"{out} already holds a training run; continue it with --resume, or choose a new --out.")
+    if not resume and out.is_dir() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty and holds no training run; choose a new (or empty) --out so that "
+                              "no existing files are mixed with (or overwritten by) the model folder.")
+    if resume and checkpoint is None:
+        raise FileNotFoundError(f"--resume: no checkpoint in {out / CHECKPOINTS}; start without --resume.")
+    return checkpoint
+
+
+def _resume_state(checkpoint: Path, config: SynthTrainConfig, records: list[dict[str, str]]) -> dict[str, Any]:
+    """The checkpoint's training state, after checking it was trained with this config on these sessions."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    diffs = _config_diff(state["config"], config.model_dump())
+    if diffs:
+        raise ValueError(f"{checkpoint} was trained with another config ({'; '.join(diffs)}). Resume with the "
+                         "same config (only optim.steps, logging.* and data.require_face_boxes may change) or train "
+                         "into a new --out.")
+    if [r["sha256"] for r in state["sessions"]] != [r["sha256"] for r in records]:
+        raise ValueError(f"{checkpoint} was trained on other sessions "
+                         f"({[r['path'] for r in state['sessions']]}); resume with the same session files.")
+    return state
+
+
+def _train_loop(trainer: _Trainer, records: list[dict[str, str]], *, progress: bool) -> None:
+    """Step until ``optim.steps``, logging, drawing sample grids and checkpointing on the configured steps."""
     from tqdm.auto import tqdm
 
+    config, out = trainer.config, trainer.out
+    total, lg = config.optim.steps, config.logging
     started = time.perf_counter()
     with tqdm(total=total, initial=min(trainer.step, total), disable=not progress, desc=f"synth train ({config.kind})",
               unit="step") as bar:
@@ -456,24 +487,19 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
                 save_checkpoint(trainer, records)
                 write_log(out, trainer.log)
             bar.update(1)
-    write_log(out, trainer.log)
-    epsilon = trainer.epsilon()
-    card = {
-        "format": "emosync-generator", "format_version": 1, "created": utc_now(),
-        "emosync_version": software_version(), "config": config.model_dump(), "training_sessions": records,
-        "frames": {"stride": d.stride, "max_frames": d.max_frames, "n_frames": len(frames),
+
+
+def _model_card(trainer: _Trainer, records: list[dict[str, str]]) -> dict[str, Any]:
+    """What the model folder's ``config.json`` records besides kind and architecture: data, steps, privacy."""
+    config, frames, p = trainer.config, trainer.frames, trainer.config.privacy
+    return {
+        "created": utc_now(), "emosync_version": software_version(), "config": config.model_dump(),
+        "training_sessions": records,
+        "frames": {"stride": config.data.stride, "max_frames": config.data.max_frames, "n_frames": len(frames),
                    "subjects": sorted(set(frames.subject_ids.tolist()))},
         "steps": trainer.step,
-        "privacy": {"dp_sgd": config.privacy.dp_sgd, "epsilon": epsilon,
-                    "delta": config.privacy.delta if config.privacy.dp_sgd else None,
+        "privacy": {"dp_sgd": p.dp_sgd, "epsilon": trainer.epsilon(), "delta": p.delta if p.dp_sgd else None,
                     "noise_multiplier": trainer.noise_multiplier,
-                    "max_grad_norm": config.privacy.max_grad_norm if config.privacy.dp_sgd else None,
-                    "accountant": "rdp" if config.privacy.dp_sgd else None},
+                    "max_grad_norm": p.max_grad_norm if p.dp_sgd else None,
+                    "accountant": "rdp" if p.dp_sgd else None},
     }
-    trainer.gen.card = card
-    with trainer.ema_weights():
-        trainer.gen.save_pretrained(out)
-    if epsilon is not None:
-        logger.info("DP-SGD: epsilon %.3f at delta %g after %d steps", epsilon, config.privacy.delta, trainer.step)
-    logger.info("Trained %s generator: %d steps on %d frames -> %s", config.kind, trainer.step, len(frames), out)
-    return out

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from acquisition import logger
-from synth.generative.frames import evenly_spaced
+from acquisition.utils.docs import fill_doc
+from synth.generative.frames import evenly_spaced  # importing synth.generative registers its docdict entries
 
 from synth.privacy.config import AuditConfig
 from synth.privacy.nearest import distance_summary, nearest_neighbours
@@ -193,6 +194,7 @@ def _subjects(frames: Any) -> list[str]:
     return sorted({str(s) for s in frames.subject_ids})
 
 
+@fill_doc
 def audit_corpus(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
                  train_sessions: Sequence[str | os.PathLike] | None, holdout_sessions: Sequence[str | os.PathLike],
                  config: AuditConfig | None = None, *, progress: bool = False) -> AuditReport:
@@ -200,8 +202,7 @@ def audit_corpus(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
 
     Parameters
     ----------
-    model_dir : path-like
-        The generator's model folder (``emosync synth train --out``).
+    %(generator_dir)s
     corpus_dir : path-like
         The corpus folder (``emosync synth sample --out``).
     train_sessions : sequence of path-like | None
@@ -246,18 +247,95 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+@dataclass
+class _AuditInputs:
+    """What is audited: the model's card, the session files, and whether they are the card's own."""
+
+    card: dict[str, Any]
+    train_paths: list[Path]
+    holdout_paths: list[Path]
+    exact_selection: bool
+
+
+@dataclass
+class _AuditFrames:
+    """The frames compared: training (all, and the capped subset used), held-out, and the corpus."""
+
+    train: Any
+    train_used: Any
+    holdout: Any
+    corpus: Any
+
+    @property
+    def synthetic(self) -> np.ndarray:
+        """The corpus frames, (n, 4, H, W) in [-1, 1]."""
+        return self.corpus.rgbd
+
+
 def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
            train_sessions: Sequence[str | os.PathLike] | None, holdout_sessions: Sequence[str | os.PathLike],
            config: AuditConfig, *, progress: bool) -> AuditReport:
-    from synth.generative import load_face_frames, load_generator, model_sha256, read_model_card
-    from synth.generative.base import training_frame_selection, training_sessions, utc_now
-
-    from synth.privacy.corpus_frames import load_corpus_frames
-    from synth.privacy.memorization import calibrate_threshold, count_memorized
-    from synth.privacy.membership import membership_inference, per_sample_losses
+    """The numbered steps of the module docstring, in order; each fills its block of the result."""
+    from synth.generative import load_generator
+    from synth.generative.base import utc_now
 
     step = logger.info if progress else logger.debug
     model_dir, corpus_dir = Path(model_dir), Path(corpus_dir)
+    inputs = _check_inputs(model_dir, train_sessions, holdout_sessions)
+
+    # 1. Frames.
+    step("Loading the generator and frames")
+    generator = load_generator(model_dir)
+    frames = _load_frames(model_dir, corpus_dir, inputs, int(generator.image_size), config)
+
+    # 2. Pixel nearest neighbours.
+    step("Pixel-space nearest neighbours (%d synthetic, %d held-out vs %d training frames)",
+         len(frames.synthetic), len(frames.holdout), len(frames.train_used))
+    chunk = config.nearest.chunk_size
+    syn_nn = nearest_neighbours(frames.synthetic, frames.train_used.rgbd, chunk_size=chunk)
+    hold_nn = nearest_neighbours(frames.holdout.rgbd, frames.train_used.rgbd, chunk_size=chunk)
+    result: dict[str, Any] = {
+        "nearest_neighbour": {
+            "space": "pixel: RMS distance over RGB + depth crops in [-1, 1] at the model's image size",
+            "synthetic_to_train": distance_summary(syn_nn.distance),
+            "holdout_to_train": distance_summary(hold_nn.distance),
+        },
+    }
+
+    # 3. Embedding nearest neighbours (the disclosed identity encoder).
+    result["nearest_neighbour_embedding"] = _embedding_block(frames.train_used, frames.holdout, frames.synthetic,
+                                                             config, step)
+
+    # 4. Memorization.
+    threshold, memorization = _memorization_block(syn_nn.distance, hold_nn.distance, config)
+    result["memorized_frames"] = memorization["memorized_frames"]
+    result["memorization"] = memorization
+
+    # 5. Membership inference.
+    result["membership_inference"] = _membership_block(generator, frames, config, step)
+
+    # 6. Rejection rate recorded by the sampler.
+    rate, record = _rejection_rate(frames.corpus.manifest)
+    result["rejection_rate"] = rate
+    result["rejection"] = record
+
+    # 7. The rule.
+    _decide(result, config, threshold)
+    result["n_frames"] = {"train": len(frames.train_used), "train_total": len(frames.train),
+                          "holdout": len(frames.holdout), "synthetic": len(frames.synthetic),
+                          "synthetic_sequences": len(frames.corpus.manifest["sequences"])}
+    result["inputs"] = _inputs_block(model_dir, corpus_dir, inputs, frames, config, int(generator.image_size))
+    result["config"] = config.model_dump()
+    result["created"] = utc_now()
+    return AuditReport(result, (frames.synthetic, frames.train_used.rgbd, syn_nn.distance, syn_nn.index))
+
+
+def _check_inputs(model_dir: Path, train_sessions: Sequence[str | os.PathLike] | None,
+                  holdout_sessions: Sequence[str | os.PathLike]) -> _AuditInputs:
+    """The card and session files, refused when a held-out session is a training one or a file is missing."""
+    from synth.generative import read_model_card
+    from synth.generative.base import training_sessions
+
     if not holdout_sessions:
         raise ValueError("No held-out sessions: the audit compares the corpus with real frames the model never "
                          "saw; pass them with --holdout H.h5 (other subjects, or other recordings).")
@@ -279,80 +357,62 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
     if not exact_selection:
         logger.warning("The --train sessions differ from those recorded in %s; membership 'members' may include "
                        "frames the model did not train on (weakening the attack).", model_dir)
+    return _AuditInputs(card, train_paths, holdout_paths, exact_selection)
 
-    # 1. Frames.
-    step("Loading the generator and frames")
-    generator = load_generator(model_dir)
-    size = int(generator.image_size)
+
+def _load_frames(model_dir: Path, corpus_dir: Path, inputs: _AuditInputs, size: int,
+                 config: AuditConfig) -> _AuditFrames:
+    """Training frames (the model's own selection when the sessions are its card's), held-out and corpus frames."""
+    from synth.generative import load_face_frames
+    from synth.generative.base import training_frame_selection
+
+    from synth.privacy.corpus_frames import load_corpus_frames
+
     cap = config.frames.max_frames
-    if exact_selection:
+    if inputs.exact_selection:
         selection = training_frame_selection(model_dir)
-        train = load_face_frames(train_paths, size, stride=int(selection.get("stride", 1)),
+        train = load_face_frames(inputs.train_paths, size, stride=int(selection.get("stride", 1)),
                                  max_frames=selection.get("max_frames"))
     else:
-        train = load_face_frames(train_paths, size, stride=config.frames.stride)
-    train_used = train.subset(evenly_spaced(len(train), cap))
-    holdout = load_face_frames(holdout_paths, size, stride=config.frames.stride, max_frames=cap)
-    corpus = load_corpus_frames(corpus_dir, size, max_frames=cap)
-    synthetic = corpus.rgbd
-    train_subjects, holdout_subjects = _subjects(train), _subjects(holdout)
-    overlap = sorted(set(train_subjects) & set(holdout_subjects))
-    baseline = ("held-out subjects" if not overlap else
-                "held-out sessions of training subjects" if set(holdout_subjects) <= set(train_subjects) else
-                "mixed: some held-out subjects are training subjects")
+        train = load_face_frames(inputs.train_paths, size, stride=config.frames.stride)
+    return _AuditFrames(train=train, train_used=train.subset(evenly_spaced(len(train), cap)),
+                        holdout=load_face_frames(inputs.holdout_paths, size, stride=config.frames.stride,
+                                                 max_frames=cap),
+                        corpus=load_corpus_frames(corpus_dir, size, max_frames=cap))
 
-    # 2. Pixel nearest neighbours.
-    step("Pixel-space nearest neighbours (%d synthetic, %d held-out vs %d training frames)",
-         len(synthetic), len(holdout), len(train_used))
-    chunk = config.nearest.chunk_size
-    syn_nn = nearest_neighbours(synthetic, train_used.rgbd, chunk_size=chunk)
-    hold_nn = nearest_neighbours(holdout.rgbd, train_used.rgbd, chunk_size=chunk)
-    result: dict[str, Any] = {
-        "nearest_neighbour": {
-            "space": "pixel: RMS distance over RGB + depth crops in [-1, 1] at the model's image size",
-            "synthetic_to_train": distance_summary(syn_nn.distance),
-            "holdout_to_train": distance_summary(hold_nn.distance),
-        },
-    }
 
-    # 3. Embedding nearest neighbours (the disclosed identity encoder).
-    result["nearest_neighbour_embedding"] = _embedding_block(train_used, holdout, synthetic, config, step)
+def _memorization_block(synthetic_nn: np.ndarray, holdout_nn: np.ndarray, config: AuditConfig
+                        ) -> tuple[float, dict[str, Any]]:
+    """The memorization distance (calibrated on held-out NN distances) and the result's ``memorization`` block."""
+    from synth.privacy.memorization import calibrate_threshold, count_memorized
 
-    # 4. Memorization.
-    threshold = calibrate_threshold(hold_nn.distance, quantile=config.memorization.quantile,
-                                    scale=config.memorization.scale, floor=config.memorization.floor)
-    memorized = count_memorized(syn_nn.distance, threshold)
-    result["memorized_frames"] = memorized["memorized_frames"]
+    mc = config.memorization
+    threshold = calibrate_threshold(holdout_nn, quantile=mc.quantile, scale=mc.scale, floor=mc.floor)
     # Measured, not assumed: when the floor sets the threshold, far more (or fewer) held-out frames
     # than the calibration quantile may fall under it.
-    result["memorization"] = {**memorized, "holdout_fraction_under_threshold":
-                              float(np.mean(hold_nn.distance < threshold)),
-                              "quantile": config.memorization.quantile,
-                              "scale": config.memorization.scale,
-                              "floor": config.memorization.floor,
-                              "calibration": f"{config.memorization.scale} x the {config.memorization.quantile:g} "
-                                             "quantile of held-out-to-train pixel NN distances, at least "
-                                             f"{config.memorization.floor:.4g}"}
+    return threshold, {**count_memorized(synthetic_nn, threshold),
+                       "holdout_fraction_under_threshold": float(np.mean(holdout_nn < threshold)),
+                       "quantile": mc.quantile, "scale": mc.scale, "floor": mc.floor,
+                       "calibration": f"{mc.scale} x the {mc.quantile:g} quantile of held-out-to-train pixel NN "
+                                      f"distances, at least {mc.floor:.4g}"}
 
-    # 5. Membership inference.
-    if config.membership.enabled:
-        step("Membership inference (loss threshold)")
-        members = train.subset(evenly_spaced(len(train), config.membership.max_frames))
-        others = holdout.subset(evenly_spaced(len(holdout), config.membership.max_frames))
-        kwargs = {"repeats": config.membership.repeats, "batch_size": config.membership.batch_size,
-                  "seed": config.seed}
-        result["membership_inference"] = membership_inference(
-            per_sample_losses(generator.per_sample_loss, members.rgbd, members.aus, **kwargs),
-            per_sample_losses(generator.per_sample_loss, others.rgbd, others.aus, **kwargs))
-    else:
-        result["membership_inference"] = {"auc": None, "tpr_at_1pct_fpr": None, "skipped": "membership.enabled=false"}
 
-    # 6. Rejection rate recorded by the sampler.
-    rate, record = _rejection_rate(corpus.manifest)
-    result["rejection_rate"] = rate
-    result["rejection"] = record
+def _membership_block(generator: Any, frames: _AuditFrames, config: AuditConfig, step: Any) -> dict[str, Any]:
+    """The loss-threshold membership-inference attack (training vs held-out frames), or why it was skipped."""
+    from synth.privacy.membership import membership_inference, per_sample_losses
 
-    # 7. The rule.
+    if not config.membership.enabled:
+        return {"auc": None, "tpr_at_1pct_fpr": None, "skipped": "membership.enabled=false"}
+    step("Membership inference (loss threshold)")
+    members = frames.train.subset(evenly_spaced(len(frames.train), config.membership.max_frames))
+    others = frames.holdout.subset(evenly_spaced(len(frames.holdout), config.membership.max_frames))
+    kwargs = {"repeats": config.membership.repeats, "batch_size": config.membership.batch_size, "seed": config.seed}
+    return membership_inference(per_sample_losses(generator.per_sample_loss, members.rgbd, members.aus, **kwargs),
+                                per_sample_losses(generator.per_sample_loss, others.rgbd, others.aus, **kwargs))
+
+
+def _decide(result: dict[str, Any], config: AuditConfig, threshold: float) -> None:
+    """Apply the rule: ``passed``, ``checks`` and ``thresholds`` into ``result``."""
     checks = apply_rule(result, config)
     decided = [c["passed"] for c in checks.values() if c["passed"] is not None]
     result["passed"] = bool(decided) and all(decided)
@@ -361,32 +421,45 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
                             "max_memorized_fraction": config.rule.max_memorized_fraction,
                             "max_mia_auc": config.rule.max_mia_auc, "memorization_distance": threshold,
                             "spaces": list(config.rule.spaces)}
-    generator_record = corpus.manifest.get("generator", {})
-    sha = model_sha256(model_dir)
-    result["n_frames"] = {"train": len(train_used), "train_total": len(train), "holdout": len(holdout),
-                          "synthetic": len(synthetic), "synthetic_sequences": len(corpus.manifest["sequences"])}
+
+
+def _baseline(train_subjects: list[str], holdout_subjects: list[str]) -> str:
+    """What the held-out baseline measures, from whose frames it holds."""
+    if not set(train_subjects) & set(holdout_subjects):
+        return "held-out subjects"
+    if set(holdout_subjects) <= set(train_subjects):
+        return "held-out sessions of training subjects"
+    return "mixed: some held-out subjects are training subjects"
+
+
+def _inputs_block(model_dir: Path, corpus_dir: Path, inputs: _AuditInputs, frames: _AuditFrames,
+                  config: AuditConfig, size: int) -> dict[str, Any]:
+    """What was audited (model, corpus, sessions, subjects), warning when the corpus is another model's."""
     from acquisition.utils.hashing import file_sha256
+    from synth.generative import model_sha256
     from synth.generative.corpus import CORPUS_FILE
 
-    result["inputs"] = {
-        "model_dir": str(model_dir.resolve()), "model_kind": card.get("kind"), "model_sha256": sha,
+    generator_record = frames.corpus.manifest.get("generator", {})
+    sha = model_sha256(model_dir)
+    train_subjects, holdout_subjects = _subjects(frames.train), _subjects(frames.holdout)
+    block = {
+        "model_dir": str(model_dir.resolve()), "model_kind": inputs.card.get("kind"), "model_sha256": sha,
         "corpus_dir": str(corpus_dir.resolve()),
         # What was audited, so a data card can tell that the corpus grew afterwards (synth sample --append).
         "corpus_sha256": file_sha256(corpus_dir / CORPUS_FILE),
-        "sequence_ids": [str(seq.get("id")) for seq in corpus.manifest["sequences"]],
+        "sequence_ids": [str(seq.get("id")) for seq in frames.corpus.manifest["sequences"]],
         "corpus_generator_sha256": generator_record.get("model_sha256"),
         "corpus_matches_model": generator_record.get("model_sha256") == sha,
-        "train_sessions": [str(p) for p in train_paths], "holdout_sessions": [str(p) for p in holdout_paths],
-        "train_selection": "the model's own" if exact_selection else f"stride {config.frames.stride}",
-        "train_subjects": train_subjects, "holdout_subjects": holdout_subjects, "baseline": baseline,
-        "image_size": size,
+        "train_sessions": [str(p) for p in inputs.train_paths],
+        "holdout_sessions": [str(p) for p in inputs.holdout_paths],
+        "train_selection": "the model's own" if inputs.exact_selection else f"stride {config.frames.stride}",
+        "train_subjects": train_subjects, "holdout_subjects": holdout_subjects,
+        "baseline": _baseline(train_subjects, holdout_subjects), "image_size": size,
     }
-    if not result["inputs"]["corpus_matches_model"]:
+    if not block["corpus_matches_model"]:
         logger.warning("corpus.json records generator sha256 %s but %s has %s: auditing a corpus against another "
                        "model.", generator_record.get("model_sha256"), model_dir, sha)
-    result["config"] = config.model_dump()
-    result["created"] = utc_now()
-    return AuditReport(result, (synthetic, train_used.rgbd, syn_nn.distance, syn_nn.index))
+    return block
 
 
 def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: AuditConfig, step: Any

@@ -15,6 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from acquisition.utils.docs import add_doc, fill_doc
+
+add_doc("nn_chunk_size", """
+chunk_size : int
+    Rows of each distance block; peak extra memory is about ``chunk_size**2`` floats plus one block
+    of each input.
+""")
+
 
 @dataclass
 class NeighbourResult:
@@ -41,6 +49,7 @@ def flatten_frames(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frames.reshape(len(frames), -1), dtype=np.float32)
 
 
+@fill_doc
 def nearest_neighbours(queries: np.ndarray, references: np.ndarray, *, chunk_size: int = 1024,
                        exclude_same: np.ndarray | None = None) -> NeighbourResult:
     """Nearest reference of each query under the RMS (per-feature) Euclidean distance.
@@ -51,9 +60,7 @@ def nearest_neighbours(queries: np.ndarray, references: np.ndarray, *, chunk_siz
         E.g. frames ``(n, 4, H, W)`` in [-1, 1], or embeddings ``(n, dim)``; flattened per row.
     references : array, shape (n_references, ...)
         Same features per row as ``queries``.
-    chunk_size : int
-        Rows of each block; peak extra memory is about ``chunk_size**2`` floats plus one block of
-        each input.
+    %(nn_chunk_size)s
     exclude_same : ndarray of bool, shape (n_queries, n_references) | None
         Pairs that may not be neighbours (e.g. same subject, for leave-one-subject-out
         distances). Memory ``n_queries * n_references`` bytes; None allows every pair.

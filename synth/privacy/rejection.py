@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from acquisition import logger
-from synth.generative.frames import evenly_spaced
+from acquisition.utils.docs import fill_doc
+from synth.generative.frames import evenly_spaced  # importing synth.generative registers its docdict entries
 
 from synth.privacy.memorization import COPY_FLOOR
 from synth.privacy.nearest import nearest_neighbours
@@ -62,6 +63,7 @@ def leave_moment_out_distances(rgbd: np.ndarray, session_files: np.ndarray, time
     return result.distance
 
 
+@fill_doc
 class NearestNeighbourFilter:
     """Flag generated frames closer than ``threshold`` (RMS pixel distance) to any training frame.
 
@@ -71,8 +73,7 @@ class NearestNeighbourFilter:
         The training frames in [-1, 1].
     threshold : float
         RMS distance in [-1, 1] pixel units; frames strictly closer are "too close".
-    chunk_size : int
-        Rows per distance block (bounded memory).
+    %(nn_chunk_size)s
 
     Examples
     --------
@@ -108,6 +109,7 @@ class NearestNeighbourFilter:
         return f"<NearestNeighbourFilter {len(self.train_rgbd)} training frames, threshold={self.threshold:.4g}>"
 
     @classmethod
+    @fill_doc
     def from_model_dir(cls, model_dir: str | os.PathLike, threshold: str | float = "auto", *,
                        quantile: float = 0.01, min_gap_s: float = 1.0, chunk_size: int = 1024,
                        ) -> NearestNeighbourFilter:
@@ -115,8 +117,7 @@ class NearestNeighbourFilter:
 
         Parameters
         ----------
-        model_dir : path-like
-            A generator model folder (``emosync synth train --out``).
+        %(generator_dir)s
         threshold : ``"auto"`` | float
             A distance, or ``"auto"``: ``quantile`` of :func:`leave_moment_out_distances`, at least
             :data:`~synth.privacy.memorization.COPY_FLOOR`.

@@ -303,6 +303,24 @@ class FaceRenderer:
         face_distance_mm: float = 600.0,
         background_distance_mm: float = 1500.0,
     ) -> None:
+        face_d, bg_d = self._check_arguments(width, height, identity_seed, face_distance_mm, background_distance_mm)
+        self.width = int(width)
+        self.height = int(height)
+        self.identity_seed = int(identity_seed)
+        self.face_distance_mm = face_d
+        self.background_distance_mm = bg_d
+
+        rng = np.random.default_rng(self.identity_seed)
+        self._id = _sample_identity(rng)
+        self._make_textures(rng)
+        self._place_head()
+        self._render_base()
+        self._prepare_jaw_band()
+
+    @staticmethod
+    def _check_arguments(width: int, height: int, identity_seed: int, face_distance_mm: float,
+                         background_distance_mm: float) -> tuple[float, float]:
+        """Check the constructor's arguments; returns the two distances as floats (mm)."""
         for name, value in (("width", width), ("height", height)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ValueError(f"{name} must be an integer in [{_MIN_SIZE}, {_MAX_SIZE}], got {value!r}")
@@ -319,14 +337,10 @@ class FaceRenderer:
                 f"background_distance_mm must be in [face_distance_mm + {_MIN_DEPTH_GAP_MM:g}, {_MAX_DEPTH_MM:g}]"
                 f" = [{face_d + _MIN_DEPTH_GAP_MM:g}, {_MAX_DEPTH_MM:g}], got {bg_d}"
             )
-        self.width = int(width)
-        self.height = int(height)
-        self.identity_seed = int(identity_seed)
-        self.face_distance_mm = face_d
-        self.background_distance_mm = bg_d
+        return face_d, bg_d
 
-        rng = np.random.default_rng(self.identity_seed)
-        self._id = _sample_identity(rng)
+    def _make_textures(self, rng: np.random.Generator) -> None:
+        """Skin, hair-strand and chin noise textures, drawn from the identity's generator after its proportions."""
         # Textures live on fixed millimetre grids so an identity looks the same at every resolution.
         self._noise_fine = cv2.GaussianBlur(rng.standard_normal((260, 260)).astype(np.float32), (0, 0), 0.8) * 2.2
         self._noise_coarse = cv2.GaussianBlur(rng.standard_normal((260, 260)).astype(np.float32), (0, 0), 5.0) * 9.0
@@ -335,6 +349,8 @@ class FaceRenderer:
         self._strands = np.clip(0.5 + strands * 2.2, 0.0, 1.0)
         self._chin_noise = cv2.GaussianBlur(rng.standard_normal((120, 120)).astype(np.float32), (0, 0), 1.2) * 3.0
 
+    def _place_head(self) -> None:
+        """Image scale and centre, supersampling, the depth offset and the rotation pivot of the head."""
         w, h = self.width, self.height
         self.pixels_per_mm = min(_FRAME_FILL_H * h / _HEAD_SPAN_MM, _FRAME_FILL_W * w / _HEAD_SPAN_W_MM)
         self._ppm = self.pixels_per_mm
@@ -345,15 +361,18 @@ class FaceRenderer:
         # Depth offset so that the nose tip, the closest point, sits at face_distance_mm.
         xs, ys = np.meshgrid(np.linspace(-12, 12, 97), np.linspace(20, 45, 101))
         z_front = self._skin_relief(xs.astype(np.float32), ys.astype(np.float32))
-        self._z_offset = face_d - float(z_front.min())
+        self._z_offset = self.face_distance_mm - float(z_front.min())
         self._z_rim = self._z_offset
         # Pivot of head rotation: behind the head centre, towards the neck.
         self._pivot = np.array([0.0, 30.0, self._z_rim + 10.0])
         self._head_centre_y = 0.5 * (self._id.chin - self._id.skull_top)
 
+    def _render_base(self) -> None:
+        """The neutral frontal head over the background, its rim colour, skull coverage and blend shapes."""
+        w, h = self.width, self.height
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         self._bg_rgb = self._background(xx, yy).astype(np.uint8)
-        self._bg_depth = np.full((h, w), int(round(bg_d)), dtype=np.uint16)
+        self._bg_depth = np.full((h, w), int(round(self.background_distance_mm)), dtype=np.uint16)
 
         idn = self._id
         x_ext = idn.face_hw + max(idn.hair_volume, 14.0) + 6.0
@@ -384,6 +403,10 @@ class FaceRenderer:
         self._blendshapes = self._build_blendshapes()
         del self._base_rgb_f, self._base_z
 
+    def _prepare_jaw_band(self) -> None:
+        """The rows the jaw drop stretches, their remap grid, and the sample points of mouth, eyes and brows."""
+        idn, h = self._id, self.height
+        x0, _, x1, _ = self._head_box
         # Jaw-drop stretch band: rows from just above the mouth to below the lowered chin.
         self._jaw_rows = (
             self._cy + (idn.mouth_y - 5.0) * self._ppm,
@@ -654,9 +677,32 @@ class FaceRenderer:
         (h, w; mm, 0 outside the head), skin shading factor (h, w) and skull coverage without ears (h, w).
         ``dz`` is added to the skin depth (soft-tissue deformation, mm).
         """
+        skin, a_skin, zs, shade, nf = self._skin_layer(x, y, dz, ppm)
+        ears_c, a_ear, z_ear = self._ear_layer(x, y, ppm)
+        hair_c, a_hair, zh = self._hair_layer(x, y, nf, ppm)
+        # The hair casts a soft shadow on the forehead just below the hairline.
+        shadow = cv2.GaussianBlur(a_hair, (0, 0), 2.5 * ppm)
+        skin = skin * (1.0 - 0.35 * np.clip(shadow - a_hair, 0, 1))[..., None]
+        # -- composite back to front: ears, skin, hair
+        prem = ears_c * a_ear[..., None]
+        cov = a_ear.copy()
+        prem = prem * (1.0 - a_skin[..., None]) + skin * a_skin[..., None]
+        cov = cov * (1.0 - a_skin) + a_skin
+        prem = prem * (1.0 - a_hair[..., None]) + hair_c * a_hair[..., None]
+        cov = cov * (1.0 - a_hair) + a_hair
+        z = np.zeros(x.shape, np.float32)
+        z = np.where(a_ear >= 0.5, z_ear, z)
+        z = np.where(a_skin >= 0.5, zs, z)
+        z = np.where(a_hair >= 0.5, np.minimum(zh, zs - 1.0), z)
+        # Coverage without the ears: the cross-section of the skull used for the side shell of a posed head.
+        skull = a_skin + a_hair * (1.0 - a_skin)
+        return prem, cov, z.astype(np.float32), shade.astype(np.float32), skull.astype(np.float32)
+
+    def _skin_layer(self, x: np.ndarray, y: np.ndarray, dz: np.ndarray | None, ppm: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Shaded skin colour, coverage, depth (mm), shading factor, and the fine noise the hair reuses."""
         idn = self._id
         ax = np.abs(x)
-        # -- skin
         r = self._egg(x, y)
         zs = self._skin_relief(x, y, r)
         if dz is not None:
@@ -684,7 +730,11 @@ class FaceRenderer:
         shade = (0.40 + 0.72 * diff) * ao
         skin = alb * (shade[..., None] * np.array([1.0, 0.96, 0.94], dtype=np.float32))
         skin += (0.09 * 255.0) * (ndh**18)[..., None] * facing[..., None]
-        # -- ears: rotated ellipses beside the face, with a concave concha
+        return skin, a_skin, zs, shade, nf
+
+    def _ear_layer(self, x: np.ndarray, y: np.ndarray, ppm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ears: rotated ellipses beside the face, with a concave concha; colour, coverage and depth (mm)."""
+        idn = self._id
         a_ear = np.zeros(x.shape, np.float32)
         z_ear = np.full(x.shape, 8.0, np.float32)
         for s in (-1.0, 1.0):
@@ -701,7 +751,16 @@ class FaceRenderer:
         d_ear, _, _ = self._lambert(z_ear, ppm)
         ear_alb = idn.skin_rgb.astype(np.float32) * np.array([1.0, 0.93, 0.92], dtype=np.float32)
         ears_c = ear_alb * ((0.36 + 0.62 * d_ear) * (1.0 - 0.025 * (z_ear - 4.0)))[..., None]
-        # -- hair: a cap on an inflated skull, minus a face window whose top edge is the hairline
+        return ears_c, a_ear, z_ear
+
+    def _hair_layer(self, x: np.ndarray, y: np.ndarray, nf: np.ndarray, ppm: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hair: a cap on an inflated skull minus a face window whose top edge is the hairline.
+
+        Returns colour, coverage and depth (mm); ``nf`` is the skin's fine noise, which roughens the edges.
+        """
+        idn = self._id
+        ax = np.abs(x)
         vt, vs = idn.hair_top, idn.hair_volume
         yn = y / np.where(y < 0, idn.skull_top + vt, idn.chin)
         rh = ((np.abs(x) / (idn.face_hw * 1.05 + vs)) ** 2.3 + np.abs(yn) ** 2.3) ** (1.0 / 2.3)
@@ -735,23 +794,7 @@ class FaceRenderer:
         hair_alb = idn.hair_rgb.astype(np.float32) * (0.62 + 0.76 * st)[..., None]
         hair_c = hair_alb * (0.35 + 0.8 * d_h)[..., None]
         hair_c += (0.16 * 255.0) * (ndh_h**9 * fac_h * (0.5 + st))[..., None] * (0.4 + idn.hair_rgb / 400.0)
-        # The hair casts a soft shadow on the forehead just below the hairline.
-        shadow = cv2.GaussianBlur(a_hair, (0, 0), 2.5 * ppm)
-        skin = skin * (1.0 - 0.35 * np.clip(shadow - a_hair, 0, 1))[..., None]
-        # -- composite back to front: ears, skin, hair
-        prem = ears_c * a_ear[..., None]
-        cov = a_ear.copy()
-        prem = prem * (1.0 - a_skin[..., None]) + skin * a_skin[..., None]
-        cov = cov * (1.0 - a_skin) + a_skin
-        prem = prem * (1.0 - a_hair[..., None]) + hair_c * a_hair[..., None]
-        cov = cov * (1.0 - a_hair) + a_hair
-        z = np.zeros(x.shape, np.float32)
-        z = np.where(a_ear >= 0.5, z_ear, z)
-        z = np.where(a_skin >= 0.5, zs, z)
-        z = np.where(a_hair >= 0.5, np.minimum(zh, zs - 1.0), z)
-        # Coverage without the ears: the cross-section of the skull used for the side shell of a posed head.
-        skull = a_skin + a_hair * (1.0 - a_skin)
-        return prem, cov, z.astype(np.float32), shade.astype(np.float32), skull.astype(np.float32)
+        return hair_c, a_hair, zh
 
     def _render_region(
         self, x0: int, y0: int, x1: int, y1: int, dz_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
@@ -803,6 +846,23 @@ class FaceRenderer:
 
     def _build_blendshapes(self) -> tuple[tuple[int, tuple[int, int, int, int], np.ndarray, np.ndarray], ...]:
         """Per-AU colour and depth deltas of soft-tissue changes, rendered through the shading model."""
+        hx0, hy0, _, _ = self._head_box
+        out = []
+        for au, (bx0, bx1, by0, by1), fn in self._blendshape_specs():
+            px0, py0, px1, py1 = self._box_px(bx0, bx1, by0, by1)
+            if px1 - px0 < 1 or py1 - py0 < 1:
+                continue
+            rgb_f, dep_f, _, _, _ = self._render_region(px0, py0, px1, py1, fn)
+            sl = slice(py0 - hy0, py1 - hy0), slice(px0 - hx0, px1 - hx0)
+            d_rgb = (rgb_f - self._base_rgb_f[sl]).astype(np.float32)
+            d_z = (dep_f - self._base_z[sl]).astype(np.float32)
+            # Where the head edge would move the background/head split, keep the base decision.
+            d_z[np.abs(d_z) > 40.0] = 0.0
+            out.append((au, (px0, py0, px1, py1), d_rgb, d_z))
+        return tuple(out)
+
+    def _blendshape_specs(self) -> tuple[tuple[int, tuple[float, float, float, float], Callable], ...]:
+        """Per AU: its region ``(x0, x1, y0, y1)`` in mm and its skin displacement ``dz(x, y)`` in mm."""
         idn = self._id
         e, hw = idn.eye_dx, idn.eye_hw
         my, ny = idn.mouth_y, idn.nostril_y
@@ -873,7 +933,7 @@ class FaceRenderer:
             lines = 0.22 * np.sin(2.0 * np.pi * x / 3.2) * _g2(x, y, 0.0, my - 8.0, 12.0, 2.5)
             return lines - 1.0 * _g2(x, y, 0.0, my + 11.0, 12.0, 3.0)
 
-        specs = (
+        return (
             (1, (-45, 45, idn.hairline_y - 2.0, -22.0), au1),
             (2, (-62, 62, idn.hairline_y - 2.0, -20.0), au2),
             (4, (-26, 26, idn.brow_y - 14.0, 2.0), au4),
@@ -888,20 +948,6 @@ class FaceRenderer:
             (20, (-idn.mouth_hw - 22, idn.mouth_hw + 22, my - 22.0, my + 30.0), au20),
             (23, (-28, 28, my - 16.0, my + 22.0), au23),
         )
-        hx0, hy0, _, _ = self._head_box
-        out = []
-        for au, (bx0, bx1, by0, by1), fn in specs:
-            px0, py0, px1, py1 = self._box_px(bx0, bx1, by0, by1)
-            if px1 - px0 < 1 or py1 - py0 < 1:
-                continue
-            rgb_f, dep_f, _, _, _ = self._render_region(px0, py0, px1, py1, fn)
-            sl = slice(py0 - hy0, py1 - hy0), slice(px0 - hx0, px1 - hx0)
-            d_rgb = (rgb_f - self._base_rgb_f[sl]).astype(np.float32)
-            d_z = (dep_f - self._base_z[sl]).astype(np.float32)
-            # Where the head edge would move the background/head split, keep the base decision.
-            d_z[np.abs(d_z) > 40.0] = 0.0
-            out.append((au, (px0, py0, px1, py1), d_rgb, d_z))
-        return tuple(out)
 
     # ------------------------------------------------------------------ jaw drop
 

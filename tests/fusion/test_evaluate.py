@@ -204,3 +204,36 @@ def test_load_run_takes_the_heads_from_the_saved_model(tmp_path):
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(old))
     model, config = load_run(tmp_path / "run")
     assert PretrainConfig().model.pair_heads and not config.model.pair_heads and not model.config["pair_heads"]
+
+
+def test_load_run_reads_a_run_written_before_the_shared_model_folder(tmp_path):
+    """runs/<run>/model of the earlier layout (config.json + model.safetensors side by side) still evaluates."""
+    import json
+
+    import torch
+    import yaml
+    from safetensors.torch import save_file
+
+    from fusion.config import PretrainConfig
+    from fusion.evaluate import load_run
+    from fusion.model import MultiModalEncoder
+
+    specs = {"emg": {"encoder": "conv1d", "encoder_kwargs": {"n_chans": 2, "n_times": 50, "width": 4}},
+             "eeg": {"encoder": "conv1d", "encoder_kwargs": {"n_chans": 2, "n_times": 50, "width": 4}}}
+    torch.manual_seed(0)
+    model = MultiModalEncoder(specs, hidden_dim=8, embed_dim=4, pair_heads=True).eval()
+    (tmp_path / "run" / "model").mkdir(parents=True)
+    (tmp_path / "run" / "model" / "config.json").write_text(json.dumps(model.config, indent=2))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              tmp_path / "run" / "model" / "model.safetensors")
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(PretrainConfig().model_dump(mode="json")))
+    loaded, config = load_run(tmp_path / "run")
+    assert config.model.pair_heads and loaded.config == model.config
+    x = {"emg": torch.randn(2, 2, 50), "eeg": torch.randn(2, 2, 50)}
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x)["emg->eeg"], model(x)["emg->eeg"], rtol=0, atol=0)
+    # a folder of another model is refused with what it holds
+    (tmp_path / "run" / "model" / "config.json").write_text(json.dumps(
+        {"format": "emosync-model", "format_version": 2, "kind": "gan", "image_size": 32}))
+    with pytest.raises(ValueError, match="holds a 'gan' model, not 'multimodal-encoder'"):
+        load_run(tmp_path / "run")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -107,3 +109,82 @@ def test_pair_heads_give_one_embedding_per_partner_and_round_trip(tmp_path):
         torch.testing.assert_close(z[key], z2[key], rtol=0, atol=0)
     torch.testing.assert_close(ze["rgb"], z["emg->rgb"], rtol=0, atol=0)
     torch.testing.assert_close(ze[""], z["emg"], rtol=0, atol=0)
+
+
+def _save_version1(model: MultiModalEncoder, directory, *, torch_save: bool = False):
+    """What MultiModalEncoder.save_pretrained wrote before the shared model folder (runs/<run>/model)."""
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps(model.config, indent=2))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if torch_save:
+        torch.save(state, directory / "model.pt")
+    else:
+        save_file(state, directory / "model.safetensors")
+    return directory
+
+
+def test_saved_folder_is_the_shared_model_folder(tmp_path):
+    from acquisition.utils.model_folder import read_model_folder
+
+    model = MultiModalEncoder(SPECS, hidden_dim=16, embed_dim=8)
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["kind"] == "multimodal-encoder" and config["format_version"] == 2
+    assert list(config["modalities"]) == list(SPECS) and config["pair_heads"] is False
+    assert [p.name for p in read_model_folder(tmp_path / "m").weight_files()] == ["model.safetensors"]
+
+
+@pytest.mark.parametrize("torch_save", [False, True])
+def test_version1_folder_loads_and_migrates(tmp_path, torch_save):
+    torch.manual_seed(0)
+    model = MultiModalEncoder(SPECS, hidden_dim=16, embed_dim=8, pair_heads=True).eval()
+    views = _views()
+    with torch.no_grad():
+        z = model(views)
+    old = _save_version1(model, tmp_path / "run" / "model", torch_save=torch_save)
+    loaded = MultiModalEncoder.from_pretrained(old).eval()
+    with torch.no_grad():
+        z_old, alone = loaded(views), ModalityEncoder.from_pretrained(old, "eeg").eval()(views["eeg"])
+    for key in z:
+        torch.testing.assert_close(z_old[key], z[key], rtol=0, atol=0)
+    torch.testing.assert_close(alone, z["eeg"], rtol=0, atol=0)
+    # migration: load, save into the same folder; the version-1 weights file is gone, the model the same
+    loaded.save_pretrained(old)
+    assert sorted(p.name for p in old.iterdir()) == ["config.json", "weights"]
+    with torch.no_grad():
+        z_new = MultiModalEncoder.from_pretrained(old).eval()(views)
+    for key in z:
+        torch.testing.assert_close(z_new[key], z[key], rtol=0, atol=0)
+
+
+def test_version1_folder_before_pair_heads_loads_without_them(tmp_path):
+    model = MultiModalEncoder(SPECS, hidden_dim=16, embed_dim=8)
+    old = _save_version1(model, tmp_path / "m")
+    config = json.loads((old / "config.json").read_text())
+    del config["pair_heads"]
+    (old / "config.json").write_text(json.dumps(config))
+    assert MultiModalEncoder.from_pretrained(old).config["pair_heads"] is False
+
+
+def test_from_pretrained_refuses_other_folders(tmp_path):
+    from acquisition.utils.model_folder import prepare_weights_dir, write_model_config
+
+    prepare_weights_dir(tmp_path / "gan")
+    (tmp_path / "gan" / "weights" / "generator.safetensors").write_bytes(b"x")
+    write_model_config(tmp_path / "gan", "gan", {"image_size": 32})
+    with pytest.raises(ValueError, match="holds a 'gan' model, not 'multimodal-encoder'"):
+        MultiModalEncoder.from_pretrained(tmp_path / "gan")
+    with pytest.raises(ValueError, match="holds a 'gan' model"):
+        ModalityEncoder.from_pretrained(tmp_path / "gan", "emg")
+    model = MultiModalEncoder(SPECS, hidden_dim=16, embed_dim=8)
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "dropout": 0.1}))
+    with pytest.raises(ValueError, match=r"does not describe a MultiModalEncoder: unknown keys \['dropout'\]"):
+        MultiModalEncoder.from_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    (tmp_path / "m" / "weights" / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="holds no weights"):
+        MultiModalEncoder.from_pretrained(tmp_path / "m")

