@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.session.markers import expression_intervals
+from acquisition.session.markers import read_expression_markers
 from acquisition.session.reader import Stream, open_session
 
 #: An AU counts as active in a sample when its intensity (FACS 0-5) exceeds this.
@@ -160,12 +160,13 @@ def session_stats(fname: str | Path, *, relative_name: str, sha256: str) -> Sess
                     block = np.asarray(stream.data[start:start + _AU_BLOCK_ROWS], dtype=np.float64)
                     stats.au.setdefault(stream.name, AUStats()).add_block(labels, block.reshape(len(block), -1))
             elif stream.modality == "markers":
-                texts = [str(row[0]) for row in stream.data[:]]
-                intervals = expression_intervals(texts, stream.timestamps)
+                # Paired on synchronized times, as fusion's labels and the plots are (raw stamps of a
+                # source whose clock was reset are out of order).
+                expressions = read_expression_markers(stream).complete
                 if _is_derived(stream):
-                    stats.derived_expressions.update((stream.name, emotion, kind) for *_, emotion, kind in intervals)
+                    stats.derived_expressions.update((stream.name, e.label, e.kind) for e in expressions)
                 else:
-                    stats.expressions.update((emotion, kind) for *_, emotion, kind in intervals)
+                    stats.expressions.update((e.label, e.kind) for e in expressions)
     return stats
 
 

@@ -7,10 +7,11 @@ used for evaluation only (mean AU intensities, expression and its kind from the 
 ``Markers`` stream, subject id, session index, window centre time).
 
 Expression labels: markers ``"onset/<emotion>/<kind>"`` ... ``"offset/<emotion>/<kind>"`` (the
-simulated rig's format, see :meth:`synth.facs.AUTimeline.markers`) delimit expressions; a window
-is labelled with the expression whose onset->offset interval contains the window centre, else
-``"neutral"`` / kind ``"none"``. A session without a markers stream gives ``"unknown"`` labels,
-which the probes skip. Splits: :func:`split_sessions` (held-out sessions) and
+simulated rig's format, see :meth:`synth.facs.AUTimeline.markers`) delimit expressions, paired on
+synchronized times by :func:`acquisition.session.markers.parse_expression_markers` (only complete
+expressions count); a window is labelled with the expression whose onset->offset interval contains
+the window centre, else ``"neutral"`` / kind ``"none"``. A session without a markers stream gives
+``"unknown"`` labels, which the probes skip. Splits: :func:`split_sessions` (held-out sessions) and
 :func:`split_by_subject` (held-out subjects, from the session's root ``subject_id``).
 
 HDF5 handles do not pickle: the index is built once in ``__init__`` (files closed again) and
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from acquisition import Session, logger, open_session
-from acquisition.session.markers import expression_intervals
+from acquisition.session.markers import expression_intervals, marker_texts
 from acquisition.session.alignment import sample_range
 
 MODALITIES = ("rgb", "depth", "emg", "eeg")
@@ -227,8 +228,8 @@ class SessionWindows(Dataset):
             index.subject = str(session.info.get("subject_id", "sub-unknown"))
             markers = next((s for s in session.streams.values() if s.modality == "markers"), None)
             if markers is not None:
-                texts = [str(row[0]) for row in np.asarray(markers.data[:])] if markers.n_samples else []
-                intervals = expression_intervals(texts, markers.times[:len(texts)])
+                texts = marker_texts(markers.data[:]) if markers.n_samples else []
+                intervals = expression_intervals(texts, markers.times)
                 index.expression, index.kind = label_windows(starts + self.window_s / 2, intervals)
         return index
 

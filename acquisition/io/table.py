@@ -25,8 +25,10 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from acquisition.utils.config import StrictModel, load_config
+from acquisition.utils.docs import fill_doc
 from acquisition.utils.logs import logger, verbose
 from acquisition.session.format import StreamSpec
+from acquisition.io.importing import new_session_file, source_metadata
 from acquisition.session.writer import SessionWriter
 
 
@@ -126,10 +128,12 @@ def read_table(fname: str | os.PathLike, spec: TableSpec) -> tuple[np.ndarray, l
     wanted = list(dict.fromkeys(
         [c.column for s in spec.streams for c in s.channels] + (
             [p.column for p in spec.markers.pulses] if spec.markers else [])))
+    _check_text_table(fname)
     with open(fname, encoding="utf-8", errors="replace") as f:
         lines = [next(f, "") for _ in range(spec.skip_rows + 2)]
     first = lines[spec.skip_rows + (1 if spec.header_row else 0)]
     n_columns = len(first.rstrip("\r\n").split(delimiter))
+    _check_last_row(fname, delimiter, n_columns, spec.comment)
     header: list[str] = []
     if spec.header_row:
         header = [h.strip() for h in lines[spec.skip_rows].rstrip("\r\n").split(delimiter)]
@@ -156,6 +160,32 @@ def read_table(fname: str | os.PathLike, spec: TableSpec) -> tuple[np.ndarray, l
         bad = sorted({str(wanted[j]) for j in np.argwhere(~np.isfinite(values))[:, 1]})
         raise ValueError(f"{fname.name}: columns {bad} hold missing or non-finite values.")
     return values, [str(c) for c in wanted]
+
+
+def _check_text_table(fname: Path) -> None:
+    """Refuse a binary file (an image, an HDF5 session...) before parsing it as text."""
+    with open(fname, "rb") as f:
+        head = f.read(4096)
+    if b"\x00" in head:
+        raise ValueError(f"{fname.name} is not a text table: it holds binary data (it starts with {head[:8]!r}). "
+                         "Export the recording as text (CSV/TSV) first.")
+
+
+def _check_last_row(fname: Path, delimiter: str | None, n_columns: int, comment: str | None) -> None:
+    """Refuse a table whose last row has fewer columns than its first: the file was cut off mid-row.
+
+    ``np.loadtxt`` with ``usecols`` would otherwise read such a row, and a number cut in half with it.
+    """
+    with open(fname, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
+        tail = f.read().decode("utf-8", errors="replace").splitlines()
+    rows = [line for line in tail if line.strip() and not (comment and line.lstrip().startswith(comment))]
+    if not rows:
+        return
+    found = len(rows[-1].split(delimiter))
+    if found < n_columns:
+        raise ValueError(f"{fname.name}: the last row has {found} of the {n_columns} columns of the first data row; "
+                         "the file ends mid-row (truncated?). Copy or export it again, in full.")
 
 
 def find_pulses(values: np.ndarray, threshold: float, edge: str = "rising") -> np.ndarray:
@@ -210,6 +240,7 @@ def _info_xml(stream: StreamColumns, spec: TableSpec, source_id: str, units: lis
 
 
 @verbose
+@fill_doc
 def import_table(fname: str | os.PathLike, out: str | os.PathLike, spec: TableSpec | str | os.PathLike, *,
                  subject_id: str = "sub-unknown", overrides: list[str] | tuple[str, ...] = (),
                  verbose: bool | str | int | None = None) -> Path:
@@ -220,15 +251,14 @@ def import_table(fname: str | os.PathLike, out: str | os.PathLike, spec: TableSp
     fname : path-like
         The text table.
     out : path-like
-        The session file to create (``.h5``); never overwritten.
+        The session file to create (``.h5``); never overwritten (nothing is written on an error).
     spec : TableSpec | str | path-like
         The spec, a YAML path, or a name under ``configs/import/`` (e.g. ``"nilsonne"``).
     subject_id : str
         Pseudonymous subject id stored in the session.
     overrides : sequence of str
         Dotlist overrides of a spec loaded by name (e.g. ``["sampling_rate_hz=1000"]``).
-    verbose : bool | str | int | None
-        Log level for this call.
+    %(verbose)s
 
     Returns
     -------
@@ -246,6 +276,7 @@ def import_table(fname: str | os.PathLike, out: str | os.PathLike, spec: TableSp
     n = values.shape[0]
     stamps = np.arange(n, dtype=np.float64) / rate
     metadata = {
+        **source_metadata(fname, "table"),
         "imported_from": fname.name,
         "import_spec": spec.model_dump(mode="json"),
         "start_lsl_time": 0.0,  # time stamps count from the first row
@@ -257,7 +288,8 @@ def import_table(fname: str | os.PathLike, out: str | os.PathLike, spec: TableSp
     if spec.task:
         metadata["task"] = spec.task
     notes = f"Imported from {fname.name} ({n} rows at {rate:g} Hz). {spec.source}".strip()
-    with SessionWriter(out, subject_id=subject_id, notes=notes, metadata=metadata) as writer:
+    with new_session_file(out) as tmp, SessionWriter(tmp, subject_id=subject_id, notes=notes,
+                                                     metadata=metadata) as writer:
         for stream in spec.streams:
             units = [c.unit if c.unit is not None else stream.unit for c in stream.channels]
             types = [c.type or stream.type for c in stream.channels]

@@ -15,7 +15,7 @@ OpenCV's FFmpeg backend reads the same container time stamps.
 
 from __future__ import annotations
 
-import datetime as _dt
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -26,10 +26,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from acquisition.utils.logs import logger, verbose
+from acquisition.io.importing import new_session_file, source_metadata
 from acquisition.session.format import StreamSpec
+from acquisition.session.writer import SessionWriter, StreamWriter, check_output_path
+from acquisition.utils.docs import fill_doc
 from acquisition.utils.hashing import file_sha256
-from acquisition.session.writer import SessionWriter, check_output_path
+from acquisition.utils.logs import logger, verbose
 
 #: Frames written per append: bounds memory for long clips (~28 MB at 640x480 RGB).
 _CHUNK_FRAMES = 32
@@ -78,11 +80,21 @@ def _fourcc_text(code: float) -> str:
     return text.strip("\x00 ")
 
 
+#: Leading bytes of still-image formats, which OpenCV's FFmpeg backend would open as a one-frame "video".
+_IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"II*\x00": "TIFF",
+                b"MM\x00*": "TIFF"}
 
 
 def _open_capture(path: Path) -> cv2.VideoCapture:
     if not path.is_file():
         raise FileNotFoundError(f"Video file {path} does not exist. Check the path.")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    image = next((kind for magic, kind in _IMAGE_MAGIC.items() if head.startswith(magic)), None)
+    if image is not None:
+        raise VideoImportError(f"{path} is a still {image} image, not a video. Import a folder of depth images "
+                               "with import_depth (emosync import-depth), or make a clip of the frames first "
+                               "(e.g. `ffmpeg -i frame_%04d.png OUT.mp4`).")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         capture.release()
@@ -189,7 +201,89 @@ def frame_timing(pts_s: np.ndarray, fps: float) -> dict[str, Any]:
     return out
 
 
+def _decode_first(video: Path) -> tuple[VideoProbe, tuple[np.ndarray, float], Iterator[tuple[np.ndarray, float]]]:
+    """Probe the clip and decode its first frame: a file that cannot be decoded fails here, before any writing."""
+    probe = probe_video(video)
+    frames = iter_video_frames(video)
+    first = next(frames, None)
+    if first is None:
+        raise VideoImportError(
+            f"{video} opened but no frame could be decoded (corrupt or truncated file, or a codec OpenCV lacks). "
+            "Re-encode it (e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`) and retry.")
+    return probe, first, frames
+
+
+def _video_spec(video: Path, probe: VideoProbe, frame: np.ndarray, sha: str, *, name: str, compression: str,
+                start_time: float) -> StreamSpec:
+    """The RGB8 stream of a clip, with what the container said about it."""
+    height, width = frame.shape[:2]
+    fps = probe.fps
+    return StreamSpec(
+        name=name, type="VideoRaw", channel_count=height * width * 3, channel_format="int8",
+        nominal_srate=fps if fps == fps else 0.0, source_id=f"emosync-video-import:{sha[:16]}",
+        frame_shape=(height, width, 3), encoding="RGB8", compression=compression, can_drop_samples=True,
+        extra={"source_file": video.name, "source_sha256": sha, "source_fourcc": probe.fourcc,
+               "source_fps": fps, "source_frame_count": probe.frame_count, "source_duration_s": probe.duration_s,
+               "start_time_s": float(start_time),
+               "clock": "container presentation time + start_time (s); LSL time only if start_time was"},
+    )
+
+
+def _write_frames(stream: StreamWriter, frames: Iterator[tuple[np.ndarray, float]], start_time: float) -> np.ndarray:
+    """Append the frames in chunks as they decode, stamped ``start_time + pts``; return the pts (s)."""
+    pts: list[float] = []
+    chunk: list[np.ndarray] = []
+    chunk_t: list[float] = []
+    for frame, t in frames:
+        chunk.append(frame)
+        chunk_t.append(t)
+        if len(chunk) == _CHUNK_FRAMES:
+            stream.append(np.stack(chunk), np.asarray(chunk_t) + start_time)
+            pts.extend(chunk_t)
+            chunk, chunk_t = [], []
+    if chunk:
+        stream.append(np.stack(chunk), np.asarray(chunk_t) + start_time)
+        pts.extend(chunk_t)
+    return np.asarray(pts)
+
+
+def _settle_frame_times(stream: StreamWriter, pts: np.ndarray, fps: float, start_time: float, video: Path,
+                        warnings: list[str]) -> tuple[np.ndarray, dict[str, Any], str]:
+    """Check the container times; where they are unusable, restamp the frames from ``frame_index / fps``.
+
+    Returns the times used (s from the clip's start), their :func:`frame_timing` and where they came from.
+    """
+    timing = frame_timing(pts, fps)
+    if timing["timestamps_usable"] or pts.size <= 1:
+        return pts, timing, "container"
+    if fps != fps:
+        raise VideoImportError(
+            f"{video}: the container's frame times are not increasing and it states no frame rate, so "
+            "frame times cannot be known. Re-encode the clip with ffmpeg and retry.")
+    warnings.append(f"container frame times are not strictly increasing; used frame_index / {fps:g} fps")
+    # Rare (broken muxers): overwrite the stamps already written rather than decode twice.
+    pts = np.arange(pts.size) / fps
+    stream._timestamps[:] = start_time + pts
+    return pts, timing, "frame_index/fps"
+
+
+def _timing_warnings(timing: dict[str, Any], probe: VideoProbe, n_frames: int) -> list[str]:
+    """What about a clip's frame times and count a user should know."""
+    warnings = []
+    if timing["variable_frame_rate"]:
+        warnings.append(
+            f"variable frame rate: frame intervals {timing['interval_min_s'] * 1e3:.1f} to "
+            f"{timing['interval_max_s'] * 1e3:.1f} ms against {1e3 / probe.fps:.1f} ms nominal; container times "
+            f"differ from frame_index/fps by up to {timing['max_deviation_from_index_s'] * 1e3:.1f} ms "
+            "(the container times were used)")
+    if probe.frame_count > 0 and probe.frame_count != n_frames:
+        warnings.append(f"the container states {probe.frame_count} frames but {n_frames} decoded (the file may be "
+                        "truncated or damaged; the frames that decoded were imported)")
+    return warnings
+
+
 @verbose
+@fill_doc
 def import_video(video: str | os.PathLike, out: str | os.PathLike, *, start_time: float = 0.0,
                  name: str = "RGB", subject_id: str = "sub-unknown", notes: str = "",
                  compression: str = "none", if_exists: str = "error",
@@ -210,14 +304,11 @@ def import_video(video: str | os.PathLike, out: str | os.PathLike, *, start_time
         comparable with an LSL recording from that machine.
     name : str
         Stream name in the session.
-    subject_id, notes : str
-        Root metadata of the new session.
+    %(subject_notes)s
     compression : ``"none"`` | ``"png"`` | ``"jpeg"``
         Per-frame storage compression.
-    if_exists : ``"error"`` | ``"rename"``
-        What to do when ``out`` exists (see :func:`acquisition.session.writer.check_output_path`).
-    verbose : bool | str | None
-        Log level for this call.
+    %(if_exists)s
+    %(verbose)s
 
     Returns
     -------
@@ -239,83 +330,27 @@ def import_video(video: str | os.PathLike, out: str | os.PathLike, *, start_time
     video, out = Path(video), Path(out)
     if if_exists == "error":
         check_output_path(out)  # refuse before spending time decoding
-    probe = probe_video(video)
-    frames = iter_video_frames(video)
-    first = next(frames, None)
-    if first is None:
-        raise VideoImportError(
-            f"{video} opened but no frame could be decoded (corrupt or truncated file, or a codec OpenCV lacks). "
-            "Re-encode it (e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`) and retry.")
-    height, width = first[0].shape[:2]
-    warnings: list[str] = []
+    probe, first, frames = _decode_first(video)
     sha = file_sha256(video)
-    fps = probe.fps
-    spec = StreamSpec(
-        name=name, type="VideoRaw", channel_count=height * width * 3, channel_format="int8",
-        nominal_srate=fps if fps == fps else 0.0, source_id=f"emosync-video-import:{sha[:16]}",
-        frame_shape=(height, width, 3), encoding="RGB8", compression=compression, can_drop_samples=True,
-        extra={"source_file": video.name, "source_sha256": sha, "source_fourcc": probe.fourcc,
-               "source_fps": fps, "source_frame_count": probe.frame_count, "source_duration_s": probe.duration_s,
-               "start_time_s": float(start_time),
-               "clock": "container presentation time + start_time (s); LSL time only if start_time was"},
-    )
-    metadata = {"source_format": "video", "source_file": video.name, "source_sha256": sha,
-                "imported_time": _dt.datetime.now(_dt.timezone.utc).isoformat()}
-    pts: list[float] = []
-    writer = SessionWriter(out, subject_id=subject_id, notes=notes, metadata=metadata, if_exists=if_exists)
-    report: dict[str, Any] = {}
-    try:
-        stream = writer.add_stream(spec)
-        # Frames are written as they decode; their container times are checked at the end,
-        # and rewritten only in the rare case they turn out unusable.
-        chunk: list[np.ndarray] = []
-        chunk_t: list[float] = []
-        for frame, t in _chain(first, frames):
-            chunk.append(frame)
-            chunk_t.append(t)
-            if len(chunk) == _CHUNK_FRAMES:
-                stream.append(np.stack(chunk), np.asarray(chunk_t) + start_time)
-                pts.extend(chunk_t)
-                chunk, chunk_t = [], []
-        if chunk:
-            stream.append(np.stack(chunk), np.asarray(chunk_t) + start_time)
-            pts.extend(chunk_t)
-        pts_arr = np.asarray(pts)
-        timing = frame_timing(pts_arr, fps)
-        source = "container"
-        if not timing["timestamps_usable"] and pts_arr.size > 1:
-            if fps != fps:
-                raise VideoImportError(
-                    f"{video}: the container's frame times are not increasing and it states no frame rate, so "
-                    "frame times cannot be known. Re-encode the clip with ffmpeg and retry.")
-            source = "frame_index/fps"
-            warnings.append(f"container frame times are not strictly increasing; used frame_index / {fps:g} fps")
-            # Rare (broken muxers): overwrite the stamps already written rather than decode twice.
-            stream._timestamps[:] = start_time + np.arange(pts_arr.size) / fps
-            pts_arr = np.arange(pts_arr.size) / fps
-        if timing["variable_frame_rate"]:
-            warnings.append(
-                f"variable frame rate: frame intervals {timing['interval_min_s'] * 1e3:.1f} to "
-                f"{timing['interval_max_s'] * 1e3:.1f} ms against {1e3 / fps:.1f} ms nominal; container times "
-                f"differ from frame_index/fps by up to {timing['max_deviation_from_index_s'] * 1e3:.1f} ms "
-                "(the container times were used)")
-        if probe.frame_count > 0 and probe.frame_count != pts_arr.size:
-            warnings.append(f"the container states {probe.frame_count} frames but {pts_arr.size} decoded")
-        report = {"source": str(video), "output": str(out), "stream": name, "n_frames": int(pts_arr.size),
-                  "container": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(probe).items()},
-                  "timing": timing, "timestamp_source": source, "start_time_s": float(start_time),
-                  "first_time_s": float(start_time + pts_arr[0]), "last_time_s": float(start_time + pts_arr[-1]),
-                  "warnings": warnings}
-    finally:
-        final = {"video_import_report": json.dumps(report)} if report else {}
-        writer.close(**final)
+    spec = _video_spec(video, probe, first[0], sha, name=name, compression=compression, start_time=start_time)
+    metadata = {**source_metadata(video, "video", checksum=False), "source_sha256": sha}
+    warnings: list[str] = []
+    with new_session_file(out, if_exists=if_exists) as tmp:
+        with SessionWriter(tmp, subject_id=subject_id, notes=notes, metadata=metadata) as writer:
+            stream = writer.add_stream(spec)
+            # Frames are written as they decode; their container times are checked at the end,
+            # and rewritten only in the rare case they turn out unusable.
+            pts = _write_frames(stream, itertools.chain([first], frames), start_time)
+            pts, timing, source = _settle_frame_times(stream, pts, probe.fps, start_time, video, warnings)
+            warnings += _timing_warnings(timing, probe, pts.size)
+            report = {"source": str(video), "output": str(out), "stream": name, "n_frames": int(pts.size),
+                      "container": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(probe).items()},
+                      "timing": timing, "timestamp_source": source, "start_time_s": float(start_time),
+                      "first_time_s": float(start_time + pts[0]), "last_time_s": float(start_time + pts[-1]),
+                      "warnings": warnings}
+            writer.close(video_import_report=json.dumps(report))
     for message in warnings:
         logger.warning("%s: %s", video.name, message)
+    height, width = first[0].shape[:2]
     logger.info("Imported %d frames (%dx%d) from %s into %s", report["n_frames"], width, height, video.name, out)
     return report
-
-
-def _chain(first: tuple[np.ndarray, float], rest: Iterator[tuple[np.ndarray, float]]
-           ) -> Iterator[tuple[np.ndarray, float]]:
-    yield first
-    yield from rest

@@ -36,7 +36,6 @@ import io
 import logging
 import os
 import struct
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -46,10 +45,11 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.utils.docs import fill_doc
 from acquisition.utils.logs import logger, verbose
 from acquisition.lsl.streaminfo import read_channels, xml_text
 from acquisition.session.format import FRAME_ENCODINGS, LSL_DTYPES, StreamSpec
-from acquisition.utils.hashing import file_sha256
+from acquisition.io.importing import new_session_file, source_metadata
 from acquisition.session.writer import SessionWriter, StreamWriter, check_output_path
 
 XDF_MAGIC = b"XDF:"
@@ -611,6 +611,7 @@ def _unique_name(name: str, taken: set[str]) -> str:
 
 
 @verbose
+@fill_doc
 def import_xdf(xdf_path: str | os.PathLike, out_path: str | os.PathLike, *, subject_id: str = "sub-unknown",
                session_id: str | None = None, notes: str = "", streams: Sequence[str] | None = None,
                if_exists: str = "error", block_bytes: int = 4 * 1024 * 1024, checksum: bool = True,
@@ -623,18 +624,17 @@ def import_xdf(xdf_path: str | os.PathLike, out_path: str | os.PathLike, *, subj
         The ``.xdf`` file (uncompressed).
     out_path : path-like
         The session (``.h5``) to create. Never overwritten (see ``if_exists``).
-    subject_id, session_id, notes : str
-        Root metadata of the session (``session_id`` random when None).
+    %(subject_notes)s
+    session_id : str | None
+        Session id stored in the session (random when None).
     streams : sequence of str | None
         Import only the streams with these XDF names (default: all).
-    if_exists : ``"error"`` | ``"rename"``
-        When ``out_path`` exists: refuse, or move it to ``<stem>_oldN.h5`` first.
+    %(if_exists)s
     block_bytes : int
         Samples buffered per stream before each append, in bytes: bounds memory use.
     checksum : bool
         Store the SHA-256 of the XDF file in the root metadata (one extra read of the file).
-    verbose : bool | str | None
-        Log level for this call.
+    %(verbose)s
 
     Returns
     -------
@@ -666,37 +666,24 @@ def import_xdf(xdf_path: str | os.PathLike, out_path: str | os.PathLike, *, subj
     if xdf_path.suffix.lower() == ".xdfz" or xdf_path.name.lower().endswith(".xdf.gz"):
         raise XdfFormatError(f"{xdf_path} is a compressed XDF file; decompress it first (gunzip) and import the "
                              ".xdf (the importer seeks through the file, which gzip cannot do cheaply).")
-    out_path = check_output_path(out_path, if_exists=if_exists)
+    check_output_path(out_path, if_exists=if_exists)  # refuse before scanning a large file
     index = scan_xdf(xdf_path)
     report = _new_report(xdf_path, out_path, index)
     plans = _plan_streams(index, streams, report)
-    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:8]}.partial")
-    writer: SessionWriter | None = None
-    try:
-        metadata = {"source_format": "xdf", "source_file": xdf_path.name, "source_file_size_bytes": index.size,
-                    "imported_time": _dt.datetime.now(_dt.timezone.utc).isoformat(), **_header_metadata(index, report)}
-        if checksum:
-            metadata["source_sha256"] = file_sha256(xdf_path)
-        writer = SessionWriter(tmp, subject_id=subject_id, session_id=session_id, notes=notes, metadata=metadata)
-        sinks = {plan.stream_id: _StreamSink(writer.add_stream(plan.spec), plan, block_bytes) for plan in plans}
-        offsets = _read_samples(pyxdf, index, sinks, report)
-        for stream_id, sink in sinks.items():
-            sink.flush()
-            times, values = offsets.get(stream_id, ([], []))
-            dropped = _append_offsets(sink.writer, times, values)
-            _stream_report(report, index, sink, len(times) - dropped, dropped)
-        _finish_report(report, index)
-        writer.close(xdf_import_report=report)
-        writer = None
-        _publish(tmp, out_path)
-    except BaseException:
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception:  # noqa: BLE001 -- the original error is the one to show
-                pass
-        tmp.unlink(missing_ok=True)
-        raise
+    metadata = {**source_metadata(xdf_path, "xdf", checksum=checksum), "source_file_size_bytes": index.size,
+                **_header_metadata(index, report)}
+    with new_session_file(out_path, if_exists=if_exists) as tmp:
+        with SessionWriter(tmp, subject_id=subject_id, session_id=session_id, notes=notes,
+                           metadata=metadata) as writer:
+            sinks = {plan.stream_id: _StreamSink(writer.add_stream(plan.spec), plan, block_bytes) for plan in plans}
+            offsets = _read_samples(pyxdf, index, sinks, report)
+            for stream_id, sink in sinks.items():
+                sink.flush()
+                times, values = offsets.get(stream_id, ([], []))
+                dropped = _append_offsets(sink.writer, times, values)
+                _stream_report(report, index, sink, len(times) - dropped, dropped)
+            _finish_report(report, index)
+            writer.close(xdf_import_report=report)
     _log_report(report)
     return report
 
@@ -864,21 +851,6 @@ def _log_report(report: dict[str, Any]) -> None:
     logger.info("Imported %s -> %s: %s", Path(report["source"]).name, report["output"], imported)
     for message in report["warnings"]:
         logger.warning(message)
-
-
-def _publish(tmp: Path, out_path: Path) -> None:
-    """Move the finished file into place without ever replacing an existing file."""
-    try:
-        os.link(tmp, out_path)  # fails if out_path appeared meanwhile, unlike rename
-    except FileExistsError:
-        raise FileExistsError(f"{out_path} appeared while importing; emosync never overwrites a session. "
-                              "Choose another output name.") from None
-    except OSError:  # a file system without hard links
-        if out_path.exists():
-            raise FileExistsError(f"{out_path} appeared while importing; choose another output name.") from None
-        os.rename(tmp, out_path)
-        return
-    tmp.unlink()
 
 
 __all__ = ["VOLT_FACTORS", "VOLTAGE_CHANNEL_TYPES", "XdfFormatError", "XdfIndex", "XdfStreamIndex", "import_xdf",

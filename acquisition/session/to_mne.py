@@ -15,9 +15,10 @@ the session as an argument and never imports the reader, so there is no import c
   clock of the first sample when the session stores the recorder's LSL clock at its
   start (``start_lsl_time``), else the session's ``start_time``.
 - **Markers.** String streams become :class:`mne.Annotations` with onsets relative to
-  the first sample, both sides in synchronized time. ``onset/<what>`` ... ``offset/<what>``
-  pairs (the simulated rig's expression markers) become one annotation ``<what>``
-  with a duration.
+  the first sample, both sides in synchronized time. Expression markers are paired by
+  :func:`acquisition.session.markers.parse_expression_markers`: a complete
+  ``onset/<label>/<kind>`` ... ``offset/<label>/<kind>`` expression becomes one annotation
+  ``<label>/<kind>`` with a duration (see :func:`pair_markers`).
 - **Several rates.** EMG (2 kHz) and EEG (500 Hz) put into one ``Raw`` are resampled by
   MNE onto one rate (default: the highest, so no band is lost) and cut to the
   interval all of them cover.
@@ -34,7 +35,9 @@ from typing import Any
 import mne
 import numpy as np
 
+from acquisition.session.markers import marker_texts, parse_expression_markers
 from acquisition.sync import SyncOptions
+from acquisition.utils.docs import add_doc, fill_doc
 from acquisition.utils.logs import logger, verbose
 
 # acquisition.session.reader's Session and Stream, which are not imported here: the reader imports this module.
@@ -55,6 +58,12 @@ _SI_FACTORS: dict[str, dict[str, float]] = {
                 "umho": 1e-6, "\u00b5mho": 1e-6, "microsiemens": 1e-6},
 }
 _SI_QUANTITY = {"eeg": "volt", "emg": "volt", "ecg": "volt", "eog": "volt", "gsr": "siemens"}
+
+add_doc("markers", """
+markers : "all" | str | list of str | bool | None
+    Marker (string) streams that become annotations: ``"all"``/True (default) or names;
+    None/False for none.
+""")
 
 #: Stream modalities that :func:`to_mne` converts when no streams are named.
 DEFAULT_MODALITIES = ("eeg", "emg")
@@ -246,29 +255,21 @@ def _load_markers(stream: Stream, sync_options: SyncOptions | None) -> _Markers 
         logger.warning("Marker stream %s has no samples; skipped.", stream.name)
         return None
     times = (stream.sync if sync_options is None else stream.synchronize(sync_options)).times
-    rows = stream.data[:]
-    texts = ["|".join(marker_text(v) for v in np.atleast_1d(row) if marker_text(v)) for row in rows]
-    return _Markers(np.asarray(times, dtype=np.float64), texts)
-
-
-def marker_text(value: Any) -> str:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value).strip()
+    return _Markers(np.asarray(times, dtype=np.float64), marker_texts(stream.data[:]))
 
 
 def pair_markers(times: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Turn ``onset/<what>`` ... ``offset/<what>`` marker pairs into events with a duration.
+    """Turn expression markers into events with a duration, paired by :mod:`acquisition.session.markers`.
 
-    Each ``onset/<what>`` is paired with the next ``offset/<what>`` (first in, first out);
-    the pair becomes one event ``<what>`` that lasts from onset to offset. Other markers
-    (``apex/<what>``, unpaired onsets or offsets, anything else) stay events of zero
+    A complete expression (``onset/<label>/<kind>`` ... ``offset/<label>/<kind>``) becomes one
+    event ``<label>/<kind>`` lasting from onset to offset. Its apex, each marker of an
+    incomplete expression (no onset or no offset) and every other marker stay events of zero
     duration with their own text.
 
     Parameters
     ----------
     times : array of float, shape (n_markers,)
-        Marker times in seconds (any clock).
+        Marker times in seconds (synchronized).
     texts : sequence of str, length n_markers
         Marker texts, e.g. ``"onset/happiness/micro"``.
 
@@ -281,25 +282,18 @@ def pair_markers(times: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, n
     descriptions : list of str
         Event texts (``"happiness/micro"`` for a pair).
     """
-    order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
-    times = np.asarray(times, dtype=np.float64)
-    open_onsets: dict[str, list[int]] = {}
-    events: list[tuple[float, float, str]] = []
-    for i in order:
-        text = texts[i]
-        phase, _, what = text.partition("/")
-        if phase == "onset" and what:
-            open_onsets.setdefault(what, []).append(i)
-        elif phase == "offset" and what and open_onsets.get(what):
-            start = open_onsets[what].pop(0)
-            events.append((times[start], times[i] - times[start], what))
-        else:
-            events.append((times[i], 0.0, text))
-    for unmatched in (i for waiting in open_onsets.values() for i in waiting):
-        events.append((times[unmatched], 0.0, texts[unmatched]))
-    events.sort(key=lambda e: e[0])
-    return (np.array([e[0] for e in events], dtype=np.float64),
-            np.array([e[1] for e in events], dtype=np.float64), [e[2] for e in events])
+    parsed = parse_expression_markers(times, texts)
+    rows = [(t, 0.0, text) for t, text in parsed.others]
+    for expression in parsed.expressions:
+        if not expression.complete:
+            rows += [(t, 0.0, text) for t, text in expression.markers()]
+            continue
+        rows.append((expression.onset_s, expression.duration_s, f"{expression.label}/{expression.kind}"))
+        if not math.isnan(expression.apex_s):
+            rows.append((expression.apex_s, 0.0, f"apex/{expression.label}/{expression.kind}"))
+    rows.sort(key=lambda row: row[0])
+    return (np.array([r[0] for r in rows], dtype=np.float64), np.array([r[1] for r in rows], dtype=np.float64),
+            [r[2] for r in rows])
 
 
 # -- building the Raw -------------------------------------------------------------------------
@@ -373,6 +367,7 @@ def _combine(signals: list[_Signal], sfreq: float | None) -> tuple[np.ndarray, f
 
 
 @verbose
+@fill_doc
 def to_mne(session: Session, streams: str | Sequence[str] | None = None, *,
            markers: str | Sequence[str] | bool | None = "all", sync_options: SyncOptions | None = None,
            sfreq: float | None = None, pair_expression_markers: bool = True, line_freq: float | None = None,
@@ -387,23 +382,19 @@ def to_mne(session: Session, streams: str | Sequence[str] | None = None, *,
     streams : str | list of str | None
         Numeric streams to convert, by name, or by modality / LSL type (``"emg"`` selects
         every EMG stream). None: every EEG and EMG stream.
-    markers : "all" | str | list of str | bool | None
-        Marker (string) streams to turn into annotations: ``"all"``/True (default) or
-        names; None/False for none.
-    sync_options : SyncOptions | None
-        Synchronization options for all streams (default: :class:`~acquisition.sync.synchronize.SyncOptions`).
+    %(markers)s
+    %(sync_options)s
     sfreq : float | None
         Rate in Hz of the result when streams of different rates are combined; each stream
         whose effective rate differs is resampled with :meth:`mne.io.Raw.resample`.
         None: the highest effective rate (no band is lost). Ignored for a single stream,
         which keeps its own rate.
     pair_expression_markers : bool
-        Turn ``onset/<what>`` ... ``offset/<what>`` pairs into one annotation ``<what>`` with
-        a duration (see :func:`pair_markers`).
+        Turn each complete expression (``onset/<label>/<kind>`` ... ``offset/<label>/<kind>``)
+        into one annotation ``<label>/<kind>`` with a duration (see :func:`pair_markers`).
     line_freq : float | None
         Mains frequency in Hz, stored in ``raw.info["line_freq"]`` (BIDS needs it).
-    verbose : bool | str | int | None
-        Log level for this call (see :func:`acquisition.set_log_level`).
+    %(verbose)s
 
     Returns
     -------
@@ -450,26 +441,38 @@ def to_mne(session: Session, streams: str | Sequence[str] | None = None, *,
                            + ", ".join(s.name for s in signals))
     raw = mne.io.RawArray(data, info, verbose=False)
     raw.set_meas_date(_meas_date(session, first_time))
-    onsets, durations, descriptions = [], [], []
-    for stream in marker_streams(session, markers):
-        loaded = _load_markers(stream, sync_options)
-        if loaded is None:
-            continue
-        if pair_expression_markers:
-            starts, lengths, texts = pair_markers(loaded.times, loaded.texts)
-        else:
-            starts, lengths, texts = loaded.times, np.zeros(len(loaded.texts)), loaded.texts
-        onsets.append(onsets_of(starts))
-        durations.append(lengths)
-        descriptions += texts
+    starts, lengths, texts = _marker_events(session, markers, sync_options, pair_expression_markers)
+    onsets, durations, descriptions = [onsets_of(starts)], [lengths], texts
     for gap in gaps:
         onsets.append(np.array([gap, gap]))
         durations.append(np.zeros(2))
         descriptions += ["BAD boundary", "EDGE boundary"]
-    if onsets:
+    if descriptions:
         raw.set_annotations(_clip_annotations(np.concatenate(onsets), np.concatenate(durations), descriptions,
                                               raw.times[-1] + 1 / rate))
     return raw
+
+
+def _marker_events(session: Session, markers: str | Sequence[str] | bool | None, sync_options: SyncOptions | None,
+                   pair: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Events of the chosen marker streams: starts (synchronized s), durations (s) and texts.
+
+    With ``pair``, complete expressions become one event each (:func:`pair_markers`); else
+    every marker is an event of zero length with its own text.
+    """
+    starts, lengths, texts = [np.zeros(0)], [np.zeros(0)], []
+    for stream in marker_streams(session, markers):
+        loaded = _load_markers(stream, sync_options)
+        if loaded is None:
+            continue
+        if pair:
+            times, durations, descriptions = pair_markers(loaded.times, loaded.texts)
+        else:
+            times, durations, descriptions = loaded.times, np.zeros(len(loaded.texts)), loaded.texts
+        starts.append(times)
+        lengths.append(durations)
+        texts += descriptions
+    return np.concatenate(starts), np.concatenate(lengths), texts
 
 
 def _make_names_unique(signals: list[_Signal]) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +32,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from acquisition.utils.docs import add_doc, fill_doc
 from acquisition.utils.logs import logger, verbose
 from acquisition.session.alignment import sample_range
+from acquisition.session.markers import ExpressionMarker, read_expression_markers
 from acquisition.session.reader import Session, Stream, open_session
 
 #: Colours of the basic emotions (CARTO "Bold"); other marker labels cycle through ``_EXTRA_COLORS``.
@@ -48,14 +49,22 @@ EMOTION_COLORS: dict[str, str] = {
     "contempt": "#008695",
 }
 _EXTRA_COLORS = ("#80BA5A", "#CF1C90", "#f97b72", "#4b4b8f", "#A5AA99")
-#: Markers of the simulated rig: ``<phase>/<emotion>/<kind>``, e.g. ``onset/happiness/micro``.
-_MARKER_RE = re.compile(r"^(onset|apex|offset)/([^/]+)/([^/]+)$")
 #: Panel modalities in drawing order, top to bottom (video first, the fast signals last).
 _PANEL_ORDER = ("rgb", "depth", "markers", "au", "emg", "eeg", "misc")
 #: Values (samples x channels) read at once when reducing a signal to pixel bins: bounds memory.
 _BLOCK_VALUES = 4_000_000
 #: Height (inches) of the figure title and of the x axis decorations.
 _HEADER_IN, _FOOTER_IN = 0.6, 0.55
+
+add_doc("plot_fname", """
+fname : path-like | None
+    Where to save the figure (format from the extension, e.g. ``.png``, ``.svg``); None only
+    returns it. An existing image is overwritten; a session-file name (``.h5``) is refused.
+""")
+add_doc("plot_width", """
+width : float
+    Figure width in inches; the height follows from the rows or panels.
+""")
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,82 +216,12 @@ def _bin_signal(stream: Stream, lo: float, hi: float, n_bins: int, stats: Sequen
 # --------------------------------------------------------------------------------------------
 # markers
 # --------------------------------------------------------------------------------------------
-@dataclass
-class MarkerSpan:
-    """An expression from its onset to its offset marker (times in seconds, recorder clock).
-
-    ``start`` is ``-inf`` when the onset came before the recording, ``stop`` is ``+inf``
-    when the recording ended before the offset.
-    """
-
-    start: float
-    stop: float
-    label: str
-    kind: str
-    apexes: list[float] = field(default_factory=list)
-
-
-def parse_markers(times: np.ndarray, texts: Sequence[str]) -> tuple[list[MarkerSpan], list[tuple[float, str]]]:
-    """Pair ``onset/<label>/<kind>`` ... ``offset/<label>/<kind>`` markers into spans.
-
-    Parameters
-    ----------
-    times : array of float, shape (n,)
-        Marker times (seconds), in recording order.
-    texts : sequence of str
-        Marker strings. Those of the simulated rig read ``<phase>/<emotion>/<kind>``
-        with phase ``onset``, ``apex`` or ``offset`` and kind ``micro`` or ``macro``.
-
-    Returns
-    -------
-    spans : list of MarkerSpan
-        One per onset (or orphan offset), with the apexes that fell inside it.
-    events : list of (float, str)
-        Every other marker, as a point in time with its text.
-    """
-    spans: list[MarkerSpan] = []
-    events: list[tuple[float, str]] = []
-    open_spans: dict[tuple[str, str], MarkerSpan] = {}
-    for t, text in zip(np.asarray(times, dtype=float), texts):
-        match = _MARKER_RE.match(str(text).strip())
-        if match is None:
-            events.append((float(t), str(text)))
-            continue
-        phase, label, kind = match.groups()
-        key = (label, kind)
-        if phase == "onset":
-            if key in open_spans:  # its offset marker was lost: end it here rather than at the recording's end
-                open_spans[key].stop = float(t)
-            open_spans[key] = span = MarkerSpan(float(t), math.inf, label, kind)
-            spans.append(span)
-        elif phase == "apex":
-            if key not in open_spans:  # the onset came before the recording started
-                open_spans[key] = MarkerSpan(-math.inf, math.inf, label, kind)
-                spans.append(open_spans[key])
-            open_spans[key].apexes.append(float(t))
-        else:
-            span = open_spans.pop(key, None)
-            if span is None:
-                span = MarkerSpan(-math.inf, float(t), label, kind)
-                spans.append(span)
-            span.stop = float(t)
-    return spans, events
-
-
 def _label_color(label: str, assigned: dict[str, str]) -> str:
     if label in EMOTION_COLORS:
         return EMOTION_COLORS[label]
     if label not in assigned:
         assigned[label] = _EXTRA_COLORS[len(assigned) % len(_EXTRA_COLORS)]
     return assigned[label]
-
-
-def _read_markers(stream: Stream) -> tuple[np.ndarray, list[str]]:
-    # Marker streams are small: read them whole, so spans that began before the window still show.
-    data = stream.data[:]
-    rows = np.asarray(data, dtype=object).reshape(stream.n_samples, -1)
-    texts = [" | ".join(str(v) for v in row if str(v)) for row in rows]
-    return stream.times, texts
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,13 +333,15 @@ def _draw_frames(ax: Axes, cax: Axes, stream: Stream, lo: float, hi: float, t_re
         colorbar.ax.tick_params(labelsize=7)
 
 
-def _markers_in(stream: Stream, lo: float, hi: float) -> tuple[list[MarkerSpan], list[tuple[float, str]]]:
-    spans, events = parse_markers(*_read_markers(stream))
-    return ([s for s in spans if s.stop >= lo and s.start < hi],
-            [(t, text) for t, text in events if lo <= t < hi])
+def _markers_in(stream: Stream, lo: float, hi: float) -> tuple[list[ExpressionMarker], list[tuple[float, str]]]:
+    """Expressions that reach into ``[lo, hi)`` and other markers inside it (the whole stream is parsed,
+    so an expression that began before the window still shows)."""
+    parsed = read_expression_markers(stream)
+    return ([e for e in parsed.expressions if e.offset_s >= lo and e.onset_s < hi],
+            [(t, text) for t, text in parsed.others if lo <= t < hi])
 
 
-def _draw_markers(ax: Axes, cax: Axes, stream: Stream, spans: list[MarkerSpan], events: list[tuple[float, str]],
+def _draw_markers(ax: Axes, cax: Axes, stream: Stream, spans: list[ExpressionMarker], events: list[tuple[float, str]],
                   lo: float, hi: float, t_ref: float, colors: dict[str, str]) -> None:
     ax.set_title(f"Expression markers · {stream.name} · onset → offset spans coloured by emotion, "
                  "hatched = micro, ▼ = apex", loc="left", fontsize=10)
@@ -414,13 +355,12 @@ def _draw_markers(ax: Axes, cax: Axes, stream: Stream, spans: list[MarkerSpan], 
     handles: dict[str, Any] = {}
     for i, span in enumerate(spans):
         color = _label_color(span.label, colors)
-        a, b = max(span.start, lo) - t_ref, min(span.stop, hi) - t_ref
+        a, b = max(span.onset_s, lo) - t_ref, min(span.offset_s, hi) - t_ref
         micro = span.kind == "micro"
         ax.axvspan(a, b, ymin=0.05, ymax=0.95, facecolor=color, alpha=0.35 if micro else 0.6,
                    hatch="////" if micro else None, edgecolor=color, linewidth=0.8)
-        for apex in span.apexes:
-            if lo <= apex < hi:
-                ax.plot(apex - t_ref, 0.88, marker="v", color="black", markersize=5, linestyle="none")
+        if lo <= span.apex_s < hi:  # False for nan: no apex
+            ax.plot(span.apex_s - t_ref, 0.88, marker="v", color="black", markersize=5, linestyle="none")
         if label_text:
             suffix = "" if span.kind in ("macro", "") else f" ({span.kind})"
             ax.text(a, 0.62 if i % 2 == 0 else 0.22, f" {span.label}{suffix}", fontsize=8, va="center",
@@ -563,16 +503,135 @@ def _panel_kind(stream: Stream) -> str | None:
     return "misc" if stream.data.ndim == 2 else None
 
 
-def _shade_spans(ax: Axes, spans: list[MarkerSpan], events: list[tuple[float, str]], lo: float, hi: float,
+def _shade_spans(ax: Axes, spans: list[ExpressionMarker], events: list[tuple[float, str]], lo: float, hi: float,
                  t_ref: float, colors: dict[str, str]) -> None:
     for span in spans:
-        ax.axvspan(max(span.start, lo) - t_ref, min(span.stop, hi) - t_ref,
+        ax.axvspan(max(span.onset_s, lo) - t_ref, min(span.offset_s, hi) - t_ref,
                    color=_label_color(span.label, colors), alpha=0.13, linewidth=0, zorder=0)
     for t, _ in events:
         ax.axvline(t - t_ref, color="0.5", linewidth=0.8, linestyle=":", zorder=0)
 
 
+@dataclass
+class _Window:
+    """The time window of a timeline, in recorder-clock seconds; ``t_ref`` is the session's first sample."""
+
+    t_ref: float
+    lo: float
+    hi: float
+    session_s: float
+
+
+def _check_timeline_args(rms_window_s: float, duration: float | None, n_frames: int | None) -> None:
+    if rms_window_s <= 0:
+        raise ValueError(f"rms_window_s must be > 0 seconds, got {rms_window_s}")
+    if duration is not None and duration <= 0:
+        raise ValueError(f"duration must be > 0 seconds, got {duration}")
+    if n_frames is not None and n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+
+
+def _timeline_window(session: Session, start: float, duration: float | None) -> _Window:
+    """The window ``[lo, hi)`` that ``start`` and ``duration`` (seconds from the first sample) select."""
+    t_ref, t_end = session_time_span(session)
+    session_s = t_end - t_ref
+    if start < 0 or (start > 0 and start >= session_s):
+        raise ValueError(f"start={start:g} s is outside the session, which lasts {session_s:.2f} s "
+                         "from its first sample; choose 0 <= start < that.")
+    lo = t_ref + start
+    # The window is [lo, hi): nudge its end so the last sample is in it; a single sample gets 1 s.
+    hi = max(t_end + 1e-6, lo + 1.0 if session_s == 0 else lo) if duration is None else lo + duration
+    return _Window(t_ref, lo, hi, session_s)
+
+
+def _timeline_panels(session: Session, streams: Sequence[str] | None) -> list[_Panel]:
+    """One panel per selected stream that has samples and a panel kind, in drawing order."""
+    panels: list[_Panel] = []
+    for stream in _select_streams(session, streams):
+        if stream.n_samples == 0:
+            logger.warning("Stream %s has no samples: left out of the timeline.", stream.name)
+            continue
+        kind = _panel_kind(stream)
+        if kind is None:
+            logger.info("Stream %s (modality %s) has no timeline panel; left out.", stream.name, stream.modality)
+            continue
+        panels.append(_Panel(kind, stream, _panel_height(kind, stream)))
+    if not panels:
+        raise ValueError(f"Nothing to plot in {session.fname.name}: no selected stream with samples of a modality "
+                         f"the timeline draws ({', '.join(_PANEL_ORDER)}).")
+    panels.sort(key=lambda p: _PANEL_ORDER.index(p.kind))
+    return panels
+
+
+def _timeline_axes(panels: list[_Panel], width: float, dpi: float) -> tuple[Figure, list[Axes], list[Axes]]:
+    """The figure, one wide axes per panel (sharing x) and a narrow side axes beside each (colour bars)."""
+    heights = [p.height_in for p in panels]
+    fig = Figure(figsize=(width, sum(heights) + _HEADER_IN + _FOOTER_IN + 0.35 * len(panels)), dpi=dpi,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    side_in = 0.22
+    grid = fig.add_gridspec(len(panels), 2, height_ratios=heights, width_ratios=[width - side_in, side_in])
+    axes: list[Axes] = []
+    for row in range(len(panels)):
+        axes.append(fig.add_subplot(grid[row, 0], sharex=axes[0] if axes else None))
+    side = [fig.add_subplot(grid[row, 1]) for row in range(len(panels))]
+    return fig, axes, side
+
+
+def _thumbnail_count(panels: list[_Panel], axes_in: float, video_in: float) -> int:
+    """Video tiles that keep the first video stream's aspect ratio across ``axes_in`` inches."""
+    video = next((p.stream for p in panels if p.kind in ("rgb", "depth")), None)
+    shape = video.data.shape[1:3] if video is not None else (3, 4)
+    aspect = shape[1] / shape[0] if shape[0] else 4 / 3
+    return max(1, int(round(axes_in / (video_in * aspect))))
+
+
+def _draw_panels(panels: list[_Panel], axes: list[Axes], side: list[Axes], window: _Window, *,
+                 n_frames: int | None, snap_to_apex: bool, rms_window_s: float, width: float, dpi: float) -> None:
+    """Draw every panel, then shade the expressions behind the signal panels and share one time axis."""
+    lo, hi, t_ref = window.lo, window.hi, window.t_ref
+    axes_in = 0.86 * width  # the plotting area, before the layout engine knows exactly
+    n_px = max(50, int(axes_in * dpi))
+    video_in = next((p.height_in for p in panels if p.kind in ("rgb", "depth")), 1.0)
+    n_frames = n_frames or _thumbnail_count(panels, axes_in, video_in)
+    colors: dict[str, str] = {}
+    markers = {p.stream.name: _markers_in(p.stream, lo, hi) for p in panels if p.kind == "markers"}
+    spans = [span for found in markers.values() for span in found[0]]
+    events = [event for found in markers.values() for event in found[1]]
+    apexes = [span.apex_s for span in spans if not math.isnan(span.apex_s)] if snap_to_apex else []
+    for panel, ax, cax in zip(panels, axes, side):
+        stream, modality = panel.stream, panel.kind
+        if modality in ("rgb", "depth"):
+            _draw_frames(ax, cax, stream, lo, hi, t_ref, n_frames, int(video_in * dpi), apexes)
+        elif modality == "markers":
+            _draw_markers(ax, cax, stream, *markers[stream.name], lo, hi, t_ref, colors)
+        elif modality == "au":
+            _draw_au(ax, cax, stream, lo, hi, t_ref, n_px)
+        elif modality == "emg":
+            _draw_emg(ax, cax, stream, lo, hi, t_ref, n_px, rms_window_s)
+        else:
+            _draw_traces(ax, cax, stream, lo, hi, t_ref, n_px)
+    for panel, ax in zip(panels, axes):
+        if panel.kind in ("emg", "eeg", "misc"):
+            _shade_spans(ax, spans, events, lo, hi, t_ref, colors)
+        ax.set_xlim(lo - t_ref, hi - t_ref)
+        ax.tick_params(axis="x", labelbottom=False)
+        if panel.kind not in ("rgb", "depth"):
+            ax.grid(axis="x", color="0.8", linewidth=0.5)
+    axes[-1].tick_params(axis="x", labelbottom=True, labelsize=9)
+    axes[-1].set_xlabel("time since the session's first sample (s, recorder clock)", fontsize=9)
+
+
+def _timeline_title(session: Session, window: _Window) -> str:
+    info = session.info
+    synthetic = " · synthetic" if info.get("synthetic") else ""
+    return (f"{session.fname.name} · subject {info.get('subject_id', '?')} · started "
+            f"{str(info.get('start_time', '?'))[:19].replace('T', ' ')} UTC{synthetic} · showing "
+            f"{window.lo - window.t_ref:.1f}-{window.hi - window.t_ref:.1f} s of {window.session_s:.1f} s")
+
+
 @verbose
+@fill_doc
 def plot_timeline(session: Session | str | os.PathLike, fname: str | os.PathLike | None = None, *,
                   start: float = 0.0, duration: float | None = None, streams: Sequence[str] | None = None,
                   n_frames: int | None = None, snap_to_apex: bool = True, rms_window_s: float = 0.05,
@@ -581,17 +640,15 @@ def plot_timeline(session: Session | str | os.PathLike, fname: str | os.PathLike
 
     Panels, top to bottom, each only when such a stream exists: RGB thumbnails, depth
     thumbnails (mm colour bar), expression markers (onset-offset spans coloured by
-    emotion, micro hatched, apexes), AU ground truth as a heatmap (0-5), facial EMG as
-    RMS envelopes per muscle (µV) and EEG stacked (µV scale bar; min/max envelopes per
-    pixel column when there are more samples than pixels). Expression spans are also
-    shaded behind EMG and EEG.
+    emotion, micro hatched, apexes; paired by :mod:`acquisition.session.markers`), AU
+    ground truth as a heatmap (0-5), facial EMG as RMS envelopes per muscle (µV) and EEG
+    stacked (µV scale bar; min/max envelopes per pixel column when there are more samples
+    than pixels). Expression spans are also shaded behind EMG and EEG.
 
     Parameters
     ----------
-    session : Session | path-like
-        An open session or a session file.
-    fname : path-like | None
-        Where to save the figure (format from the extension, e.g. ``.png``, ``.svg``).
+    %(session_or_path)s
+    %(plot_fname)s
     start : float
         Start of the window, seconds from the session's first sample (recorder clock).
     duration : float | None
@@ -608,12 +665,10 @@ def plot_timeline(session: Session | str | os.PathLike, fname: str | os.PathLike
         instead of the one at the tile's centre (so the thumbnails show the expressions).
     rms_window_s : float
         EMG RMS window in seconds (longer when the window has more of them than pixels).
-    width : float
-        Figure width in inches; the height follows from the panels.
+    %(plot_width)s
     dpi : float
         Resolution used for binning and for saving.
-    verbose : bool | str | int | None
-        Log level for this call (see :func:`acquisition.set_log_level`).
+    %(verbose)s
 
     Returns
     -------
@@ -623,86 +678,15 @@ def plot_timeline(session: Session | str | os.PathLike, fname: str | os.PathLike
         ``Signals`` for other numeric streams).
     """
     tic = time.perf_counter()
-    if rms_window_s <= 0:
-        raise ValueError(f"rms_window_s must be > 0 seconds, got {rms_window_s}")
-    if duration is not None and duration <= 0:
-        raise ValueError(f"duration must be > 0 seconds, got {duration}")
-    if n_frames is not None and n_frames < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    _check_timeline_args(rms_window_s, duration, n_frames)
     with _opened(session) as sess:
         out = _check_output(fname, sess)
-        t_ref, t_end = session_time_span(sess)
-        session_s = t_end - t_ref
-        if start < 0 or (start > 0 and start >= session_s):
-            raise ValueError(f"start={start:g} s is outside the session, which lasts {session_s:.2f} s "
-                             "from its first sample; choose 0 <= start < that.")
-        lo = t_ref + start
-        # The window is [lo, hi): nudge its end so the last sample is in it; a single sample gets 1 s.
-        hi = max(t_end + 1e-6, lo + 1.0 if session_s == 0 else lo) if duration is None else lo + duration
-        panels: list[_Panel] = []
-        for stream in _select_streams(sess, streams):
-            if stream.n_samples == 0:
-                logger.warning("Stream %s has no samples: left out of the timeline.", stream.name)
-                continue
-            kind = _panel_kind(stream)
-            if kind is None:
-                logger.info("Stream %s (modality %s) has no timeline panel; left out.", stream.name, stream.modality)
-                continue
-            panels.append(_Panel(kind, stream, _panel_height(kind, stream)))
-        if not panels:
-            raise ValueError(f"Nothing to plot in {sess.fname.name}: no selected stream with samples of a modality "
-                             f"the timeline draws ({', '.join(_PANEL_ORDER)}).")
-        panels.sort(key=lambda p: _PANEL_ORDER.index(p.kind))
-        heights = [p.height_in for p in panels]
-        fig = Figure(figsize=(width, sum(heights) + _HEADER_IN + _FOOTER_IN + 0.35 * len(panels)), dpi=dpi,
-                     layout="constrained")
-        FigureCanvasAgg(fig)
-        side_in = 0.22
-        grid = fig.add_gridspec(len(panels), 2, height_ratios=heights, width_ratios=[width - side_in, side_in])
-        axes: list[Axes] = []
-        for row in range(len(panels)):
-            axes.append(fig.add_subplot(grid[row, 0], sharex=axes[0] if axes else None))
-        side = [fig.add_subplot(grid[row, 1]) for row in range(len(panels))]
-        axes_in = 0.86 * width  # the plotting area, before the layout engine knows exactly
-        n_px = max(50, int(axes_in * dpi))
-        video_in = next((p.height_in for p in panels if p.kind in ("rgb", "depth")), 1.0)
-        if n_frames is None:
-            video = next((p.stream for p in panels if p.kind in ("rgb", "depth")), None)
-            shape = video.data.shape[1:3] if video is not None else (3, 4)
-            aspect = shape[1] / shape[0] if shape[0] else 4 / 3
-            n_frames = max(1, int(round(axes_in / (video_in * aspect))))
-        colors: dict[str, str] = {}
-        markers = {p.stream.name: _markers_in(p.stream, lo, hi) for p in panels if p.kind == "markers"}
-        spans = [span for found in markers.values() for span in found[0]]
-        events = [event for found in markers.values() for event in found[1]]
-        apexes = [apex for span in spans for apex in span.apexes] if snap_to_apex else []
-        for panel, ax, cax in zip(panels, axes, side):
-            stream, modality = panel.stream, panel.kind
-            if modality in ("rgb", "depth"):
-                _draw_frames(ax, cax, stream, lo, hi, t_ref, n_frames, int(video_in * dpi), apexes)
-            elif modality == "markers":
-                _draw_markers(ax, cax, stream, *markers[stream.name], lo, hi, t_ref, colors)
-            elif modality == "au":
-                _draw_au(ax, cax, stream, lo, hi, t_ref, n_px)
-            elif modality == "emg":
-                _draw_emg(ax, cax, stream, lo, hi, t_ref, n_px, rms_window_s)
-            else:
-                _draw_traces(ax, cax, stream, lo, hi, t_ref, n_px)
-        for panel, ax in zip(panels, axes):
-            if panel.kind in ("emg", "eeg", "misc"):
-                _shade_spans(ax, spans, events, lo, hi, t_ref, colors)
-            ax.set_xlim(lo - t_ref, hi - t_ref)
-            ax.tick_params(axis="x", labelbottom=False)
-            if panel.kind not in ("rgb", "depth"):
-                ax.grid(axis="x", color="0.8", linewidth=0.5)
-        axes[-1].tick_params(axis="x", labelbottom=True, labelsize=9)
-        axes[-1].set_xlabel("time since the session's first sample (s, recorder clock)", fontsize=9)
-        info = sess.info
-        synthetic = " · synthetic" if info.get("synthetic") else ""
-        fig.suptitle(f"{sess.fname.name} · subject {info.get('subject_id', '?')} · started "
-                     f"{str(info.get('start_time', '?'))[:19].replace('T', ' ')} UTC{synthetic} · showing "
-                     f"{lo - t_ref:.1f}-{hi - t_ref:.1f} s of {session_s:.1f} s", fontsize=11, x=0.01,
-                     ha="left")
+        window = _timeline_window(sess, start, duration)
+        panels = _timeline_panels(sess, streams)
+        fig, axes, side = _timeline_axes(panels, width, dpi)
+        _draw_panels(panels, axes, side, window, n_frames=n_frames, snap_to_apex=snap_to_apex,
+                     rms_window_s=rms_window_s, width=width, dpi=dpi)
+        fig.suptitle(_timeline_title(sess, window), fontsize=11, x=0.01, ha="left")
         _save(fig, out, dpi)
     logger.debug("Timeline of %d panels in %.2f s", len(panels), time.perf_counter() - tic)
     return fig
@@ -745,7 +729,69 @@ def _sync_text(stream: Stream) -> str:
     return "\n".join(lines)
 
 
+def _sync_t_ref(session: Session, selected: list[Stream]) -> float:
+    """Time origin of the sync plot: the session's first sample, else its first offset measurement."""
+    try:
+        return session_time_span(session)[0]
+    except ValueError:
+        starts = [float(s.clock_offsets.collection_times[0] + s.clock_offsets.offsets[0])
+                  for s in selected if len(s.clock_offsets)]
+        return min(starts) if starts else 0.0
+
+
+def _draw_offset_fits(ax_off: Axes, ax_res: Axes, stream: Stream, t_ref: float) -> None:
+    """Measured offsets (±RTT/2) with the per-segment fit, its residuals, and the clock resets between segments."""
+    table = stream.clock_offsets
+    segments = stream.sync.clock_segments
+    x = table.collection_times + table.offsets - t_ref
+    half_rtt = np.where(np.isfinite(table.uncertainties), table.uncertainties / 2, 0.0)
+    if not segments:  # nothing fitted (clock sync switched off): raw offsets only
+        ax_off.errorbar(x, (table.offsets - table.offsets[0]) * 1e3, yerr=half_rtt * 1e3, fmt="o", markersize=3)
+    for i, seg in enumerate(segments):
+        idx = slice(seg.first_offset, seg.last_offset + 1)
+        # Each segment relative to its own start: a reset jumps by seconds and would flatten
+        # the microsecond-scale drift on a common axis; the jump is written on the reset line.
+        ref = seg.offset_at(seg.start_time_s)
+        color = f"C{i % 10}"
+        ax_off.errorbar(x[idx], (table.offsets[idx] - ref) * 1e3, yerr=half_rtt[idx] * 1e3, fmt="o",
+                        markersize=3, color=color, elinewidth=0.8, capsize=1.5,
+                        label="measured ±RTT/2" if i == 0 else None)
+        ts = np.linspace(seg.start_time_s, seg.stop_time_s, 50)
+        ax_off.plot(ts + seg.offset_at(ts) - t_ref, (seg.offset_at(ts) - ref) * 1e3, color=color,
+                    linewidth=1.2, alpha=0.8, label="robust fit per segment" if i == 0 else None)
+        resid = (table.offsets[idx] - seg.offset_at(table.collection_times[idx])) * 1e6
+        ax_res.errorbar(x[idx], resid, yerr=half_rtt[idx] * 1e6, fmt="o", markersize=3, color=color,
+                        elinewidth=0.8, capsize=1.5)
+        if i > 0:
+            previous = segments[i - 1]
+            jump = ref - previous.offset_at(previous.stop_time_s)
+            for ax in (ax_off, ax_res):
+                ax.axvline(x[seg.first_offset], color="red", linestyle="--", linewidth=1.2,
+                           label="clock reset" if ax is ax_off and i == 1 else None)
+            ax_off.text(x[seg.first_offset], 0.97, f" reset: offset {_format_offset(jump, sign=True)}",
+                        transform=ax_off.get_xaxis_transform(), color="red", fontsize=7, va="top")
+    ax_res.axhline(0, color="0.3", linewidth=0.8)
+
+
+def _sync_row_axes(fig: Figure, grid: Any, row: int, stream: Stream, text: str, first_ax: Axes | None,
+                   last_row: bool) -> tuple[Axes, Axes]:
+    """The offset and residual axes of one stream's row (titled, gridded), with its text box beside them."""
+    ax_off = fig.add_subplot(grid[row, 0], sharex=first_ax)
+    ax_res = fig.add_subplot(grid[row, 1], sharex=first_ax or ax_off)
+    ax_txt = fig.add_subplot(grid[row, 2])
+    ax_txt.set_axis_off()
+    ax_off.set_title(f"{stream.name}: clock offset, change since its segment's start (ms)", loc="left", fontsize=9)
+    ax_res.set_title(f"{stream.name}: residual around the fit (µs)", loc="left", fontsize=9)
+    for ax in (ax_off, ax_res):
+        ax.tick_params(labelsize=8, labelbottom=last_row)
+        ax.grid(color="0.9", linewidth=0.5)
+    ax_txt.text(0.02, 0.98, text, va="top", ha="left", fontsize=8, family="monospace", transform=ax_txt.transAxes,
+                bbox={"boxstyle": "round,pad=0.4", "fc": "0.96", "ec": "0.7"})
+    return ax_off, ax_res
+
+
 @verbose
+@fill_doc
 def plot_sync(session: Session | str | os.PathLike, fname: str | os.PathLike | None = None, *,
               streams: Sequence[str] | None = None, width: float = 14.0, dpi: float = 100.0,
               verbose: bool | str | int | None = None) -> Figure:
@@ -760,18 +806,14 @@ def plot_sync(session: Session | str | os.PathLike, fname: str | os.PathLike | N
 
     Parameters
     ----------
-    session : Session | path-like
-        An open session or a session file.
-    fname : path-like | None
-        Where to save the figure (format from the extension).
+    %(session_or_path)s
+    %(plot_fname)s
     streams : list of str | None
         Names of the streams to plot (default: all).
-    width : float
-        Figure width in inches; the height grows with the number of streams.
+    %(plot_width)s
     dpi : float
         Resolution used for saving.
-    verbose : bool | str | int | None
-        Log level for this call.
+    %(verbose)s
 
     Returns
     -------
@@ -784,13 +826,7 @@ def plot_sync(session: Session | str | os.PathLike, fname: str | os.PathLike | N
         selected = _select_streams(sess, streams)
         if not selected:
             raise ValueError(f"{sess.fname.name} has no streams; nothing to plot.")
-        try:
-            t_ref = session_time_span(sess)[0]
-        except ValueError:
-            # No samples anywhere: measure time from the first offset measurement instead.
-            starts = [float(s.clock_offsets.collection_times[0] + s.clock_offsets.offsets[0])
-                      for s in selected if len(s.clock_offsets)]
-            t_ref = min(starts) if starts else 0.0
+        t_ref = _sync_t_ref(sess, selected)
         texts = [_sync_text(stream) for stream in selected]
         # Rows grow with their text box (two lines more per clock reset).
         rows_in = [max(1.7, 0.135 * (text.count("\n") + 1) + 0.35) for text in texts]
@@ -799,56 +835,14 @@ def plot_sync(session: Session | str | os.PathLike, fname: str | os.PathLike | N
         grid = fig.add_gridspec(len(selected), 3, width_ratios=[1.0, 1.0, 0.42], height_ratios=rows_in)
         first_ax: Axes | None = None
         legend_done = False
-        for row, stream in enumerate(selected):
-            ax_off = fig.add_subplot(grid[row, 0], sharex=first_ax)
+        for row, (stream, text) in enumerate(zip(selected, texts)):
+            ax_off, ax_res = _sync_row_axes(fig, grid, row, stream, text, first_ax, row == len(selected) - 1)
             first_ax = first_ax or ax_off
-            ax_res = fig.add_subplot(grid[row, 1], sharex=first_ax)
-            ax_txt = fig.add_subplot(grid[row, 2])
-            ax_txt.set_axis_off()
-            ax_off.set_title(f"{stream.name}: clock offset, change since its segment's start (ms)", loc="left",
-                             fontsize=9)
-            ax_res.set_title(f"{stream.name}: residual around the fit (µs)", loc="left", fontsize=9)
-            for ax in (ax_off, ax_res):
-                ax.tick_params(labelsize=8, labelbottom=row == len(selected) - 1)
-                ax.grid(color="0.9", linewidth=0.5)
-            ax_txt.text(0.02, 0.98, texts[row], va="top", ha="left", fontsize=8, family="monospace",
-                        transform=ax_txt.transAxes,
-                        bbox={"boxstyle": "round,pad=0.4", "fc": "0.96", "ec": "0.7"})
-            table = stream.clock_offsets
-            if not len(table):
+            if not len(stream.clock_offsets):
                 for ax in (ax_off, ax_res):
                     _note(ax, "no clock offsets recorded: times are the raw stamps")
                 continue
-            segments = stream.sync.clock_segments
-            x = table.collection_times + table.offsets - t_ref
-            half_rtt = np.where(np.isfinite(table.uncertainties), table.uncertainties / 2, 0.0)
-            if not segments:  # nothing fitted (clock sync switched off): raw offsets only
-                ax_off.errorbar(x, (table.offsets - table.offsets[0]) * 1e3, yerr=half_rtt * 1e3, fmt="o",
-                                markersize=3)
-            for i, seg in enumerate(segments):
-                idx = slice(seg.first_offset, seg.last_offset + 1)
-                # Each segment relative to its own start: a reset jumps by seconds and would flatten
-                # the microsecond-scale drift on a common axis; the jump is written on the reset line.
-                ref = seg.offset_at(seg.start_time_s)
-                color = f"C{i % 10}"
-                ax_off.errorbar(x[idx], (table.offsets[idx] - ref) * 1e3, yerr=half_rtt[idx] * 1e3, fmt="o",
-                                markersize=3, color=color, elinewidth=0.8, capsize=1.5,
-                                label="measured ±RTT/2" if i == 0 else None)
-                ts = np.linspace(seg.start_time_s, seg.stop_time_s, 50)
-                ax_off.plot(ts + seg.offset_at(ts) - t_ref, (seg.offset_at(ts) - ref) * 1e3, color=color,
-                            linewidth=1.2, alpha=0.8, label="robust fit per segment" if i == 0 else None)
-                resid = (table.offsets[idx] - seg.offset_at(table.collection_times[idx])) * 1e6
-                ax_res.errorbar(x[idx], resid, yerr=half_rtt[idx] * 1e6, fmt="o", markersize=3, color=color,
-                                elinewidth=0.8, capsize=1.5)
-                if i > 0:
-                    previous = segments[i - 1]
-                    jump = ref - previous.offset_at(previous.stop_time_s)
-                    for ax in (ax_off, ax_res):
-                        ax.axvline(x[seg.first_offset], color="red", linestyle="--", linewidth=1.2,
-                                   label="clock reset" if ax is ax_off and i == 1 else None)
-                    ax_off.text(x[seg.first_offset], 0.97, f" reset: offset {_format_offset(jump, sign=True)}",
-                                transform=ax_off.get_xaxis_transform(), color="red", fontsize=7, va="top")
-            ax_res.axhline(0, color="0.3", linewidth=0.8)
+            _draw_offset_fits(ax_off, ax_res, stream, t_ref)
             if not legend_done:  # once, in the first row that has measurements
                 ax_off.legend(fontsize=7, loc="best", frameon=False)
                 legend_done = True

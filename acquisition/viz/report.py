@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.utils.logs import logger, verbose
-from acquisition.viz.plot import _opened, _panel_kind, _select_streams, parse_markers, plot_sync, plot_timeline, session_time_span
+from acquisition.session.markers import marker_texts, read_expression_markers
 from acquisition.session.reader import Session
+from acquisition.utils.docs import fill_doc
+from acquisition.utils.logs import logger, verbose
+from acquisition.viz.plot import _opened, _panel_kind, _select_streams, plot_sync, plot_timeline, session_time_span
 from acquisition.session.summary import summarize_session
 
 #: Rows of the marker table at most (a long session's markers belong in an export, not a report).
@@ -127,22 +129,22 @@ def summary_html(summary: dict[str, Any]) -> str:
 def _markers_html(session: Session, streams: list[Any], t_ref: float) -> str | None:
     esc = html.escape
     rows: list[tuple[float, str, str]] = []
+    spans = []
     for stream in streams:
         if stream.modality != "markers" or not stream.n_samples:
             continue
-        data = np.asarray(stream.data[:], dtype=object).reshape(stream.n_samples, -1)
-        for t, row in zip(stream.times, data):
-            rows.append((float(t) - t_ref, stream.name, " | ".join(str(v) for v in row if str(v))))
+        texts = marker_texts(stream.data[:])
+        rows += [(float(t) - t_ref, stream.name, text) for t, text in zip(stream.times, texts)]
+        spans += read_expression_markers(stream).expressions
     if not rows:
         return None
     rows.sort()
-    spans, _ = parse_markers(np.array([r[0] for r in rows]), [r[2] for r in rows])
-    closed = [s for s in spans if np.isfinite(s.start) and np.isfinite(s.stop)]
+    closed = [s for s in spans if s.complete]
     head = f"<p>{len(rows)} markers"
     if spans:
         kinds = sorted({s.kind for s in spans})
         head += (f"; {len(spans)} expression spans ({', '.join(kinds)})" + (
-            f", median duration {np.median([s.stop - s.start for s in closed]):.2f} s" if closed else ""))
+            f", median duration {np.median([s.duration_s for s in closed]):.2f} s" if closed else ""))
     parts = [_CSS, head + ". Times in seconds since the session's first sample.</p>",
              '<table class="emosync"><tr><th>time s</th><th class="l">stream</th><th class="l">marker</th></tr>']
     parts += [f'<tr><td>{t:.3f}</td><td class="l">{esc(name)}</td><td class="l">{esc(text)}</td></tr>'
@@ -192,6 +194,7 @@ def _add_raw_sections(report: Any, session: Session, streams: list[Any]) -> None
 
 
 @verbose
+@fill_doc
 def make_report(session: Session | str | os.PathLike, fname: str | os.PathLike | None = None, *,
                 start: float = 0.0, duration: float | None = None, streams: Sequence[str] | None = None,
                 raw: bool = True, title: str | None = None, dpi: float = 100.0,
@@ -206,8 +209,7 @@ def make_report(session: Session | str | os.PathLike, fname: str | os.PathLike |
 
     Parameters
     ----------
-    session : Session | path-like
-        An open session or a session file.
+    %(session_or_path)s
     fname : path-like | None
         The ``.html`` file to write (overwritten if it exists); None only returns the report.
     start, duration : float, float | None
@@ -220,8 +222,7 @@ def make_report(session: Session | str | os.PathLike, fname: str | os.PathLike |
         Report title (default: the file name).
     dpi : float
         Resolution of the figures (the report embeds them; lower makes a smaller file).
-    verbose : bool | str | int | None
-        Log level for this call.
+    %(verbose)s
 
     Returns
     -------

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from acquisition import open_session
 from acquisition.utils.config import ConfigError
-from acquisition.cli.export import import_table as import_table_command
+from acquisition.cli.imports import import_table as import_table_command
 from acquisition.io.export import to_mne
 from acquisition.annotate.processing import normalize_to_baseline
 from acquisition.io.table import find_pulses, import_table, load_table_spec

@@ -343,12 +343,13 @@ def test_cli_commands(tmp_path):
 
     import typer
 
-    from acquisition.cli import video as cli_video
+    from acquisition.cli import imports as cli_imports
+    from acquisition.cli import stream as cli_stream
 
     app = typer.Typer()
-    app.command("import-video")(cli_video.import_video)
-    app.command("import-depth")(cli_video.import_depth)
-    app.command("stream-camera")(cli_video.stream_camera)
+    app.command("import-video")(cli_imports.import_video)
+    app.command("import-depth")(cli_imports.import_depth)
+    app.command("stream-camera")(cli_stream.stream_camera)
     runner = CliRunner()
     clip = tmp_path / "clip.avi"
     _write_clip(clip, n_frames=6, fps=12.0)

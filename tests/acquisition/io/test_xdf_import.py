@@ -34,7 +34,7 @@ TIME_TOLERANCE_S = 2e-8
 
 _XDF_DIR = SHARED_DATA / "xdf"
 REAL_FILES = sorted(p.name for p in _XDF_DIR.glob("*.xdf")) if _XDF_DIR.is_dir() else ["(no shared data)"]
-CLI = [sys.executable, "-c", "import typer; from acquisition.cli.xdf import import_xdf; typer.run(import_xdf)"]
+CLI = [sys.executable, "-c", "import typer; from acquisition.cli.imports import import_xdf; typer.run(import_xdf)"]
 
 
 @pytest.fixture

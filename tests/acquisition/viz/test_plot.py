@@ -13,7 +13,7 @@ from acquisition import SessionWriter, StreamSpec, open_session
 from acquisition.cli.plot import plot, report
 from acquisition.viz import plot as plot_module
 from acquisition.sync.simulation import simulate_clock_recording
-from acquisition.viz.plot import parse_markers, plot_sync, plot_timeline
+from acquisition.viz.plot import plot_sync, plot_timeline
 from acquisition.session.reader import StreamData, Session
 from acquisition.viz.report import make_report
 
@@ -155,16 +155,6 @@ def test_binning_in_blocks_matches_a_direct_computation(session_path, monkeypatc
             np.testing.assert_allclose(bins.stats["sumsq"][b], (rows**2).sum(axis=0), rtol=1e-9, atol=1e-20)
             np.testing.assert_array_equal(bins.stats["min"][b], rows.min(axis=0))
             np.testing.assert_array_equal(bins.stats["max"][b], rows.max(axis=0))
-
-
-def test_parse_markers_pairs_spans_and_keeps_other_markers():
-    times = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
-    texts = ["offset/fear/macro", "onset/happiness/micro", "apex/happiness/micro", "offset/happiness/micro",
-             "button", "onset/sadness/macro"]
-    spans, events = parse_markers(np.array(times), texts)
-    assert [(s.label, s.kind, s.start, s.stop) for s in spans] == [
-        ("fear", "macro", -np.inf, 0.0), ("happiness", "micro", 1.0, 3.0), ("sadness", "macro", 5.0, np.inf)]
-    assert spans[1].apexes == [2.0] and events == [(4.0, "button")]
 
 
 def test_empty_stream_is_skipped_with_a_warning(tmp_path, emosync_log):
