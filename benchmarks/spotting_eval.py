@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                     write_session(path, seed, args.minutes, fps, noise)
                     spot_session(path, verbose="WARNING")
                     with open_session(path) as s:
-                        truth = intervals_from_markers(s.streams["Markers"].timestamps,
+                        truth = intervals_from_markers(s.streams["Markers"].times,
                                                        s.streams["Markers"].data[:, 0])
                         sp = s.streams["cam-AU-Spotted"]
-                        spotted = intervals_from_markers(sp.timestamps, sp.data[:, 0])
+                        spotted = intervals_from_markers(sp.times, sp.data[:, 0])
                     scores = spot_eval(spotted, truth)
                     for key in totals:
                         totals[key] += [scores[key]["tp"], scores[key]["fp"], scores[key]["fn"]]

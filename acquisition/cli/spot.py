@@ -35,7 +35,7 @@ def spot(
     """
     from acquisition.session.reader import open_session
 
-    from acquisition.annotate.spotting import intervals_from_markers, spot_eval, spot_session
+    from acquisition.annotate.spotting import Interval, intervals_from_markers, spot_eval, spot_session
 
     try:
         result = spot_session(session, stream=stream, out_stream=out_stream, overwrite=overwrite,
@@ -46,8 +46,12 @@ def spot(
                 if truth not in s.streams:
                     raise ValueError(f"No stream {truth!r} in {session}. Streams: {', '.join(s.streams)}.")
                 st = s.streams[truth]
-                reference = intervals_from_markers(st.timestamps, [row[0] for row in st.data[:]])
-            scores = spot_eval(result.intervals, reference)
+                reference = intervals_from_markers(st.times, [row[0] for row in st.data[:]])
+                # Both sides on the recorder's clock: the truth markers come from another source than the AUs.
+                source_times = s.streams[result.source].times
+                spotted = [Interval(float(source_times[i.onset_index]), float(source_times[i.offset_index]), i.kind,
+                                    i.label) for i in result.intervals]
+            scores = spot_eval(spotted, reference)
     except (FileNotFoundError, FileExistsError, ValueError, OSError) as err:
         raise fail(str(err)) from None
     if json_out:

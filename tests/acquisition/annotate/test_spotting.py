@@ -101,8 +101,8 @@ def test_marker_stream_is_written_with_source_timestamps(tmp_path):
         np.testing.assert_array_equal(st.clock_offsets.offsets, src.clock_offsets.offsets)
         rows = np.searchsorted(src.timestamps, st.timestamps)
         np.testing.assert_allclose(st.times, src.times[rows], atol=1e-9)
-        truth = intervals_from_markers(s.streams["Markers"].timestamps, s.streams["Markers"].data[:, 0])
-        spotted = intervals_from_markers(st.timestamps, texts)
+        truth = intervals_from_markers(s.streams["Markers"].times, s.streams["Markers"].data[:, 0])
+        spotted = intervals_from_markers(st.times, texts)
         assert st.info["spotting_config"]["high"] == SpotConfig().high
     assert spot_eval(spotted, truth)["overall"]["f1"] == 1.0
     with pytest.raises(FileExistsError, match="--overwrite"):
@@ -249,7 +249,7 @@ def test_recorded_light_rig_session(tmp_path, light_rig_config):
         # Expressions cut by the start or end of the recording are seen partly: judge neither way.
         cut = [i for i in everything if i not in truth and i.offset_s > t_first and i.onset_s < t_last]
         spotted_stream = s.streams[f"{au_name}-Spotted"]
-        spotted = intervals_from_markers(spotted_stream.timestamps, spotted_stream.data[:, 0])
+        spotted = intervals_from_markers(spotted_stream.timestamps, spotted_stream.data[:, 0])  # rig.t0: source clock
         assert np.isin(spotted_stream.timestamps, au.timestamps).all()
         assert s.streams[marker_name].n_samples > 0
     assert len(truth) >= 2
