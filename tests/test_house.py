@@ -21,7 +21,7 @@ ACQUISITION_LAYERS = {"utils": 0, "sync": 1, "session": 2, "lsl": 3, "devices": 
 PACKAGE_LEVELS = {"acquisition": 0, "fusion": 1, "synth": 1, "data_cards": 2}
 
 
-def _modules(root: Path) -> dict[str, Path]:
+def project_modules(root: Path) -> dict[str, Path]:
     modules = {}
     for package in PACKAGES:
         for path in sorted((root / package).rglob("*.py")):
@@ -48,9 +48,9 @@ def _imports(module: str, path: Path) -> list[tuple[str, int]]:
     return found
 
 
-def _import_graph(root: Path) -> tuple[dict[str, set[str]], list[str]]:
+def import_graph(root: Path) -> tuple[dict[str, set[str]], list[str]]:
     """Module -> project modules it imports; and every underscored name imported across top-level packages."""
-    modules = _modules(root)
+    modules = project_modules(root)
     graph: dict[str, set[str]] = {m: set() for m in modules}
     private = []
     for module, path in modules.items():
@@ -135,18 +135,18 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
 
 
 def test_no_import_cycles():
-    graph, _ = _import_graph(REPO_ROOT)
+    graph, _ = import_graph(REPO_ROOT)
     cycles = find_cycles(graph)
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
 
 
 def test_no_private_names_across_packages():
-    _, private = _import_graph(REPO_ROOT)
+    _, private = import_graph(REPO_ROOT)
     assert not private, "underscored names imported from another top-level package:\n" + "\n".join(private)
 
 
 def test_layers_import_only_downwards():
-    graph, _ = _import_graph(REPO_ROOT)
+    graph, _ = import_graph(REPO_ROOT)
     assert not layer_violations(graph), "\n".join(layer_violations(graph))
 
 
@@ -182,7 +182,7 @@ def test_checks_find_a_cycle_a_private_import_and_an_upward_import(tmp_path):
         "data_cards/build.py": "import fusion.config\n",
         "synth/rig.py": "from data_cards import build\n",
     })
-    graph, private = _import_graph(root)
+    graph, private = import_graph(root)
     assert find_cycles(graph) == [["acquisition.io.export", "acquisition.session.reader"]]
     assert private == ["fusion/config.py:1 imports acquisition.utils._config.X"]
     assert layer_violations(graph) == ["acquisition.session.reader imports acquisition.io.export",
@@ -194,5 +194,5 @@ def test_downward_imports_pass(tmp_path, text):
     root = _write(tmp_path, {"acquisition/session/__init__.py": "", "acquisition/session/reader.py": "",
                              "acquisition/utils/__init__.py": "", "acquisition/io/__init__.py": "",
                              "acquisition/io/export.py": text})
-    graph, private = _import_graph(root)
+    graph, private = import_graph(root)
     assert not find_cycles(graph) and not private and not layer_violations(graph)
