@@ -10,7 +10,6 @@ sizes come from ``configs/demo/{full,quick}.yaml``.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -142,7 +141,7 @@ class DemoRun:
 
     def _stage_record(self) -> dict:
         from acquisition import open_session
-        from acquisition.cli.record import print_summary
+        from acquisition.cli.info import print_summary
         from acquisition.viz.plot import plot_timeline
         from acquisition.live.recorder import SessionRecorder
         from acquisition.session.summary import summarize_session
@@ -184,25 +183,35 @@ class DemoRun:
                            "stamp jitter before (and after) dejitter.")
         return {"outputs": {"session": str(session_path), "timeline_png": str(timeline_path)}}
 
+    def _face_model(self) -> Path:
+        """The Face Landmarker model annotate will use; raises :class:`DemoStageError` saying why there is none."""
+        from acquisition.annotate.face_model import FaceModelChecksumError, FaceModelNotFoundError, find_face_model
+
+        try:
+            return find_face_model()
+        except (FaceModelNotFoundError, FaceModelChecksumError) as err:
+            raise DemoStageError(f"the annotate stage cannot run. {err} To run the other stages without it, add "
+                                 "--skip annotate.") from None
+
+    def check_ready(self, *, skip: Sequence[str] = (), redo: Sequence[str] = ()) -> None:
+        """Check, before anything runs, what the stages to run need and can be known now (the face model).
+
+        Raises
+        ------
+        DemoStageError
+            If a stage that will run cannot: the message says why and how to fix it.
+        """
+        done = {name for name, stage in self.state.get("stages", {}).items() if stage.get("done")}
+        if "annotate" not in skip and ("annotate" not in done or "annotate" in redo):
+            self._face_model()
+
     def _stage_annotate(self) -> dict:
-        from acquisition.annotate.face_model import FaceModelNotFoundError, find_face_model
         from acquisition.annotate.face_tracking import annotate_session
 
         session = self._require("record", "session")
-        model = None
-        try:
-            find_face_model()
-        except FaceModelNotFoundError:
-            # The project's offline data folder (what the tests use) also holds the model file.
-            shared = Path(os.environ.get("EMOSYNC_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-            candidate = shared / "models" / "face_landmarker.task"
-            model = candidate if candidate.exists() else None
-        try:
-            with self.console.status("Tracking the face in every frame (MediaPipe Face Landmarker)..."):
-                summary = annotate_session(session, overwrite=True, min_confidence=0.3, model=model)
-        except FaceModelNotFoundError as err:
-            self.console.print(f"[yellow]annotate skipped:[/] {err}")
-            return {"outputs": {}, "skipped": str(err)}
+        model = self._face_model()
+        with self.console.status("Tracking the face in every frame (MediaPipe Face Landmarker)..."):
+            summary = annotate_session(session, overwrite=True, min_confidence=0.3, model=model)
         self.console.print(f"Face found in {summary['n_frames_with_face']} of {summary['n_frames']} frames "
                            f"({100 * summary['detection_rate']:.0f} %), {summary['fps']:.1f} frames/s; added "
                            + ", ".join(summary["streams"]))
@@ -299,6 +308,8 @@ class DemoRun:
         sources = [("recording", recording, templates / "demo-recording.yaml")]
         if self.state["stages"].get("synth", {}).get("done"):
             sources.append(("synthetic-corpus", self._require("synth", "corpus"), templates / "demo-synthetic.yaml"))
+        else:  # stages run in order and stop the demo when they fail: synth was skipped on request
+            self.console.print("No card for a synthetic corpus: the synth stage was skipped (--skip synth).")
         for name, data, template in sources:
             card_yaml = data / "card.yaml"
             if not card_yaml.exists():  # the human part: the demo's data are simulated, so its answers are known

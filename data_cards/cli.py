@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from acquisition.cli.common import fail, console, err_console
+from acquisition.cli.common import console, err_console, fail
 
 
 def card(
@@ -48,7 +49,7 @@ def card(
             raise fail(str(err)) from None
         if problems:
             for problem in problems:
-                err_console.print(f"[bold red]card check failed:[/] {problem}")
+                err_console.print(f"[bold red]card check failed:[/] {escape(problem)}")
             raise typer.Exit(1)
         console.print("[green]Card is complete and up to date.[/]")
         return

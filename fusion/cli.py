@@ -1,13 +1,19 @@
-"""Command-line front ends of fusion: ``pretrain``, ``evaluate`` and ``embed`` (registered by ``emosync``)."""
+"""Command-line front ends of fusion: ``pretrain``, ``evaluate`` and ``embed`` (registered by ``emosync``).
+
+``pretrain`` is also the distributed entry point: ``torchrun --nproc-per-node N -m emosync pretrain ...``
+runs one copy per rank (see docs/scaling-out.md); only rank 0 prints.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from acquisition.cli.common import fail, console
+from acquisition.cli.common import console, fail
 
 
 def pretrain(
@@ -16,9 +22,14 @@ def pretrain(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (checkpoint, model/, log.csv, loss.png)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     overrides: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE, repeatable."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast on CUDA (no-op on CPU); "
+                                                                    "default: the config's optim.amp."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Pretrain encoders that align RGB, depth, EMG and EEG (multi-view contrastive).
+
+    Under torchrun every rank runs this command and training is distributed (DDP):
+    torchrun --nproc-per-node 4 -m emosync pretrain s1.h5 s2.h5 --out runs/r4
 
     Example: emosync pretrain s1.h5 s2.h5 --config tiny --out runs/r1
     """
@@ -26,10 +37,11 @@ def pretrain(
     from .train import pretrain as run
 
     try:
-        run(sessions, load_pretrain_config(config, overrides), out, resume=resume, progress=progress)
+        run(sessions, load_pretrain_config(config, overrides), out, resume=resume, progress=progress, amp=amp)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
         raise fail(str(err)) from None
-    console.print(f"Pretrained model in {out / 'model'}; loss log {out / 'log.csv'}, curve {out / 'loss.png'}")
+    if int(os.environ.get("RANK", "0")) == 0:  # torchrun's other ranks wrote nothing to report
+        console.print(f"Pretrained model in {out / 'model'}; loss log {out / 'log.csv'}, curve {out / 'loss.png'}")
 
 
 def evaluate(

@@ -1,9 +1,9 @@
 """Multi-view contrastive pretraining loop: plain PyTorch, AdamW, warm-up + cosine, exact resume.
 
-``python -m fusion.train SESSION.h5 [...] --config configs/pretrain/tiny.yaml --out runs/r1
-[--resume] [--amp] [--set key=value ...]``
+:func:`pretrain` is the entry point; its command line is ``emosync pretrain SESSION.h5 [...] --config tiny
+--out runs/r1 [--resume] [--amp] [--set key=value ...]`` (:mod:`fusion.cli`).
 
-Distributed: ``torchrun --nproc-per-node N -m fusion.train ...`` runs the same training under DDP
+Distributed: ``torchrun --nproc-per-node N -m emosync pretrain ...`` runs the same training under DDP
 (gloo on CPU, nccl on GPUs). ``optim.batch_size`` is the global batch: every rank takes its
 contiguous ``1/N`` slice of the same seeded batch, so the data order (and resume) does not depend on
 N. Negatives are gathered across ranks (see :mod:`fusion.losses`). Only rank 0 writes files, logs
@@ -18,7 +18,6 @@ uninterrupted run would.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import inspect
@@ -40,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from acquisition import logger
 
 from .augment import augment_batch, step_generator
-from .config import AugmentConfig, PretrainConfig, load_pretrain_config
+from .config import AugmentConfig, PretrainConfig
 from .data import SessionWindows
 from .distributed import DistInfo, all_mean, cleanup, init_from_env
 from .encoders import ENCODERS
@@ -382,24 +381,3 @@ def _progress(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc="pretrain", unit="step")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: ``python -m fusion.train SESSION.h5 ... --config tiny --out runs/r1``."""
-    parser = argparse.ArgumentParser(prog="python -m fusion.train", description=__doc__.splitlines()[0])
-    parser.add_argument("sessions", nargs="+", type=Path, help="Session files (.h5).")
-    parser.add_argument("--config", default="default", help="configs/pretrain name or a .yaml path.")
-    parser.add_argument("--out", required=True, type=Path, help="Output folder.")
-    parser.add_argument("--resume", action="store_true", help="Continue the run in --out.")
-    parser.add_argument("--amp", action="store_true", default=None,
-                        help="bf16 autocast on CUDA (no-op on CPU); default: the config's optim.amp if any.")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="No progress bar.")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="Config override, repeatable (e.g. optim.steps=100).")
-    args = parser.parse_args(argv)
-    config = load_pretrain_config(args.config, args.overrides)
-    pretrain(args.sessions, config, args.out, resume=args.resume, progress=args.progress, amp=args.amp)
-
-
-if __name__ == "__main__":
-    main()

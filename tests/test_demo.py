@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+
+import pytest
 
 from acquisition import open_session
 
@@ -14,9 +17,9 @@ TINY = ["--quick", "--duration", "3", "--set", "train_session_s=4", "--set", "pr
         "--set", "synth_steps=3", "--set", "corpus_sequences=2"]
 
 
-def _demo(tmp_path, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+def _demo(tmp_path, *args: str, timeout: float = 400, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(emosync_command("demo", "--out", str(tmp_path), *args), capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=None if env is None else {**os.environ, **env})
 
 
 def test_demo_runs_every_stage_then_resumes_without_redoing_them(tmp_path):
@@ -94,3 +97,34 @@ def test_running_a_stage_again_invalidates_the_stages_after_it(tmp_path):
     assert CountingRun.calls == []
     run_all(redo=("pretrain",))
     assert CountingRun.calls == ["pretrain", "synth", "card"]
+
+
+def test_demo_without_a_face_model_stops_before_any_stage_with_the_reason(tmp_path):
+    missing = tmp_path / "no" / "face_landmarker.task"
+    result = _demo(tmp_path / "demo", "--quick", timeout=60,
+                   env={"EMOSYNC_FACE_LANDMARKER": str(missing), "COLUMNS": "1000"})  # no line wrapping
+    stderr = result.stderr
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "annotate stage cannot run" in stderr and str(missing) in stderr and "--skip annotate" in stderr
+    assert "skipped" not in result.stdout
+    assert not (tmp_path / "demo" / "recording").exists()  # it stopped before recording, not after
+
+
+def test_annotate_stage_without_a_model_fails_instead_of_skipping(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from emosync_demo import DemoRun, DemoStageError
+
+    monkeypatch.setenv("EMOSYNC_FACE_LANDMARKER", str(tmp_path / "missing.task"))
+    run = DemoRun(tmp_path, quick=True, record_s=None, seed=7, console=Console(quiet=True))
+    run.state["stages"] = {"record": {"done": True, "outputs": {"session": str(tmp_path / "s.h5")}}}
+    run.check_ready(skip=["annotate"])  # skipping it on request is fine
+    with pytest.raises(DemoStageError, match="annotate stage cannot run.*missing.task"):
+        run.check_ready()
+    with pytest.raises(DemoStageError, match="annotate stage cannot run.*missing.task"):
+        run.run_stage("annotate")
+    assert "annotate" not in run.state["stages"]  # never marked done
+    run.state["stages"]["annotate"] = {"done": True, "outputs": {}}
+    run.check_ready()  # done in an earlier run: the model is not needed again...
+    with pytest.raises(DemoStageError, match="annotate stage cannot run"):
+        run.check_ready(redo=["annotate"])  # ...unless it runs again

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # Wide output when piped (logs, CI): rich would otherwise truncate tables to 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
@@ -16,8 +17,12 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` as an error on stderr and return the ``typer.Exit`` to raise (exit ``code``)."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    """Print ``message`` as an error on stderr and return the ``typer.Exit`` to raise (exit ``code``).
+
+    ``message`` is printed literally: brackets in it (``pip install "emosync[brainflow]"``, paths) are
+    not read as rich markup.
+    """
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 

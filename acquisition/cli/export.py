@@ -1,8 +1,8 @@
-"""Command-line front ends of the MNE interop: ``export`` and ``import-table``.
+"""Command-line front end of the exporters: ``export`` (FIF, EDF, BDF, BrainVision, BIDS, CSV).
 
-Thin wrappers around :func:`acquisition.io.export.export_session` and
-:func:`acquisition.io.table.import_table`: parse options, call the library, report
-what was written. The ``emosync`` entry point (``emosync.py``) registers them.
+A thin wrapper around :func:`acquisition.io.export.export_session`: parse options, call the library
+(imported inside the command, so ``emosync --help`` does not pay for MNE), report what was written.
+The ``emosync`` entry point (``emosync.py``) registers it; importers are in :mod:`acquisition.cli.imports`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from acquisition.cli.common import fail, console
+from acquisition.cli.common import console, fail
 
 
 def export(
@@ -63,29 +63,3 @@ def export(
     console.print(f"Wrote {len(written)} file(s):")
     for path in written:
         console.print(f"  {path}")
-
-
-def import_table(
-    fname: Path = typer.Argument(..., help="Text table: one row per sample (e.g. an Acqknowledge export)."),
-    out: Path = typer.Argument(..., help="Session file to create (.h5). Never overwritten."),
-    spec: str = typer.Option(..., help="Import spec: a YAML file, or a name under configs/import/ (e.g. nilsonne)."),
-    subject: str = typer.Option("sub-unknown", help="Pseudonymous subject id (never a name)."),
-    override: list[str] = typer.Option([], "--set", help="Spec override, repeatable: sampling_rate_hz=1000."),
-) -> None:
-    """Import a text table of physiological signals as a session (columns mapped by a YAML spec).
-
-    Example: emosync import-table nilsonne_FMOV_09.txt s09.h5 --spec nilsonne --subject sub-09
-    """
-    from acquisition.session.reader import open_session
-    from acquisition.io.table import import_table as run_import
-
-    try:
-        path = run_import(fname, out, spec, subject_id=subject, overrides=override)
-    except (ValueError, FileExistsError, FileNotFoundError, OSError) as err:
-        raise fail(str(err)) from None
-    with open_session(path) as session:
-        parts = []
-        for name, s in session.streams.items():
-            rate = f" at {s.nominal_srate:g} Hz" if s.nominal_srate else ""
-            parts.append(f"{name}: {s.n_samples} samples{rate}")
-    console.print(f"Wrote {path}: " + "; ".join(parts))

@@ -1,7 +1,14 @@
-"""Command-line front ends of acquisition: ``record``, ``info``, ``stream-device``.
+"""Command-line front end of the recorder: ``record``.
 
-Thin wrappers: parse options, call the library, print results with rich. The
-``emosync`` entry point (``emosync.py``) registers them.
+A thin wrapper around :class:`acquisition.live.recorder.SessionRecorder`: parse options, record
+with a live status table, then print the session summary. The ``emosync`` entry point
+(``emosync.py``) registers it. The library is imported inside the command, so ``emosync --help``
+does not pay for it.
+
+Exit status: 0 when every stream found was recorded (or ``--allow-missing`` was given); 1 for a
+usage error or no matching stream; 2 when the file could not be written (disk full...);
+:data:`EXIT_STREAM_FAILED` when a stream was found but could not be recorded (what was
+recorded up to then is kept, and the file names the stream in its ``failed_streams`` attribute).
 """
 
 from __future__ import annotations
@@ -17,47 +24,52 @@ from typing import Any, Optional
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from acquisition.cli.common import console, fail, install_stop_handlers
 
+#: Exit status of ``record`` when a stream that was found could not be opened or recorded.
+EXIT_STREAM_FAILED = 3
+
 
 def _status_table(recorder: Any, started: float) -> Table:
-    table = Table(title=f"Recording {recorder.fname} ({time.monotonic() - started:.0f} s)  Ctrl-C to stop")
+    """The live view: samples and idle seconds per stream (idle over 2 s in red), failed streams last."""
+    table = Table(title=f"Recording {escape(str(recorder.fname))} ({time.monotonic() - started:.0f} s)  "
+                        "Ctrl-C to stop")
     table.add_column("stream")
     table.add_column("samples", justify="right")
     table.add_column("idle (s)", justify="right")
     for name, s in sorted(recorder.status().items()):
         idle = s["idle_s"]
         style = "red" if idle == idle and idle > 2.0 else ""
-        table.add_row(name, str(int(s["received"])), f"{idle:.1f}" if idle == idle else "-", style=style)
+        table.add_row(escape(name), str(int(s["received"])), f"{idle:.1f}" if idle == idle else "-", style=style)
+    for name in sorted(recorder.failed_streams):
+        table.add_row(escape(name), "FAILED", "-", style="bold red")
     return table
 
 
-def _jitter_text(stream_summary: dict[str, Any]) -> str:
-    before, after = stream_summary["jitter_before_s"], stream_summary["jitter_after_s"]
-    if before is None:
-        return "-"
-    return f"{before * 1e6:.1f} ({after * 1e6:.1f})" if stream_summary["dejittered"] else f"{before * 1e6:.1f}"
+def _record_until_stopped(recorder: Any, duration: float | None, *, show_live: bool) -> None:
+    """Wait for ``duration`` seconds, Ctrl-C/SIGTERM, or the recorder stopping on its own (a failure)."""
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    started = time.monotonic()
+    deadline = None if duration is None else started + duration
+    live = Live(get_renderable=lambda: _status_table(recorder, started), console=console,
+                refresh_per_second=2, transient=True) if show_live else contextlib.nullcontext()
+    with live:
+        while not stop.is_set() and not recorder.failed and (deadline is None or time.monotonic() < deadline):
+            recorder.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    """Print a session summary (as returned by :func:`acquisition.session.summary.summarize_session`)."""
-    table = Table(title=f"{summary['file']}  ({summary['file_size_bytes'] / 1e6:.1f} MB, "
-                        f"subject {summary['subject_id']})")
-    for column in ("stream", "type", "samples", "nominal Hz", "effective Hz", "duration s", "gaps",
-                   "dropped", "offsets", "offset ms (sd)", "resets", "jitter us (after)"):
-        table.add_column(column, justify="left" if column in ("stream", "type") else "right")
-    for name, s in summary["streams"].items():
-        co = s["clock_offsets"]
-        offset = f"{co['mean_offset_s'] * 1e3:.3f} ({co['std_offset_s'] * 1e3:.3f})" if co["n"] else "-"
-        eff = s.get("effective_srate")
-        table.add_row(name, str(s["type"]), str(s["n_samples"]), f"{s['nominal_srate']:g}",
-                      f"{eff:.3f}" if eff is not None else "-", f"{s.get('duration_s', 0):.2f}",
-                      str(len(s["gaps"])), "-" if s["dropped_samples_estimate"] is None else
-                      str(s["dropped_samples_estimate"]), str(co["n"]), offset,
-                      str(max(len(s["clock_segments"]) - 1, 0)), _jitter_text(s))
-    console.print(table)
+def _exit_unwritable(err: Exception) -> None:
+    """Report a write failure and leave at once (exit 2), without HDF5's exit-time finalizers."""
+    fail(str(err), code=2)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    # HDF5 may be in an undefined state after an I/O error and can crash at interpreter
+    # exit; the file as of the last flush is valid, so leave without running finalizers.
+    os._exit(2)
 
 
 def record(
@@ -72,99 +84,47 @@ def record(
     subject: str = typer.Option("sub-unknown", help="Pseudonymous subject id (never a name)."),
     notes: str = typer.Option("", help="Free-text notes stored in the file."),
     wait: float = typer.Option(10.0, help="Seconds to wait for the requested streams."),
+    allow_missing: bool = typer.Option(
+        False, "--allow-missing",
+        help="Keep recording when a stream that was found cannot be opened or recorded (it is named in the "
+             f"file's failed_streams attribute). Default: stop, keep what was recorded, exit {EXIT_STREAM_FAILED}."),
     rename_existing: bool = typer.Option(False, help="Move an existing FNAME to <name>_oldN.h5 first."),
     json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
 ) -> None:
     """Record LSL streams into a session file.
 
+    A stream that is found but cannot be opened (it does not answer, or its metadata cannot be
+    recorded) stops the recording with exit status 3, unless --allow-missing is given.
+
     Example: emosync record session.h5 --all --duration 60
     """
-    from acquisition.session.reader import open_session
-    from acquisition.live.recorder import RecorderSettings, RecordingError, SessionRecorder, StreamNotFoundError
-    from acquisition.session.summary import summarize_session
+    from acquisition.cli.info import print_summary, session_summary
+    from acquisition.live.recorder import (RecorderSettings, RecordingError, SessionRecorder, StreamNotFoundError,
+                                           StreamOpenError)
 
-    stop = threading.Event()
-    install_stop_handlers(stop)
     try:
         recorder = SessionRecorder(fname, streams=stream, all_streams=all_streams, camera=camera,
                                    video_compression=video_compression, subject_id=subject, notes=notes,
-                                   if_exists="rename" if rename_existing else "error",
+                                   if_exists="rename" if rename_existing else "error", allow_missing=allow_missing,
                                    settings=RecorderSettings(wait_timeout_s=wait))
         recorder.start()
     except (ValueError, FileExistsError, FileNotFoundError, PermissionError, StreamNotFoundError, RuntimeError,
             OSError) as err:
         raise fail(str(err)) from None
-    started = time.monotonic()
-    deadline = None if duration is None else started + duration
-    show_live = console.is_terminal and not json_out
-    live = Live(get_renderable=lambda: _status_table(recorder, started), console=console,
-                refresh_per_second=2, transient=True) if show_live else contextlib.nullcontext()
-    with live:
-        while not stop.is_set() and not recorder.failed and (deadline is None or time.monotonic() < deadline):
-            recorder.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+    _record_until_stopped(recorder, duration, show_live=console.is_terminal and not json_out)
+    failure = None
     try:
         counts = recorder.stop()
+    except StreamOpenError as err:  # the file was closed properly: summarize it, then say what is missing
+        counts, failure = err.counts, err
     except RecordingError as err:
-        fail(str(err), code=2)
-        sys.stderr.flush()
-        sys.stdout.flush()
-        # HDF5 may be in an undefined state after an I/O error and can crash at interpreter
-        # exit; the file as of the last flush is valid, so leave without running finalizers.
-        os._exit(2)
-    with open_session(fname) as session:
-        summary = summarize_session(session)
+        _exit_unwritable(err)
+    summary = session_summary(fname)
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
     else:
-        console.print(f"Wrote {fname}: " + ", ".join(f"{name} {n} samples" for name, n in counts.items()))
+        console.print(f"Wrote {escape(str(fname))}: "
+                      + ", ".join(f"{escape(name)} {n} samples" for name, n in counts.items()))
         print_summary(summary)
-
-
-def info(
-    fname: Path = typer.Argument(..., help="A session file (.h5)."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-) -> None:
-    """Show a session's streams: counts, rates, gaps, clock offsets, file size.
-
-    Example: emosync info session.h5 --json
-    """
-    from acquisition.session.reader import open_session
-    from acquisition.session.summary import summarize_session
-
-    try:
-        with open_session(fname) as session:
-            summary = summarize_session(session)
-    except (FileNotFoundError, ValueError, OSError) as err:
-        raise fail(str(err)) from None
-    if json_out:
-        typer.echo(json.dumps(summary, indent=2))
-    else:
-        print_summary(summary)
-
-
-def stream_device(
-    board: str = typer.Option(..., help="BrainFlow board name (synthetic, cyton, ganglion, ...) or id."),
-    serial_port: str = typer.Option("", help="Serial port of the board (e.g. /dev/ttyUSB0)."),
-    duration: Optional[float] = typer.Option(None, help="Seconds to stream (default: until Ctrl-C)."),
-    name_prefix: str = typer.Option("", help="Prefix for the LSL stream names."),
-    shared_rows: str = typer.Option("eeg", help="Rows a board reports as both EEG and EMG go to: eeg, emg, both."),
-) -> None:
-    """Publish a BrainFlow board's EEG/EMG as LSL streams (needs the brainflow extra: pip install emosync[brainflow]).
-
-    Example: emosync stream-device --board synthetic --duration 60
-    """
-    try:
-        from acquisition.devices.brainflow_bridge import BrainFlowBridge
-
-        bridge = BrainFlowBridge(board, serial_port=serial_port, name_prefix=name_prefix, shared_rows=shared_rows)  # type: ignore[arg-type]
-        bridge.start()
-    except (ImportError, ValueError, RuntimeError) as err:
-        raise fail(str(err)) from None
-    console.print("Publishing " + ", ".join(bridge.stream_names) + (" (Ctrl-C to stop)" if duration is None else ""))
-    stop = threading.Event()
-    install_stop_handlers(stop)
-    try:
-        bridge.run(duration, stop_event=stop)  # stops the board on return; raises if the board goes silent
-    except RuntimeError as err:
-        raise fail(str(err)) from None
-    console.print("Pushed " + ", ".join(f"{k}: {v}" for k, v in bridge.stats().items()))
+    if failure is not None:
+        raise fail(str(failure), code=EXIT_STREAM_FAILED)

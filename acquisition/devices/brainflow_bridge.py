@@ -127,7 +127,8 @@ def _resolve_board(board: str | int, board_shim: ModuleType) -> Any:
         f"Unknown BrainFlow board {board!r}.{hint} Valid names include SYNTHETIC_BOARD (offline test board), "
         "CYTON_BOARD, CYTON_DAISY_BOARD, GANGLION_BOARD, MUSE_2_BOARD and UNICORN_BOARD; names are "
         f"case-insensitive and the _BOARD suffix is optional (\"cyton\"), ids work too (-1, 0). All {len(names)} "
-        "boards: acquisition.devices.brainflow_bridge.list_boards(), i.e. the members of brainflow.board_shim.BoardIds.")
+        "boards: acquisition.devices.brainflow_bridge.list_boards(), i.e. the members of "
+        "brainflow.board_shim.BoardIds.")
 
 
 def _input_params(board_shim: ModuleType, serial_port: str, board_params: dict[str, str] | None) -> Any:

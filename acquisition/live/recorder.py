@@ -8,6 +8,12 @@ every few seconds, and hands everything to a single writer thread that appends t
 HDF5 and flushes at least every 0.5 s. Streams that appear later and match are
 added while recording. Optionally a local camera is captured directly.
 
+A stream that was found but cannot be recorded (it does not answer when its inlet opens, its
+metadata cannot be stored, or its puller fails) is never dropped silently: it is logged, listed in
+:attr:`SessionRecorder.failed_streams` and in the file's ``failed_streams`` root attribute, and,
+unless ``allow_missing=True``, it stops the recording (what was recorded is kept) and
+:meth:`SessionRecorder.stop` raises :class:`StreamOpenError`.
+
 Threads: one puller and one clock-offset collector per stream (as LabRecorder),
 one resolver, one writer; video compression runs in a small thread pool.
 """
@@ -22,18 +28,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Sequence
 
 import numpy as np
 import pylsl
 
-from acquisition.utils.logs import logger, verbose
-from acquisition.devices.camera import CameraCapture
-from acquisition.session.frame_codec import encode_frame
 from acquisition.lsl import spec_from_stream_info, time_correction_ex
 from acquisition.session.format import FRAME_COMPRESSIONS, StreamSpec
+from acquisition.session.frame_codec import encode_frame
 from acquisition.session.writer import SessionWriter, check_output_path
+from acquisition.utils.docs import fill_doc
+from acquisition.utils.logs import logger, verbose
+
+if TYPE_CHECKING:  # OpenCV is imported only when a camera is recorded
+    from acquisition.devices.camera import CameraCapture
 
 
 class StreamNotFoundError(RuntimeError):
@@ -48,11 +57,30 @@ class DiskNearlyFullError(OSError):
     """The disk (or the process's file-size limit) is about to run out; recording stops cleanly."""
 
 
+class StreamOpenError(RuntimeError):
+    """A stream was found but could not be recorded; the recording stopped and the file was closed properly.
+
+    Attributes
+    ----------
+    failed_streams : dict of str to dict
+        Per stream name: ``error`` (what went wrong), ``type``, ``source_id`` and ``hostname``.
+    counts : dict of str to int
+        Samples written per stream that was recorded (as :meth:`SessionRecorder.stop` returns).
+    """
+
+    def __init__(self, message: str, *, failed_streams: dict[str, dict[str, str]], counts: dict[str, int]) -> None:
+        super().__init__(message)
+        self.failed_streams = failed_streams
+        self.counts = counts
+
+
 @dataclass
 class RecorderSettings:
     """Timing of the recorder, in seconds (defaults follow DESIGN.md and beat LabRecorder's)."""
 
     wait_timeout_s: float = 10.0
+    #: How long a found stream may take to answer its inlet (full info, open) before it counts as failed.
+    open_timeout_s: float = 10.0
     resolve_interval_s: float = 1.0
     flush_interval_s: float = 0.5
     pull_interval_s: float = 0.1
@@ -126,38 +154,59 @@ class _StreamWorker:
             thread.start()
 
     def _open(self) -> StreamSpec | None:
+        """Open the inlet and describe the stream from its full info; None if the recording stopped first.
+
+        Raises
+        ------
+        TimeoutError
+            If the stream did not answer within ``settings.open_timeout_s``.
+        """
         s = self.recorder.settings
         inlet = pylsl.StreamInlet(self.resolved, max_buflen=_inlet_buffer_s(self.resolved, s), recover=True,
                                   processing_flags=0)
         stop = self.recorder._stop
+        deadline = time.monotonic() + s.open_timeout_s
         while not stop.is_set():
+            attempt_s = max(0.1, min(2.0, deadline - time.monotonic()))
             try:
-                full_info = inlet.info(timeout=2.0)
-                inlet.open_stream(timeout=2.0)
+                full_info = inlet.info(timeout=attempt_s)
+                inlet.open_stream(timeout=attempt_s)
                 break
             except pylsl.util.TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"it was found but did not answer within {s.open_timeout_s:g} s (LSL inlet "
+                                       "info/open timed out): the source may have stopped or be unreachable "
+                                       "from this machine") from None
                 logger.warning("Stream %s did not answer yet; retrying", self.file_name)
         else:
             return None
         self.inlet = inlet
-        spec = spec_from_stream_info(full_info, name=self.file_name,
+        return spec_from_stream_info(full_info, name=self.file_name,
                                      compression=self.recorder._compression_for(full_info))
-        return spec
 
     def _pull(self) -> None:
+        """Thread body: open the stream, then pull it until the recording stops; report any failure."""
         rec = self.recorder
         try:
             spec = self._open()
-        except Exception as err:  # a stream we cannot describe must not stop the others
-            logger.error("Cannot record stream %s: %s", self.file_name, err)
+        except Exception as err:  # noqa: BLE001 -- a stream we cannot open must not stop the others' threads
+            rec._stream_failed(self, f"could not be opened: {err}")
             return
         if spec is None:
+            rec._stream_failed(self, "could not be opened: the recording stopped before the stream answered")
             return
         rec._put(("create", spec))
         offsets = threading.Thread(target=self._collect_offsets, name=f"offsets-{self.file_name}", daemon=True)
         offsets.start()
         self.threads.append(offsets)
-        inlet = self.inlet
+        try:
+            self._pull_chunks(spec)
+        except Exception as err:  # noqa: BLE001 -- reported, and what was pulled so far is written
+            rec._stream_failed(self, f"stopped after {self.n_received} samples: {err}")
+
+    def _pull_chunks(self, spec: StreamSpec) -> None:
+        """Pull chunks into a preallocated buffer and queue them, until the recording stops and the inlet is drained."""
+        rec, inlet = self.recorder, self.inlet
         assert inlet is not None
         strings = spec.channel_format == "string"
         srate = spec.nominal_srate
@@ -241,14 +290,26 @@ class SessionRecorder:
         Stored in the session's root metadata.
     if_exists : ``"error"`` | ``"rename"``
         What to do if ``fname`` exists (see :func:`acquisition.session.writer.check_output_path`).
+    allow_missing : bool
+        What to do when a stream was found but cannot be recorded (see :attr:`failed_streams`): by
+        default the recording stops at once and :meth:`stop` raises :class:`StreamOpenError`; with
+        ``True`` the other streams go on being recorded. Either way the file lists the stream in its
+        ``failed_streams`` root attribute.
     settings : RecorderSettings | None
         Timing parameters.
+
+    Attributes
+    ----------
+    failed_streams : dict of str to dict
+        Streams that were found but could not be recorded, by stream name: ``error`` (what went
+        wrong), ``type``, ``source_id`` and ``hostname``.
     """
 
     def __init__(self, fname: str | Path, *, streams: Sequence[str] = (), all_streams: bool = False,
                  camera: int | str | None = None, video_compression: str | dict[str, str] = "none",
                  subject_id: str = "sub-unknown", session_id: str | None = None, notes: str = "",
-                 if_exists: str = "error", settings: RecorderSettings | None = None) -> None:
+                 if_exists: str = "error", allow_missing: bool = False,
+                 settings: RecorderSettings | None = None) -> None:
         if not streams and not all_streams and camera is None:
             raise ValueError("Nothing to record: pass stream queries (--stream \"type='EEG'\"), "
                              "all_streams=True (--all) or a camera (--camera 0).")
@@ -264,6 +325,8 @@ class SessionRecorder:
         self.settings = settings or RecorderSettings()
         self._writer_args = dict(subject_id=subject_id, session_id=session_id, notes=notes)
         self._if_exists = if_exists
+        self.allow_missing = allow_missing
+        self.failed_streams: dict[str, dict[str, str]] = {}
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue()
         self._workers: dict[tuple[str, str], _StreamWorker] = {}
@@ -280,8 +343,13 @@ class SessionRecorder:
 
     # -- public --------------------------------------------------------------
     @verbose
+    @fill_doc
     def start(self, *, verbose: bool | str | None = None) -> None:
         """Find the streams, create the file and start recording (returns at once).
+
+        Parameters
+        ----------
+        %(verbose)s
 
         Raises
         ------
@@ -292,6 +360,8 @@ class SessionRecorder:
         found = self._wait_for_streams()
         camera = None
         if self.camera_source is not None:
+            from acquisition.devices.camera import CameraCapture
+
             camera = CameraCapture(self.camera_source)
             default, per_stream = self._compression
             camera.spec.compression = per_stream.get(camera.name, default)
@@ -332,6 +402,9 @@ class SessionRecorder:
         RecordingError
             If the file could not be written (disk full, file removed...). What was
             flushed before the failure stays in the file.
+        StreamOpenError
+            If a stream was found but could not be recorded and ``allow_missing`` is False.
+            The file was closed properly and holds everything recorded.
         """
         self._stop.set()
         if self._camera is not None:
@@ -349,6 +422,12 @@ class SessionRecorder:
                 "in the file (open it with `emosync info`). Free disk space or choose another location, "
                 "then record again to a new file."
             ) from self.error
+        if self.failed_streams and not self.allow_missing:
+            raise StreamOpenError(
+                f"{self._failure_text()}. The recording to {self.fname} stopped; everything recorded until then is "
+                "kept, and the file lists the failure in its failed_streams attribute. Check the device or its "
+                "LSL app, then record again (or pass --allow-missing / allow_missing=True to record without it).",
+                failed_streams=dict(self.failed_streams), counts=counts)
         return counts
 
     def status(self) -> dict[str, dict[str, float]]:
@@ -363,8 +442,8 @@ class SessionRecorder:
 
     @property
     def failed(self) -> bool:
-        """True when writing failed and recording stopped."""
-        return self.error is not None
+        """True when recording stopped on its own: writing failed, or a stream failed without ``allow_missing``."""
+        return self.error is not None or (bool(self.failed_streams) and not self.allow_missing)
 
     # -- internals -----------------------------------------------------------
     def _compression_for(self, info: pylsl.StreamInfo) -> str:
@@ -373,6 +452,21 @@ class SessionRecorder:
 
     def _put(self, item: tuple) -> None:
         self._queue.put(item)
+
+    def _stream_failed(self, worker: _StreamWorker, reason: str) -> None:
+        """Record that ``worker``'s stream cannot be recorded; stop the recording unless ``allow_missing``."""
+        info = worker.resolved
+        self.failed_streams[worker.file_name] = {"error": reason, "type": info.type(), "source_id": info.source_id(),
+                                                 "hostname": info.hostname()}
+        logger.error("Stream %s (type %r, source_id %r, host %s) %s", worker.file_name, info.type(),
+                     info.source_id(), info.hostname(), reason)
+        if not self.allow_missing:
+            self._stop.set()
+
+    def _failure_text(self) -> str:
+        """One sentence per failed stream, for errors and logs."""
+        return "; ".join(f"Stream {name!r} (type {f['type']!r}, source_id {f['source_id']!r}) {f['error']}"
+                         for name, f in self.failed_streams.items())
 
     def _visible(self) -> list[pylsl.StreamInfo]:
         found: dict[tuple[str, str], pylsl.StreamInfo] = {}
@@ -489,8 +583,11 @@ class SessionRecorder:
             # After an I/O error inside HDF5 the library's state is undefined (closing can crash
             # the process); the file as of the last flush is valid, so leave it untouched.
             return
+        final: dict[str, Any] = {"error": str(self.error)} if self.error else {}
+        if self.failed_streams:
+            final["failed_streams"] = dict(self.failed_streams)
         try:
-            writer.close(**({"error": str(self.error)} if self.error else {}))
+            writer.close(**final)
         except Exception as err:  # noqa: BLE001
             logger.error("Could not close %s cleanly: %s", self.fname, err)
 
@@ -529,4 +626,4 @@ class SessionRecorder:
 
 
 __all__ = ["DiskNearlyFullError", "RecorderSettings", "RecordingError", "SessionRecorder", "StreamNotFoundError",
-           "check_predicate"]
+           "StreamOpenError", "check_predicate"]

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pylsl
 
+from acquisition.utils.docs import fill_doc
 from acquisition.utils.logs import logger, verbose
 from acquisition.lsl import make_stream_info
 from acquisition.session.reader import Session, Stream, open_session
@@ -74,6 +75,7 @@ class _Track:
     max_lag_s: float = 0.0
 
 
+@fill_doc
 class SessionPlayer:
     """Publish a session's streams as live LSL outlets, paced as they were recorded.
 
@@ -100,8 +102,7 @@ class SessionPlayer:
     wait_for_consumers_s : float
         Before pushing, wait up to this long until every outlet has a consumer (a
         recorder's inlet), so that nothing is pushed into the void. 0 starts at once.
-    verbose : bool | str | None
-        Log level for the constructor.
+    %(verbose)s
 
     Examples
     --------

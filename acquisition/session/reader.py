@@ -2,15 +2,22 @@
 
 Nothing is loaded until asked for: ``stream.data`` reads from HDF5 on indexing,
 compressed video frames are decoded one by one, and time stamps are read when
-first used. Files are opened read-only in SWMR mode, so a session that is still
-being recorded can be followed (call :meth:`Session.refresh`) and a file left by a
-killed recorder opens with everything up to its last flush.
+first used.
+
+A closed file is opened plainly read-only. Only a file whose HDF5 superblock says a
+writer has it open in SWMR mode (a recording in progress, or a recorder that was killed
+before closing it) is opened in SWMR mode, so it can be followed (call
+:meth:`Session.refresh`) and a killed recording opens with everything up to its last
+flush. A damaged file (truncated by a partial copy or a full disk) fails at once with an
+error naming the file; HDF5's SWMR reader would retry its metadata reads for minutes instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,6 +29,13 @@ from acquisition.sync.clock import ClockOffsetTable
 from acquisition.session.frame_codec import decode_frame
 from acquisition.session.format import SCHEMA_NAME, SCHEMA_VERSION, STREAMS_GROUP
 from acquisition.sync.synchronize import SyncOptions, SyncResult, synchronize
+from acquisition.utils.docs import fill_doc
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: File consistency flags of superblock versions 2 and 3: a writer has the file open (for SWMR).
+_WRITE_ACCESS, _SWMR_WRITE_ACCESS = 0x01, 0x04
+#: How long a live file may look shorter than its superblock says before it counts as truncated.
+_LIVE_SIZE_GRACE_S = 1.0
 
 
 class StreamData:
@@ -227,23 +241,32 @@ class Session:
         self.fname = Path(fname)
         if not self.fname.is_file():
             raise FileNotFoundError(f"No session file at {self.fname}.")
+        self._file = _open_hdf5(self.fname)
         try:
-            self._file = h5py.File(self.fname, "r", libver="latest", swmr=True)
-        except OSError:
-            try:
-                self._file = h5py.File(self.fname, "r")
-            except OSError as err:
-                raise OSError(f"{self.fname} is not a readable HDF5 session file: {err}") from None
+            self._read_metadata()
+        except ValueError:
+            self._file.close()
+            raise
+        except (OSError, RuntimeError, KeyError) as err:  # h5py's errors for damaged objects
+            self._file.close()
+            raise OSError(f"{self.fname} is damaged: {err}. Copy it again from the original, or open the "
+                          "recording's backup.") from None
+
+    @property
+    def live(self) -> bool:
+        """True if the file was opened in SWMR mode: it is being recorded, or its recorder was killed."""
+        return bool(self._file.swmr_mode)
+
+    def _read_metadata(self) -> None:
+        """Check the schema, read the root metadata and list the streams."""
         schema = self._file.attrs.get("schema")
         if schema != SCHEMA_NAME or STREAMS_GROUP not in self._file:
-            self._file.close()
             raise ValueError(
                 f"{self.fname} is an HDF5 file but not an emosync session (schema={schema!r}); "
                 "import other formats with `emosync import-xdf` or the importers."
             )
         version = str(self._file.attrs.get("schema_version", "0"))
         if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            self._file.close()
             raise ValueError(
                 f"{self.fname} uses session schema {version}, this emosync reads {SCHEMA_VERSION}. "
                 "Upgrade emosync to read it."
@@ -267,7 +290,7 @@ class Session:
         return to_mne(self, streams, **kwargs)
 
     def refresh(self) -> None:
-        """Follow a live recording: pick up new samples (and, after a reopen, new streams)."""
+        """Follow a live recording (see :attr:`live`): pick up new samples."""
         for stream in self.streams.values():
             stream.refresh()
 
@@ -285,20 +308,90 @@ class Session:
         return f"<Session {self.fname.name} subject={self.info.get('subject_id')!r} streams={list(self.streams)}>"
 
 
+@fill_doc
 def open_session(fname: str | os.PathLike) -> Session:
-    """Open a session file read-only and lazily.
+    """Open a session file read-only and lazily (in SWMR mode only while a writer has it open).
 
     Parameters
     ----------
-    fname : path-like
-        The ``.h5`` session file.
+    %(fname_session)s
 
     Returns
     -------
     session : Session
         The session; use it as a context manager or call :meth:`Session.close`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``fname``.
+    OSError
+        If the file is not HDF5, is truncated or otherwise damaged (the message names the file).
+    ValueError
+        If it is HDF5 but not an emosync session, or of an unsupported schema version.
     """
     return Session(fname)
+
+
+def _open_hdf5(fname: Path) -> h5py.File:
+    """Open ``fname`` read-only: plainly if it is closed, in SWMR mode only if a writer has it open.
+
+    Raises
+    ------
+    OSError
+        If the file is not HDF5, is truncated, or cannot be opened; the message names the file.
+    """
+    try:
+        return h5py.File(fname, "r")
+    except OSError as err:
+        plain_error = err  # a closed, healthy file never gets here
+    superblock = _read_superblock(fname)
+    if superblock is None:
+        raise OSError(f"{fname} is not a readable HDF5 session file: {plain_error}")
+    flags, stored_eof = superblock
+    size = _size_when_settled(fname, stored_eof, live=bool(flags & _WRITE_ACCESS))
+    if size < stored_eof:
+        raise OSError(f"{fname} is truncated: it holds {size} bytes but its HDF5 superblock says {stored_eof} "
+                      "(an incomplete copy, or a disk that filled up). Copy it again from the original.")
+    if not flags & _SWMR_WRITE_ACCESS:
+        raise OSError(f"{fname} cannot be opened: {plain_error}. If a program is writing it without SWMR, wait until "
+                      "it closes the file.")
+    try:
+        return h5py.File(fname, "r", libver="latest", swmr=True)
+    except (OSError, RuntimeError) as err:
+        raise OSError(f"{fname} is being written (or its writer was killed) and cannot be read: {err}") from None
+
+
+def _read_superblock(fname: Path) -> tuple[int, int] | None:
+    """``(file consistency flags, end-of-file address)`` of a version 2/3 superblock, or None.
+
+    The superblock sits at byte 0 or after a user block of 512, 1024, 2048... bytes. emosync writes
+    version 3 (``libver="latest"``); older versions cannot be in SWMR mode, so None is enough for them.
+    """
+    size = fname.stat().st_size
+    with open(fname, "rb") as f:
+        offset = 0
+        while offset + 48 <= size:
+            f.seek(offset)
+            head = f.read(48)
+            if head[:8] == _HDF5_SIGNATURE:
+                version, offset_bytes = head[8], head[9]
+                if version not in (2, 3) or offset_bytes != 8:
+                    return None
+                base, stored_eof = struct.unpack("<Q", head[12:20])[0], struct.unpack("<Q", head[28:36])[0]
+                return head[11], base + stored_eof
+            offset = 512 if offset == 0 else offset * 2
+    return None
+
+
+def _size_when_settled(fname: Path, stored_eof: int, *, live: bool) -> int:
+    """The file's size; for a live file, allow a writer that is mid-flush a moment to catch up."""
+    size = fname.stat().st_size
+    deadline = time.monotonic() + (_LIVE_SIZE_GRACE_S if live else 0.0)
+    while size < stored_eof and time.monotonic() < deadline:
+        time.sleep(0.05)
+        size = fname.stat().st_size
+    return size
 
 
 def _from_attr(value: Any) -> Any:

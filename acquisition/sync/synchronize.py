@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from pydantic import Field
-from scipy.optimize import least_squares
 
 from acquisition.utils.config import StrictModel
 from acquisition.utils.logs import logger
@@ -143,6 +142,9 @@ def find_clock_resets(table: ClockOffsetTable, options: SyncOptions) -> list[tup
 
 def fit_clock_segment(table: ClockOffsetTable, first: int, last: int, options: SyncOptions) -> ClockSegment:
     """Robust (Huber) linear fit of offset on collection time for offsets ``first..last`` (inclusive)."""
+    # Imported here: scipy.optimize costs about 0.3 s, which `emosync --help` and `record` must not pay.
+    from scipy.optimize import least_squares
+
     t = table.collection_times[first : last + 1]
     y = table.offsets[first : last + 1]
     if len(t) == 1 or np.ptp(t) == 0:

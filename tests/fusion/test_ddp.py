@@ -1,5 +1,7 @@
 """DDP: the gathered loss equals the single-process loss on the global batch; torchrun training runs and resumes.
 
+Training runs the user's command, `torchrun ... -m emosync pretrain ...`.
+
 Both use 2 gloo processes on CPU (no GPU needed).
 """
 
@@ -85,10 +87,11 @@ def test_gathered_loss_equals_single_process_loss(tmp_path):
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD),
-           "-m", "fusion.train", *args]
+           "-m", "emosync", "pretrain", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120,
                          cwd=Path(__file__).resolve().parents[2])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.count("Pretrained model in") == 1  # rank 0 alone reports
     return res
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -14,7 +15,8 @@ import pylsl
 import pytest
 
 from acquisition import open_session
-from acquisition.live.recorder import RecorderSettings, RecordingError, SessionRecorder, StreamNotFoundError
+from acquisition.live.recorder import (RecorderSettings, RecordingError, SessionRecorder, StreamNotFoundError,
+                                       StreamOpenError)
 from acquisition.session.summary import summarize_session
 
 from tests.conftest import CounterSource, emosync_command
@@ -247,3 +249,97 @@ def test_recording_error_surface(tmp_path, counter_source):
     with open_session(fname) as s:
         assert s.streams[counter_source.name].n_samples > 0
         assert "error" in s.info
+
+
+def _unrecordable_outlet(name: str) -> pylsl.StreamOutlet:
+    """A real outlet the recorder finds but cannot record: its video encoding is one emosync does not store."""
+    info = pylsl.StreamInfo(name, "VideoRaw", 4 * 4 * 3, 30.0, pylsl.cf_int8, f"{name}-src")
+    info.desc().append_child_value("encoding", "YUV420")
+    return pylsl.StreamOutlet(info)
+
+
+def test_stream_that_fails_to_open_stops_the_recording_and_keeps_the_rest(tmp_path, unique_prefix):
+    good = CounterSource(f"{unique_prefix}EMG").start()
+    bad = None
+    try:
+        fname = tmp_path / "failed.h5"
+        rec = SessionRecorder(fname, streams=[f"starts-with(name,'{unique_prefix}')"], settings=FAST)
+        rec.start()
+        rec.wait(1.5)
+        bad = _unrecordable_outlet(f"{unique_prefix}Cam")  # joins late, so the good stream has data already
+        started = time.monotonic()
+        rec.wait(10.0)
+        assert time.monotonic() - started < 6.0, "the failure did not stop the recording"
+        assert rec.failed and f"{unique_prefix}Cam" in rec.failed_streams
+        with pytest.raises(StreamOpenError, match=f"{unique_prefix}Cam.*YUV420.*allow-missing") as info:
+            rec.stop()
+    finally:
+        good.stop()
+        del bad  # the outlet lives until here
+    assert list(info.value.failed_streams) == [f"{unique_prefix}Cam"]
+    with open_session(fname) as s:
+        assert "stop_time" in s.info  # closed properly
+        failure = s.info["failed_streams"][f"{unique_prefix}Cam"]
+        assert "YUV420" in failure["error"] and failure["source_id"] == f"{unique_prefix}Cam-src"
+        assert failure["type"] == "VideoRaw"
+        assert list(s.streams) == [good.name]
+        st = s.streams[good.name]
+        assert info.value.counts == {good.name: st.n_samples}
+        assert st.n_samples > 0.8 * 1.5 * 500  # everything pulled before the failure was written
+        assert _contiguous_counter(st.data[:])
+
+
+def test_stream_that_does_not_answer_is_recorded_as_missing_with_allow_missing(tmp_path, unique_prefix,
+                                                                               monkeypatch):
+    good = CounterSource(f"{unique_prefix}EMG").start()
+    gone = CounterSource(f"{unique_prefix}EEG", stream_type="EEG").start()
+    fname = tmp_path / "missing.h5"
+    settings = RecorderSettings(wait_timeout_s=5.0, resolve_interval_s=0.3, clock_offset_interval_s=1.0,
+                                open_timeout_s=1.0)
+    rec = SessionRecorder(fname, streams=[f"name='{good.name}'", f"name='{gone.name}'"], allow_missing=True,
+                          settings=settings)
+    resolve = rec._wait_for_streams
+
+    def resolve_then_lose_one():  # the source dies between being found and its inlet opening
+        found = resolve()
+        gone.stop()
+        gc.collect()
+        return found
+
+    monkeypatch.setattr(rec, "_wait_for_streams", resolve_then_lose_one)
+    try:
+        rec.start()
+        rec.wait(3.0)
+        assert not rec.failed  # allow_missing: the others go on
+        counts = rec.stop()
+    finally:
+        good.stop()
+    assert set(rec.failed_streams) == {gone.name} and "did not answer within 1 s" in rec.failed_streams[gone.name][
+        "error"]
+    with open_session(fname) as s:
+        assert "did not answer" in s.info["failed_streams"][gone.name]["error"]
+        assert list(s.streams) == [good.name] and counts == {good.name: s.streams[good.name].n_samples}
+        assert s.streams[good.name].n_samples > 0.8 * 3.0 * 500
+        assert _contiguous_counter(s.streams[good.name].data[:])
+
+
+def test_cli_exits_non_zero_for_a_stream_that_failed_unless_allow_missing(tmp_path, unique_prefix, counter_source):
+    bad = _unrecordable_outlet(f"{unique_prefix}Cam")
+    query = f"starts-with(name,'{unique_prefix}')"
+    result = subprocess.run(emosync_command("record", str(tmp_path / "a.h5"), "--stream", query, "--duration", "5"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert f"{unique_prefix}Cam" in result.stderr and "YUV420" in result.stderr and "Traceback" not in result.stderr
+    assert "not recorded" in result.stdout  # the summary of what was written names it too
+    result = subprocess.run(emosync_command("record", str(tmp_path / "b.h5"), "--stream", query, "--duration", "2",
+                                            "--allow-missing"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"{unique_prefix}Cam" in result.stdout and "not recorded" in result.stdout
+    info = subprocess.run(emosync_command("info", str(tmp_path / "b.h5"), "--json"), capture_output=True, text=True,
+                          timeout=60)
+    summary = json.loads(info.stdout)
+    assert "YUV420" in summary["failed_streams"][f"{unique_prefix}Cam"]["error"]
+    st = summary["streams"][counter_source.name]
+    assert st["n_samples"] > 0.8 * 2 * 500 and st["gaps"] == []
+    del bad
+

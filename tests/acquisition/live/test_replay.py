@@ -24,7 +24,7 @@ from acquisition.live.replay import SessionPlayer
 from acquisition.io.xdf import import_xdf
 
 FAST = RecorderSettings(wait_timeout_s=10.0, resolve_interval_s=0.3, clock_offset_interval_s=1.0)
-CLI = [sys.executable, "-c", "import typer; from acquisition.cli.xdf import replay; typer.run(replay)"]
+CLI = [sys.executable, "-c", "import typer; from acquisition.cli.stream import replay; typer.run(replay)"]
 
 
 def _write_session(path, *, duration_s: float = 2.0) -> None:

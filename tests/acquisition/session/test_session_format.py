@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import time
+
 import h5py
 import numpy as np
 import pytest
 
 from acquisition import SCHEMA_VERSION, SessionWriter, StreamSpec, open_session
 from acquisition.session.writer import check_output_path
+
+from tests.conftest import emosync_command
 
 
 def _emg_spec(name: str = "EMG") -> StreamSpec:
@@ -131,6 +138,7 @@ def test_live_reader_follows_writer(tmp_path):
     st.append(np.ones((10, 3), np.float32), np.arange(10.0))
     w.flush()
     reader = open_session(fname)
+    assert reader.live  # followed in SWMR mode while the writer has the file open
     assert reader.streams["EMG"].n_samples == 10
     st.append(np.ones((5, 3), np.float32), np.arange(10.0, 15.0))
     w.flush()
@@ -143,6 +151,7 @@ def test_live_reader_follows_writer(tmp_path):
     st.append(np.ones((1, 3), np.float32), [15.0])
     w.close()
     with open_session(fname) as s:
+        assert not s.live  # a closed file is read plainly, never with SWMR's retries
         assert s.streams["EMG"].n_samples == 16 and s.streams["Late"].n_samples == 3
 
 
@@ -162,3 +171,86 @@ def test_append_derived_streams_to_a_closed_session(tmp_path):
         np.testing.assert_array_equal(s.streams["EMG"].data[:], np.ones((4, 3)))
     with pytest.raises(FileNotFoundError):
         SessionWriter.append_to(tmp_path / "missing.h5")
+
+
+def _write_recording(fname, *, seconds: int = 30) -> None:
+    """A 1-stream session written as the recorder writes (SWMR, a flush per 0.5 s chunk), then closed."""
+    rng = np.random.default_rng(1)
+    with SessionWriter(fname, subject_id="sub-01") as w:
+        st = w.add_stream(_emg_spec())
+        w.start_swmr()
+        for k in range(2 * seconds):
+            st.append(rng.normal(size=(1000, 3)).astype(np.float32) * 1e-4, (np.arange(1000) + 1000 * k) / 2000)
+            st.append_clock_offsets([k / 2], [0.25], [1e-4])
+            w.flush()
+
+
+def _copy_truncated(fname, out, size: int):
+    shutil.copyfile(fname, out)
+    with open(out, "r+b") as f:
+        f.truncate(size)
+    return out
+
+
+def _info_fails_fast(fname) -> str:
+    """Run `emosync info` on a damaged file in a subprocess (a hang inside HDF5 cannot be interrupted in-process)."""
+    started = time.monotonic()
+    result = subprocess.run(emosync_command("info", str(fname)), capture_output=True, text=True, timeout=30)
+    assert time.monotonic() - started < 20  # the interpreter's start-up included
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    return " ".join(result.stderr.split())  # rich wraps long lines
+
+
+# 2 kB made the SWMR reader retry its metadata reads for minutes; 100 kB is a partial copy of this 0.7 MB file.
+@pytest.mark.parametrize("size", [2_000, 100_000])
+def test_truncated_session_fails_fast_naming_the_file(tmp_path, size):
+    _write_recording(tmp_path / "s.h5")
+    cut = _copy_truncated(tmp_path / "s.h5", tmp_path / "partial copy.h5", size)
+    stderr = _info_fails_fast(cut)
+    assert f"partial copy.h5 is truncated: it holds {size} bytes" in stderr
+    started = time.monotonic()
+    with pytest.raises(OSError, match=rf"partial copy\.h5 is truncated: it holds {size} bytes") as err:
+        open_session(cut)
+    assert time.monotonic() - started < 5
+    assert "Copy it again" in str(err.value)
+
+
+_KILLED_WRITER = """
+import os, sys
+import numpy as np
+from acquisition import SessionWriter, StreamSpec
+w = SessionWriter(sys.argv[1])
+st = w.add_stream(StreamSpec("EMG", "EMG", 3, "float32", 2000.0, "emg-src"))
+w.start_swmr()
+for k in range(40):
+    st.append(np.full((1000, 3), k, np.float32), np.arange(1000 * k, 1000 * (k + 1)) / 2000)
+    w.flush()
+os._exit(0)  # as if killed: the file is never closed and its SWMR-writer flags stay set
+"""
+
+
+def test_killed_recording_opens_in_swmr_mode_but_a_truncated_copy_of_it_fails_fast(tmp_path):
+    fname = tmp_path / "killed.h5"
+    subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(fname)], check=True, timeout=60)
+    with open_session(fname) as s:
+        assert s.live and "stop_time" not in s.info
+        assert s.streams["EMG"].n_samples == 40_000  # everything up to the last flush
+    cut = _copy_truncated(fname, tmp_path / "cut.h5", 100_000)
+    assert "cut.h5 is truncated" in _info_fails_fast(cut)
+    started = time.monotonic()
+    with pytest.raises(OSError, match=r"cut\.h5 is truncated"):
+        open_session(cut)
+    assert time.monotonic() - started < 5
+
+
+def test_damaged_or_foreign_files_name_the_file(tmp_path):
+    (tmp_path / "notes.h5").write_text("not HDF5 at all")
+    with pytest.raises(OSError, match=r"notes\.h5 is not a readable HDF5 session file"):
+        open_session(tmp_path / "notes.h5")
+    _write_recording(tmp_path / "s.h5", seconds=2)
+    data = bytearray((tmp_path / "s.h5").read_bytes())
+    data[4096:-4096] = bytes(len(data) - 8192)  # objects zeroed, superblock and size intact
+    (tmp_path / "zeroed.h5").write_bytes(bytes(data))
+    with pytest.raises((OSError, ValueError), match=r"zeroed\.h5 "):  # whichever check sees the damage first
+        open_session(tmp_path / "zeroed.h5")
+
