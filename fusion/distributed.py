@@ -1,6 +1,6 @@
 """torch.distributed set-up from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``).
 
-``torchrun --nproc-per-node 2 -m fusion.train ...`` starts one process per rank; each calls
+``torchrun --nproc-per-node 2 -m emosync pretrain ...`` starts one process per rank; each calls
 :func:`init_from_env`. gloo on CPU, nccl when CUDA is available (one GPU per local rank). Without
 torchrun's variables (or with ``WORLD_SIZE=1``) nothing is initialised and training is single-process.
 """
@@ -52,7 +52,7 @@ def init_from_env() -> DistInfo:
         for key in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
             if key not in os.environ:
                 raise RuntimeError(f"WORLD_SIZE={world} but {key} is not set; launch with torchrun "
-                                   "(`torchrun --nproc-per-node N -m fusion.train ...`).")
+                                   "(`torchrun --nproc-per-node N -m emosync pretrain ...`).")
         dist.init_process_group(backend="nccl" if cuda else "gloo")
         owns = True
     info = DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,

@@ -6,7 +6,7 @@ with no per-device code; ``emosync stream-device --board NAME`` wraps
 :class:`BrainFlowBridge`. BrainFlow's ``SYNTHETIC_BOARD`` runs offline and is what the
 tests stream from.
 
-BrainFlow is an optional extra (``pip install 'emosync[brainflow]'``): it is imported
+BrainFlow is an optional extra (``pip install "emosync[brainflow]"``): it is imported
 lazily, in :func:`list_boards` and :class:`BrainFlowBridge`, never at module import.
 
 What crosses the bridge, and how:
@@ -53,7 +53,7 @@ NO_DATA_WARNING_S = 5.0
 
 SharedRows = Literal["eeg", "emg", "both"]
 _SHARED_ROWS = ("eeg", "emg", "both")
-_INSTALL_HINT = "pip install 'emosync[brainflow]'"
+_INSTALL_HINT = 'pip install "emosync[brainflow]"'
 
 
 def _load_brainflow() -> ModuleType:
@@ -70,7 +70,7 @@ def _load_brainflow() -> ModuleType:
         if getattr(err, "name", None) == "pkg_resources":
             raise ImportError(
                 "brainflow is installed but needs pkg_resources, which setuptools>=81 no longer ships. "
-                f"Run: {_INSTALL_HINT} (it pins setuptools<81), or pip install 'setuptools<81'.") from err
+                f"Run: {_INSTALL_HINT} (it pins setuptools<81), or pip install "setuptools<81".") from err
         raise ImportError(f"BrainFlow boards need the brainflow package. Run: {_INSTALL_HINT}") from err
     return board_shim
 

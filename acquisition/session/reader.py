@@ -277,6 +277,8 @@ class Session:
 
     def _load_streams(self) -> None:
         for group in self._file[STREAMS_GROUP].values():
+            if "derived_pending" in group.attrs:  # half-copied by a derived-stream commit that was killed
+                continue
             stream = Stream(group)
             self.streams.setdefault(stream.name, stream)
 

@@ -41,7 +41,7 @@ def train(
         train_generator(sessions, run_config, out, resume=resume, progress=progress)
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
         raise fail(str(err)) from None
-    console.print(f"Model in {out} (weights/, emosync_model.json); loss {out / 'loss.csv'}, samples {out / 'samples'}")
+    console.print(f"Model in {out} (config.json, weights/); loss {out / 'loss.csv'}, samples {out / 'samples'}")
 
 
 def _reject_filter(model: Path, value: str):

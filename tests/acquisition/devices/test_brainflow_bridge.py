@@ -265,7 +265,7 @@ def test_a_board_held_by_another_bridge_is_reported(bridge_factory):
 def test_missing_brainflow_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "brainflow", None)
     monkeypatch.setitem(sys.modules, "brainflow.board_shim", None)
-    with pytest.raises(ImportError, match=r"pip install 'emosync\[brainflow\]'"):
+    with pytest.raises(ImportError, match=r'pip install "emosync\[brainflow\]"'):
         BrainFlowBridge("synthetic")
     with pytest.raises(ImportError, match=r"emosync\[brainflow\]"):
         list_boards()
