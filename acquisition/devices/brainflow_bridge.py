@@ -70,7 +70,7 @@ def _load_brainflow() -> ModuleType:
         if getattr(err, "name", None) == "pkg_resources":
             raise ImportError(
                 "brainflow is installed but needs pkg_resources, which setuptools>=81 no longer ships. "
-                f"Run: {_INSTALL_HINT} (it pins setuptools<81), or pip install "setuptools<81".") from err
+                f"Run: {_INSTALL_HINT} (it pins setuptools<81), or pip install \"setuptools<81\".") from err
         raise ImportError(f"BrainFlow boards need the brainflow package. Run: {_INSTALL_HINT}") from err
     return board_shim
 
