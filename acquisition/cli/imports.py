@@ -186,3 +186,37 @@ def import_table(
             rate = f" at {s.nominal_srate:g} Hz" if s.nominal_srate else ""
             parts.append(f"{name}: {s.n_samples} samples{rate}")
     console.print(f"Wrote {path}: " + "; ".join(parts))
+
+
+def import_brainflow(
+    recording: Path = typer.Argument(..., help="A BrainFlow recording (DataFilter.write_file: tab-separated text)."),
+    out: Path = typer.Argument(..., help="Session file to create (.h5). Never overwritten."),
+    board: str = typer.Option(..., help="The board that recorded it: a BoardIds name (cyton, SYNTHETIC_BOARD) or id."),
+    shared_rows: str = typer.Option("eeg", help="Rows a board lists as both EEG and EMG go to: eeg, emg or both."),
+    subject: str = typer.Option("sub-unknown", help="Pseudonymous subject id (never a name)."),
+    notes: str = typer.Option("", help="Free-text notes stored in the session."),
+    json_out: bool = typer.Option(False, "--json", help="Print the import report as JSON."),
+) -> None:
+    """Import a BrainFlow recording (EEG/EMG in volts, BrainFlow's time stamps, markers) as a session.
+
+    Needs the brainflow extra: pip install "emosync\\[brainflow]".
+
+    Example: emosync import-brainflow cyton_run1.csv session.h5 --board cyton
+    """
+    from acquisition.io.brainflow import BrainFlowFileError
+    from acquisition.io.brainflow import import_brainflow as run_import
+
+    if shared_rows not in ("eeg", "emg", "both"):
+        raise fail(f"--shared-rows must be eeg, emg or both, not {shared_rows!r}.")
+    try:
+        report = run_import(recording, out, board=board, shared_rows=shared_rows, subject_id=subject, notes=notes,
+                            verbose="WARNING")
+    except (BrainFlowFileError, ImportError, ValueError, FileExistsError, FileNotFoundError, OSError) as err:
+        raise fail(str(err)) from None
+    if json_out:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    streams = ", ".join(f"{name} ({n} ch)" for name, n in report["streams"].items())
+    console.print(f"Wrote {out}: {report['n_samples']} samples of board {escape(str(report['board']))}: {streams}; "
+                  f"{report['n_markers']} markers")
+    _print_warnings(report)

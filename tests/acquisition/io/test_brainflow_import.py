@@ -146,6 +146,24 @@ def test_missing_brainflow_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "brainflow", None)
     monkeypatch.setitem(sys.modules, "brainflow.board_shim", None)
     (tmp_path / "r.csv").write_text("0.0\n")
-    with pytest.raises(ImportError, match=r"pip install 'emosync\[brainflow\]'"):
+    with pytest.raises(ImportError, match=r'pip install "emosync\[brainflow\]"'):
         import_brainflow(tmp_path / "r.csv", tmp_path / "s.h5", board="synthetic")
     assert not (tmp_path / "s.h5").exists()
+
+
+def test_cli_imports_and_refuses_clearly(recorded, tmp_path):
+    from typer.testing import CliRunner
+
+    from emosync import app
+
+    path = _write(tmp_path / "run.csv", recorded)
+    out = tmp_path / "s.h5"
+    result = CliRunner().invoke(app, ["import-brainflow", str(path), str(out), "--board", "synthetic", "--json"])
+    assert result.exit_code == 0, result.output
+    with open_session(out) as s:
+        assert s.streams and all(st.n_samples > 0 for st in s.streams.values() if st.info.get("type") != "Markers")
+    again = CliRunner().invoke(app, ["import-brainflow", str(path), str(out), "--board", "synthetic"])
+    assert again.exit_code == 1 and "exists" in again.output
+    wrong = CliRunner().invoke(app, ["import-brainflow", str(path), str(tmp_path / "t.h5"), "--board", "synthetic",
+                                     "--shared-rows", "ecg"])
+    assert wrong.exit_code == 1 and "--shared-rows" in wrong.output
