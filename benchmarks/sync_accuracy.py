@@ -25,7 +25,7 @@ import pyxdf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from acquisition import SessionWriter, StreamSpec, open_session  # noqa: E402
 from acquisition.sync.simulation import simulate_clock_recording  # noqa: E402
-from tests.xdf_writer import XDFWriter  # noqa: E402
+from tests.acquisition.io.xdf_writer import XDFWriter  # noqa: E402
 
 SCENARIOS = {
     "offset 1234.5 s + 20 ppm + 2 ms jitter": {},

@@ -3,7 +3,7 @@
 Users' complaint: "a 3 GB XDF needed > 35 GB of RAM via MNE" (pyxdf loads the whole file
 into memory). This script
 
-1. writes a large XDF file with the test writer (``tests/xdf_writer.py``), streamed to disk
+1. writes a large XDF file with the test writer (``tests/acquisition/io/xdf_writer.py``), streamed to disk
    one second at a time: 64 channels float32 at 1 kHz (channel 0 counts samples) for
    ``--minutes`` (70 min is about 1.1 GB), plus a marker every 2 s, a clock offset every
    5 s with 20 ppm drift, a boundary chunk every 10 s, and footers;
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 def write_big_xdf(path: Path, minutes: float, *, channels: int = 64, rate: int = 1000) -> dict[str, Any]:
     """Write the benchmark file one second at a time (never more than one second in memory)."""
     sys.path.insert(0, str(REPO))
-    from tests.xdf_writer import XDFWriter
+    from tests.acquisition.io.xdf_writer import XDFWriter
 
     rng = np.random.default_rng(0)
     noise = rng.normal(scale=20.0, size=(rate, channels)).astype(np.float32)  # reused: content does not matter
