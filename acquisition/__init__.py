@@ -12,36 +12,16 @@ The names below are the ones most users need. They are loaded on first use, so t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
-#: public name -> the module that defines it
-_PUBLIC = {
-    "logger": "acquisition.utils.logs",
-    "set_log_level": "acquisition.utils.logs",
-    "ClockOffsetTable": "acquisition.sync.clock",
-    "Session": "acquisition.session.reader",
-    "Stream": "acquisition.session.reader",
-    "StreamData": "acquisition.session.reader",
-    "open_session": "acquisition.session.reader",
-    "SCHEMA_NAME": "acquisition.session.format",
-    "SCHEMA_VERSION": "acquisition.session.format",
-    "StreamSpec": "acquisition.session.format",
-    "SessionWriter": "acquisition.session.writer",
-    "StreamWriter": "acquisition.session.writer",
-}
-
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    # PEP 562 lazy attributes, as lazy_loader does for MNE: the import cost is paid by the first user.
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'acquisition' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+# Public name -> the submodule that defines it; loaded on first use (PEP 562, as MNE does).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "utils.logs": ["logger", "set_log_level"],
+        "sync.clock": ["ClockOffsetTable"],
+        "session.reader": ["Session", "Stream", "StreamData", "open_session"],
+        "session.format": ["SCHEMA_NAME", "SCHEMA_VERSION", "StreamSpec"],
+        "session.writer": ["SessionWriter", "StreamWriter"],
+    },
+)

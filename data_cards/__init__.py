@@ -12,32 +12,14 @@ The names below are loaded on first use, so that registering ``emosync card`` (a
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
-#: public name -> the module that defines it
-_PUBLIC = {
-    "CardResult": "data_cards.build",
-    "check_card": "data_cards.build",
-    "write_card": "data_cards.build",
-    "REQUIRED_FIELDS": "data_cards.human",
-    "HumanCard": "data_cards.human",
-    "load_human_card": "data_cards.human",
-    "CardInputs": "data_cards.inputs",
-    "find_inputs": "data_cards.inputs",
-}
-
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    # PEP 562 lazy attributes, as in acquisition/__init__.py: the import cost is paid by the first user.
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'data_cards' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+# Public name -> the submodule that defines it; loaded on first use (PEP 562, as MNE does).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "build": ["CardResult", "check_card", "write_card"],
+        "human": ["REQUIRED_FIELDS", "HumanCard", "load_human_card"],
+        "inputs": ["CardInputs", "find_inputs"],
+    },
+)

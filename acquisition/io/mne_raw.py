@@ -22,19 +22,9 @@ from typing import Any
 import mne
 import numpy as np
 
-from acquisition.session.reader import Session, open_session
+from acquisition.session.reader import Session, opened_session
 from acquisition.utils.docs import fill_doc
 from acquisition.utils.logs import logger, verbose
-
-
-@contextlib.contextmanager
-def opened_session(session: Session | str | os.PathLike) -> Iterator[Session]:
-    """Yield an open session; close it afterwards only if it was opened here (given by path)."""
-    if isinstance(session, Session):
-        yield session
-        return
-    with open_session(session) as opened:
-        yield opened
 
 
 def to_mne(session: Session | str | os.PathLike, streams: str | list[str] | None = None,

@@ -14,12 +14,14 @@ error naming the file; HDF5's SWMR reader would retry its metadata reads for min
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
 import time
 from functools import cached_property
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import h5py
@@ -333,6 +335,16 @@ def open_session(fname: str | os.PathLike) -> Session:
         If it is HDF5 but not an emosync session, or of an unsupported schema version.
     """
     return Session(fname)
+
+
+@contextlib.contextmanager
+def opened_session(session: Session | str | os.PathLike) -> Iterator[Session]:
+    """Yield an open session; close it afterwards only if it was opened here (given by path)."""
+    if isinstance(session, Session):
+        yield session
+        return
+    with open_session(session) as opened:
+        yield opened
 
 
 def _open_hdf5(fname: Path) -> h5py.File:

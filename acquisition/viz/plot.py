@@ -16,11 +16,10 @@ with Agg without touching the caller's backend or pyplot's list of open figures.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from acquisition.utils.docs import add_doc, fill_doc
 from acquisition.utils.logs import logger, verbose
 from acquisition.session.alignment import sample_range
 from acquisition.session.markers import ExpressionMarker, read_expression_markers
-from acquisition.session.reader import Session, Stream, open_session
+from acquisition.session.reader import Session, Stream, opened_session
 
 #: Colours of the basic emotions (CARTO "Bold"); other marker labels cycle through ``_EXTRA_COLORS``.
 EMOTION_COLORS: dict[str, str] = {
@@ -70,16 +69,6 @@ width : float
 # --------------------------------------------------------------------------------------------
 # helpers shared by both plots
 # --------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _opened(session: Session | str | os.PathLike) -> Iterator[Session]:
-    """Yield an open session; close it afterwards only if we opened it here."""
-    if isinstance(session, Session):
-        yield session
-        return
-    with open_session(session) as opened:
-        yield opened
-
-
 def _check_output(fname: str | os.PathLike | None, session: Session) -> Path | None:
     """Refuse, before any work, outputs that would clobber a session or that matplotlib cannot write."""
     if fname is None:
@@ -679,7 +668,7 @@ def plot_timeline(session: Session | str | os.PathLike, fname: str | os.PathLike
     """
     tic = time.perf_counter()
     _check_timeline_args(rms_window_s, duration, n_frames)
-    with _opened(session) as sess:
+    with opened_session(session) as sess:
         out = _check_output(fname, sess)
         window = _timeline_window(sess, start, duration)
         panels = _timeline_panels(sess, streams)
@@ -821,7 +810,7 @@ def plot_sync(session: Session | str | os.PathLike, fname: str | os.PathLike | N
         The figure; per stream, axes titled ``<stream>: clock offset, ...`` and
         ``<stream>: residual ...``, and a text box with the numbers.
     """
-    with _opened(session) as sess:
+    with opened_session(session) as sess:
         out = _check_output(fname, sess)
         selected = _select_streams(sess, streams)
         if not selected:

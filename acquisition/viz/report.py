@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from acquisition.session.markers import marker_texts, read_expression_markers
-from acquisition.session.reader import Session
+from acquisition.session.reader import Session, opened_session
 from acquisition.utils.docs import fill_doc
 from acquisition.utils.logs import logger, verbose
-from acquisition.viz.plot import _opened, _panel_kind, _select_streams, plot_sync, plot_timeline, session_time_span
+from acquisition.viz.plot import _panel_kind, _select_streams, plot_sync, plot_timeline, session_time_span
 from acquisition.session.summary import summarize_session
 
 #: Rows of the marker table at most (a long session's markers belong in an export, not a report).
@@ -240,7 +240,7 @@ def make_report(session: Session | str | os.PathLike, fname: str | os.PathLike |
                                     "Create it first.")
     tic = time.perf_counter()
     # MNE narrates each section at INFO; emosync's own logger says what matters.
-    with _opened(session) as sess, mne.utils.use_log_level("warning"):
+    with opened_session(session) as sess, mne.utils.use_log_level("warning"):
         selected = _select_streams(sess, streams)
         report = mne.Report(title=title or f"emosync session {sess.fname.name}", verbose="error")
         summary = summarize_session(sess)
