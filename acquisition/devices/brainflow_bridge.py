@@ -52,11 +52,11 @@ NO_DATA_WARNING_S = 5.0
 """Warn once when a started board has delivered nothing for this many seconds."""
 
 SharedRows = Literal["eeg", "emg", "both"]
-_SHARED_ROWS = ("eeg", "emg", "both")
+SHARED_ROWS = ("eeg", "emg", "both")
 _INSTALL_HINT = 'pip install "emosync[brainflow]"'
 
 
-def _load_brainflow() -> ModuleType:
+def load_brainflow() -> ModuleType:
     """Import ``brainflow.board_shim``, or raise an ImportError that says how to install it."""
     try:
         with warnings.catch_warnings():
@@ -96,11 +96,11 @@ def list_boards() -> list[str]:
         ``BoardIds`` names in id order, e.g. ``["PLAYBACK_FILE_BOARD", ..., "SYNTHETIC_BOARD",
         "CYTON_BOARD", ...]``; the ``NO_BOARD`` placeholder is left out.
     """
-    board_shim = _load_brainflow()
+    board_shim = load_brainflow()
     return [board.name for board in sorted(board_shim.BoardIds, key=int) if board.name != "NO_BOARD"]
 
 
-def _resolve_board(board: str | int, board_shim: ModuleType) -> Any:
+def resolve_board(board: str | int, board_shim: ModuleType) -> Any:
     """Return the ``BoardIds`` member for a name (case-insensitive, ``_BOARD`` optional) or an id."""
     board_ids = board_shim.BoardIds
     valid = [member for member in board_ids if member.name != "NO_BOARD"]
@@ -143,7 +143,7 @@ def _input_params(board_shim: ModuleType, serial_port: str, board_params: dict[s
         if key == "serial_port" and serial_port and str(value) != serial_port:
             raise ValueError(f"serial_port given twice ({serial_port!r} and board_params {value!r}); give it once.")
         if key == "master_board":  # the board that a STREAMING/PLAYBACK_FILE board replays
-            value = int(_resolve_board(value, board_shim))
+            value = int(resolve_board(value, board_shim))
         elif isinstance(getattr(params, key), int):
             try:
                 value = int(value)
@@ -179,6 +179,48 @@ def clock_offset(n_readings: int = 5) -> float:
         after = time.time()
         offsets.append(0.5 * (before + after) - lsl_now)
     return float(np.median(offsets))
+
+
+@dataclass
+class BoardRows:
+    """One signal kind of a board: which rows of BrainFlow's data array, under which channel labels."""
+
+    kind: str  # "EEG" or "EMG"
+    rows: list[int]
+    labels: list[str]
+
+
+def board_rows(board_shim: ModuleType, board_id: int, kind: str) -> list[int]:
+    """The rows BrainFlow lists for ``kind`` (``"EEG"`` or ``"EMG"``) on a board; [] if it has none."""
+    getter = {"EEG": board_shim.BoardShim.get_eeg_channels, "EMG": board_shim.BoardShim.get_emg_channels}[kind]
+    try:
+        return [int(row) for row in getter(board_id)]
+    except board_shim.BrainFlowError:  # BrainFlow's answer for "this board has no such channel"
+        return []
+
+
+def plan_board_rows(board_shim: ModuleType, board_id: int, shared_rows: SharedRows) -> list[BoardRows]:
+    """The EEG and EMG rows of a board with their labels (the bridge and the recording importer use the same).
+
+    Rows BrainFlow lists as both EEG and EMG go where ``shared_rows`` says. EEG labels are the
+    board's electrode names when it has one per row; EMG labels keep the board's EMG numbering,
+    so EMG3 is the third EMG row whatever is left out. Kinds with no row left are omitted.
+    """
+    eeg_rows, emg_rows = board_rows(board_shim, board_id, "EEG"), board_rows(board_shim, board_id, "EMG")
+    shared = set(eeg_rows) & set(emg_rows)
+    try:
+        eeg_names = list(board_shim.BoardShim.get_eeg_names(board_id))
+    except board_shim.BrainFlowError:
+        eeg_names = []
+    if len(eeg_names) != len(eeg_rows):
+        eeg_names = [f"EEG{i + 1}" for i in range(len(eeg_rows))]
+    labels = {"EEG": dict(zip(eeg_rows, eeg_names)), "EMG": {row: f"EMG{i + 1}" for i, row in enumerate(emg_rows)}}
+    plans = []
+    for kind, rows in (("EEG", eeg_rows), ("EMG", emg_rows)):
+        keep = [row for row in rows if row not in shared or shared_rows in (kind.lower(), "both")]
+        if keep:
+            plans.append(BoardRows(kind, keep, [labels[kind][row] for row in keep]))
+    return plans
 
 
 @dataclass
@@ -266,12 +308,12 @@ class BrainFlowBridge:
                  source_prefix: str = "emosync-brainflow", chunk_interval_s: float = 0.05,
                  board_params: dict[str, str] | None = None, shared_rows: SharedRows = "eeg",
                  verbose: bool | int | str | None = None) -> None:
-        self._bf = _load_brainflow()
-        if shared_rows not in _SHARED_ROWS:
-            raise ValueError(f"shared_rows must be one of {list(_SHARED_ROWS)}, got {shared_rows!r}.")
+        self._bf = load_brainflow()
+        if shared_rows not in SHARED_ROWS:
+            raise ValueError(f"shared_rows must be one of {list(SHARED_ROWS)}, got {shared_rows!r}.")
         if not chunk_interval_s > 0:
             raise ValueError(f"chunk_interval_s must be > 0 seconds, got {chunk_interval_s!r}.")
-        member = _resolve_board(board, self._bf)
+        member = resolve_board(board, self._bf)
         self.board_name: str = member.name
         self.board_id: int = int(member)
         self.serial_port = serial_port
@@ -303,39 +345,15 @@ class BrainFlowBridge:
         self._prepared = False
         self._streaming = False
 
-    def _channel_rows(self, kind: str) -> list[int]:
-        getter = {"EEG": self._bf.BoardShim.get_eeg_channels, "EMG": self._bf.BoardShim.get_emg_channels}[kind]
-        try:
-            return [int(row) for row in getter(self._descr_id)]
-        except self._bf.BrainFlowError:  # BrainFlow's answer for "this board has no such channel"
-            return []
-
     def _plan_streams(self, name_prefix: str, source_base: str) -> list[_Stream]:
-        eeg_rows, emg_rows = self._channel_rows("EEG"), self._channel_rows("EMG")
-        shared = set(eeg_rows) & set(emg_rows)
-        try:
-            eeg_names = list(self._bf.BoardShim.get_eeg_names(self._descr_id))
-        except self._bf.BrainFlowError:
-            eeg_names = []
-        if len(eeg_names) != len(eeg_rows):
-            eeg_names = [f"EEG{i + 1}" for i in range(len(eeg_rows))]
-        eeg_labels = dict(zip(eeg_rows, eeg_names))
-        # EMG labels keep the board's EMG numbering, so EMG3 is the third EMG row whatever is left out
-        emg_labels = {row: f"EMG{i + 1}" for i, row in enumerate(emg_rows)}
-        keep = {"EEG": lambda row: row not in shared or self.shared_rows in ("eeg", "both"),
-                "EMG": lambda row: row not in shared or self.shared_rows in ("emg", "both")}
-        streams = []
-        for kind, rows, labels in (("EEG", eeg_rows, eeg_labels), ("EMG", emg_rows, emg_labels)):
-            rows = [row for row in rows if keep[kind](row)]
-            if rows:
-                streams.append(_Stream(kind=kind, name=f"{name_prefix}BrainFlow-{self.board_name}-{kind}",
-                                       source_id=f"{source_base}:{kind}", rows=rows,
-                                       labels=[labels[row] for row in rows]))
-        if not streams:
+        plans = plan_board_rows(self._bf, self._descr_id, self.shared_rows)
+        if not plans:
+            eeg_rows, emg_rows = (board_rows(self._bf, self._descr_id, kind) for kind in ("EEG", "EMG"))
             raise ValueError(
                 f"BrainFlow board {self.board_name} reports no EEG or EMG rows to publish (EEG rows {eeg_rows}, "
                 f"EMG rows {emg_rows}, shared_rows={self.shared_rows!r}); this bridge publishes only EEG and EMG.")
-        return streams
+        return [_Stream(kind=plan.kind, name=f"{name_prefix}BrainFlow-{self.board_name}-{plan.kind}",
+                        source_id=f"{source_base}:{plan.kind}", rows=plan.rows, labels=plan.labels) for plan in plans]
 
     @property
     def is_running(self) -> bool:

@@ -6,7 +6,7 @@ tab-separated column per *board row*, values printed with six decimals. Which ro
 (EEG, EMG, the time stamp, markers) is not in the file: it depends on the board, so the board
 must be named, and :func:`import_brainflow` asks BrainFlow (``BoardShim.get_*_channels``,
 ``get_sampling_rate``) which is why the optional ``brainflow`` package is needed
-(``pip install 'emosync[brainflow]'``, loaded lazily as in :mod:`acquisition.devices.brainflow_bridge`).
+(``pip install "emosync[brainflow]"``, loaded lazily as in :mod:`acquisition.devices.brainflow_bridge`).
 
 What is imported, and how, follows :class:`~acquisition.devices.brainflow_bridge.BrainFlowBridge`,
 so an imported recording looks like one recorded live through the bridge:
@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.devices.brainflow_bridge import (_SHARED_ROWS, MICROVOLTS_TO_VOLTS, SharedRows, _load_brainflow,
-                                                  _resolve_board)
+from acquisition.devices.brainflow_bridge import (MICROVOLTS_TO_VOLTS, SHARED_ROWS, BoardRows, SharedRows, board_rows,
+                                                  load_brainflow, plan_board_rows, resolve_board)
 from acquisition.io.importing import new_session_file, source_metadata
 from acquisition.session.format import StreamSpec
 from acquisition.session.markers import marker_texts
@@ -50,15 +50,6 @@ class BrainFlowFileError(ValueError):
 
 
 @dataclass
-class _RowPlan:
-    """One imported signal kind: which board rows, under which labels."""
-
-    kind: str  # "EEG" or "EMG"
-    rows: list[int]
-    labels: list[str]
-
-
-@dataclass
 class _Board:
     """What BrainFlow says about a board: its rows and rate."""
 
@@ -68,42 +59,22 @@ class _Board:
     srate: float
     timestamp_row: int
     marker_row: int | None
-    signals: list[_RowPlan]
+    signals: list[BoardRows]
 
 
-def _board_rows(bf: Any, board_id: int, kind: str) -> list[int]:
-    getter = {"EEG": bf.BoardShim.get_eeg_channels, "EMG": bf.BoardShim.get_emg_channels}[kind]
-    try:
-        return [int(row) for row in getter(board_id)]
-    except bf.BrainFlowError:  # BrainFlow's answer for "this board has no such channel"
-        return []
-
-
-def _plan_signals(bf: Any, board_id: int, board_name: str, shared_rows: str) -> list[_RowPlan]:
-    """EEG and EMG rows with labels, rows listed under both kinds going where ``shared_rows`` says (as the bridge)."""
-    eeg_rows, emg_rows = _board_rows(bf, board_id, "EEG"), _board_rows(bf, board_id, "EMG")
-    shared = set(eeg_rows) & set(emg_rows)
-    try:
-        eeg_names = list(bf.BoardShim.get_eeg_names(board_id))
-    except bf.BrainFlowError:
-        eeg_names = []
-    if len(eeg_names) != len(eeg_rows):
-        eeg_names = [f"EEG{i + 1}" for i in range(len(eeg_rows))]
-    labels = {"EEG": dict(zip(eeg_rows, eeg_names)), "EMG": {row: f"EMG{i + 1}" for i, row in enumerate(emg_rows)}}
-    plans = []
-    for kind, rows in (("EEG", eeg_rows), ("EMG", emg_rows)):
-        keep = [row for row in rows if row not in shared or shared_rows in (kind.lower(), "both")]
-        if keep:
-            plans.append(_RowPlan(kind, keep, [labels[kind][row] for row in keep]))
+def _plan_signals(bf: Any, board_id: int, board_name: str, shared_rows: SharedRows) -> list[BoardRows]:
+    """EEG and EMG rows with labels, assigned as the bridge assigns them (:func:`plan_board_rows`)."""
+    plans = plan_board_rows(bf, board_id, shared_rows)
     if not plans:
-        raise ValueError(f"BrainFlow board {board_name} has no EEG or EMG rows to import (EEG rows {eeg_rows}, "
-                         f"EMG rows {emg_rows}, shared_rows={shared_rows!r}).")
+        raise ValueError(f"BrainFlow board {board_name} has no EEG or EMG rows to import (EEG rows "
+                         f"{board_rows(bf, board_id, 'EEG')}, EMG rows {board_rows(bf, board_id, 'EMG')}, "
+                         f"shared_rows={shared_rows!r}).")
     return plans
 
 
 def _describe_board(board: str | int, shared_rows: SharedRows) -> _Board:
-    bf = _load_brainflow()
-    member = _resolve_board(board, bf)
+    bf = load_brainflow()
+    member = resolve_board(board, bf)
     board_id = int(member)
     try:
         marker_row: int | None = int(bf.BoardShim.get_marker_channel(board_id))
@@ -192,7 +163,7 @@ def read_brainflow_file(fname: str | os.PathLike, n_rows: int) -> np.ndarray:
     return data.T
 
 
-def _signal_spec(board: _Board, plan: _RowPlan, source_id: str) -> StreamSpec:
+def _signal_spec(board: _Board, plan: BoardRows, source_id: str) -> StreamSpec:
     n = len(plan.rows)
     return StreamSpec(
         name=f"BrainFlow-{board.name}-{plan.kind}", type=plan.kind, channel_count=n, channel_format="double64",
@@ -278,8 +249,8 @@ def import_brainflow(fname: str | os.PathLike, out: str | os.PathLike, *, board:
     The file is read whole: an hour of a 32-row board at 250 Hz takes about 230 MB of memory
     while importing.
     """
-    if shared_rows not in _SHARED_ROWS:
-        raise ValueError(f"shared_rows must be one of {list(_SHARED_ROWS)}, got {shared_rows!r}.")
+    if shared_rows not in SHARED_ROWS:
+        raise ValueError(f"shared_rows must be one of {list(SHARED_ROWS)}, got {shared_rows!r}.")
     fname, out = Path(fname), Path(out)
     if if_exists == "error":
         check_output_path(out)
