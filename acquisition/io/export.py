@@ -20,9 +20,8 @@ import numpy as np
 
 from acquisition.io.bids import write_bids
 from acquisition.io.mne_raw import check_export_path, export_raw_file, to_mne
-from acquisition.session.reader import opened_session
 from acquisition.session.markers import marker_text
-from acquisition.session.reader import Session, Stream
+from acquisition.session.reader import Session, Stream, opened_session
 from acquisition.session.to_mne import describe_streams, is_marker_stream, is_video_stream, select_streams
 from acquisition.sync import SyncOptions
 from acquisition.utils.docs import fill_doc
