@@ -24,8 +24,7 @@ from typing import Any
 import mne
 
 from acquisition.io.mne_raw import pad_for_edf, to_mne, warnings_to_log
-from acquisition.session.reader import opened_session
-from acquisition.session.reader import Session, Stream
+from acquisition.session.reader import Session, Stream, opened_session
 from acquisition.session.to_mne import DEFAULT_MODALITIES, describe_streams, signal_streams
 from acquisition.sync import SyncOptions
 from acquisition.utils.docs import fill_doc
