@@ -1,30 +1,35 @@
-"""Expression spotting: find onset-apex-offset intervals in AU or landmark streams, and score them.
+"""Expression spotting: find onset-apex-offset intervals in estimated AU (or landmark) streams.
 
-This module turns a continuous facial-expression signal (an ``ActionUnits`` stream, ground
-truth from the simulated rig or estimated from video by ``emosync annotate``; or, without
-AUs, a ``*-Landmarks`` stream of 478 x (x, y, z) face-mesh points) into discrete expression
-intervals, labels them micro (<= 0.5 s) or macro (> 0.5 s), and writes them back into the
-session as a marker stream in the rig's ``"<phase>/<label>/<kind>"`` format, through
-:meth:`SessionWriter.replace_derived <acquisition.session.writer.SessionWriter.replace_derived>`
-(a failed run leaves an earlier result in place). It also holds :func:`spot_eval`, the
-MEGC-style interval scoring (IoU >= 0.5) used by the tests and by
-``benchmarks/spotting_eval.py``. Expressions are labelled with the AU vocabulary and EMFACS
-prototypes of :mod:`acquisition.annotate.action_units`.
+This module turns a continuous facial-expression signal (an ``ActionUnits`` stream estimated
+from video by ``emosync annotate``, optionally helped by the ``<EMG>-AU`` stream of ``emosync
+emg-code``; or, without AUs, a ``*-Landmarks`` stream of 478 x (x, y, z) face-mesh points) into
+discrete expression intervals, labels them micro (<= 0.5 s) or macro (> 0.5 s), and writes them
+back into the session as a marker stream in the rig's ``"<phase>/<label>/<kind>"`` format,
+through :meth:`SessionWriter.replace_derived <acquisition.session.writer.SessionWriter.replace_derived>`
+(a failed run leaves an earlier result in place). Its parameters are a
+:class:`~acquisition.annotate.spot_config.SpotConfig` (``configs/spot/*.yaml``); the
+interference-elimination modules live in :mod:`acquisition.annotate.interference` and the
+MEGC-style scoring in :mod:`acquisition.annotate.spot_scoring` (both re-exported here).
+Expressions are labelled with the AU vocabulary and EMFACS prototypes of
+:mod:`acquisition.annotate.action_units`.
 
 Method (details and rationale in ``docs/spotting.md``):
 
 1. Rows with NaN (no face found) are linearly interpolated when the gap is at most
    ``max_nan_gap_s``; longer gaps are masked and never spotted into.
-2. Each channel is low-pass filtered (zero-phase Butterworth, ``smooth_hz``), a rolling median
+2. Interference elimination, each module switchable: blinks are bridged in the eye-region AUs;
+   the part of each AU that head pose explains is regressed out; speech (syllable-rate mouth
+   oscillation) takes the mouth AUs out of the activation while it lasts.
+3. Each channel is low-pass filtered (zero-phase Butterworth, ``smooth_hz``), a rolling median
    (``baseline_window_s``) is subtracted and the rest is divided by its robust SD (1.4826 MAD,
-   at least ``noise_floor``). AU45 (blink) is excluded; for landmarks, rigid head motion is
-   removed by per-frame Procrustes alignment and the eye landmarks are excluded.
-3. The combined activation is the L2 norm of the positive z-scores across channels, itself
+   at least ``noise_floor``). EMG-assisted, the EMG AU z-scores are fused with the video ones.
+4. The combined activation is the L2 norm of the positive z-scores across channels, itself
    robustly standardized; hysteresis thresholding (``high``/``low``) gives candidate intervals.
-4. Edges are extended to where the activation leaves the baseline (``edge_fraction`` of the
-   peak height, or a local minimum); close intervals are merged, short ones dropped; the apex
-   is the activation maximum. Dominant AUs are those near the largest at the apex, and an
-   emotion is named only when the apex AU pattern is close to an EMFACS prototype.
+5. Edges are extended to where the activation leaves the baseline (``edge_fraction`` of the
+   peak height, or a local minimum); close intervals are merged, short ones dropped; intervals
+   made of fast rigid head motion without non-rigid facial motion are vetoed. Dominant AUs are
+   those near the largest at the apex, and an emotion is named only when the apex AU pattern
+   is close to an EMFACS prototype.
 """
 
 from __future__ import annotations
@@ -36,14 +41,23 @@ from typing import Any
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage, optimize, signal
+from scipy import ndimage, signal
 
 from acquisition.utils.docs import fill_doc
 from acquisition.utils.logs import logger, verbose
-from acquisition.session.markers import parse_expression_markers
 from acquisition.session.format import StreamSpec
 
 from acquisition.annotate.action_units import AU_LABELS, EMOTION_PROTOTYPES, MICRO_MAX_DURATION_S
+from acquisition.annotate.interference import (blink_frames, bridge_frames, compensate_head_motion,
+                                               head_speed_deg_s, nonrigid_motion_z, robust_sd, stouffer_fuse,
+                                               talking_frames, true_runs)
+from acquisition.annotate.spot_config import SpotConfig, load_spot_config
+from acquisition.annotate.spot_scoring import (Interval, interval_iou, intervals_from_markers, pool_scores,
+                                               spot_eval, truth_intervals, unknown_spans)
+
+__all__ = ["DERIVED_BY", "Interval", "SpotConfig", "SpotResult", "SpottedInterval", "choose_source",
+           "interval_iou", "intervals_from_markers", "landmark_motion", "load_spot_config", "pool_scores",
+           "score_session", "spot_eval", "spot_expressions", "spot_session", "truth_intervals", "unknown_spans"]
 
 #: ``derived_by`` of the marker streams spotting writes.
 DERIVED_BY = "emosync spot"
@@ -60,68 +74,6 @@ EYE_LANDMARKS: tuple[int, ...] = (
     467, 260, 259, 257, 258, 286, 414, 463, 341, 256, 252, 253, 254, 339, 255, 359,      # left lid ring
     *range(468, 478),                                                                     # irises
 )
-
-
-@dataclass(frozen=True)
-class SpotConfig:
-    """Parameters of :func:`spot_expressions` (times in seconds, thresholds in robust SDs).
-
-    Attributes
-    ----------
-    smooth_hz : float
-        Cut-off (Hz) of the zero-phase 4th-order Butterworth low-pass applied to every channel.
-    baseline_window_s : float
-        Length (s) of the rolling median that tracks each channel's neutral level.
-    noise_floor : float
-        Smallest per-channel noise SD of AU channels (intensity, 0-5 scale); keeps noise-free
-        ground truth from dividing by zero.
-    landmark_noise_floor : float
-        The same for landmark motion, in units of the face size (RMS distance of the
-        landmarks from their centroid).
-    high, low : float
-        Hysteresis thresholds on the standardized combined activation: an interval is a run
-        above ``low`` that reaches ``high``.
-    edge_fraction : float
-        Onset/offset are moved outwards to where the activation falls to this fraction of the
-        interval's peak height (above baseline), or to a local minimum.
-    merge_gap_s : float
-        Intervals separated by less than this are merged.
-    min_duration_s : float
-        Shorter intervals are dropped.
-    max_nan_gap_s : float
-        NaN gaps up to this long are interpolated; longer ones are masked.
-    exclude_aus : tuple of int
-        AUs left out of the activation (AU45: blinks are not expressions).
-    au_fraction : float
-        An AU is dominant if its apex intensity is at least this fraction of the largest.
-    min_au_intensity : float
-        ... and at least this intensity above its baseline (0-5 scale).
-    emotion_similarity : float
-        Minimum cosine similarity between the apex AU pattern and an EMFACS prototype
-        variant to name an emotion; below it the label is the dominant AUs.
-    """
-
-    smooth_hz: float = 5.0
-    baseline_window_s: float = 20.0
-    noise_floor: float = 0.05
-    landmark_noise_floor: float = 1e-3
-    high: float = 6.0
-    low: float = 3.0
-    edge_fraction: float = 0.1
-    merge_gap_s: float = 0.2
-    min_duration_s: float = 0.1
-    max_nan_gap_s: float = 0.25
-    exclude_aus: tuple[int, ...] = (45,)
-    au_fraction: float = 0.4
-    min_au_intensity: float = 0.3
-    emotion_similarity: float = 0.9
-
-    def __post_init__(self) -> None:
-        if not 0 < self.low < self.high:
-            raise ValueError(f"Need 0 < low < high, got low={self.low}, high={self.high}.")
-        for name in ("smooth_hz", "baseline_window_s", "noise_floor", "landmark_noise_floor"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
 
 
 @dataclass
@@ -187,6 +139,8 @@ class SpotResult:
         Why this stream was chosen (for the CLI output).
     intervals : list of SpottedInterval
         The intervals, in time order.
+    inputs : dict of str
+        The streams used: ``source`` and, when found, ``head_pose``, ``landmarks``, ``emg``.
     out_stream : str | None
         Name of the marker stream written, None if nothing was written.
     """
@@ -195,22 +149,17 @@ class SpotResult:
     source_kind: str
     reason: str
     intervals: list[SpottedInterval]
+    inputs: dict[str, str] = field(default_factory=dict)
     out_stream: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (intervals with their labels and durations)."""
         return {"source": self.source, "source_kind": self.source_kind, "reason": self.reason,
-                "out_stream": self.out_stream,
+                "inputs": self.inputs, "out_stream": self.out_stream,
                 "intervals": [{**asdict(i), "label": i.label, "duration_s": i.duration_s} for i in self.intervals]}
 
 
 # ---------------------------------------------------------------------------- signal processing
-def _robust_sd(x: np.ndarray, axis: int = 0) -> np.ndarray:
-    """1.4826 x median absolute deviation (the SD for Gaussian data), ignoring NaN."""
-    med = np.nanmedian(x, axis=axis, keepdims=True)
-    return 1.4826 * np.nanmedian(np.abs(x - med), axis=axis)
-
-
 def _fill_nan_rows(x: np.ndarray, srate: float, max_gap_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Interpolate NaN rows linearly; return the filled array and a mask of rows in long gaps."""
     bad = ~np.all(np.isfinite(x), axis=1)
@@ -255,21 +204,15 @@ def _channel_z(x: np.ndarray, srate: float, config: SpotConfig, valid: np.ndarra
     else:
         smooth = x.copy()
     deviation = smooth - _rolling_median(smooth, srate, config.baseline_window_s)
-    sd = np.maximum(_robust_sd(deviation[valid]), noise_floor)
+    sd = np.maximum(robust_sd(deviation[valid]), noise_floor)
     return deviation, deviation / sd
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """``(start, stop)`` (stop exclusive) of the True runs of a boolean array."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
 def _intervals_from_activation(activation: np.ndarray, srate: float, config: SpotConfig,
                                blocked: np.ndarray) -> list[tuple[int, int, int]]:
     """Hysteresis, edge refinement, merging and duration filter: ``(onset, apex, offset)`` frames."""
     act = np.where(blocked, -np.inf, activation)
-    candidates = [(a, b) for a, b in _runs(act > config.low) if np.max(act[a:b]) >= config.high]
+    candidates = [(a, b) for a, b in true_runs(act > config.low) if np.max(act[a:b]) >= config.high]
     refined: list[tuple[int, int]] = []
     for a, b in candidates:
         apex = a + int(np.argmax(act[a:b]))
@@ -350,50 +293,103 @@ def landmark_motion(landmarks: np.ndarray, *, exclude: Sequence[int] = EYE_LANDM
     ref_c = ref - ref.mean(axis=0)
     # Face-size units: the same thresholds work for pixel and normalized coordinates.
     ref_c /= max(float(np.sqrt(np.mean(np.sum(ref_c**2, axis=1)))), 1e-12)
-    for i in np.flatnonzero(finite):
-        p = xyz[i] - xyz[i].mean(axis=0)
-        rotation, scale = _procrustes(p, ref_c)
-        out[i] = np.linalg.norm(scale * p @ rotation - ref_c, axis=1)
+    p = xyz[finite] - xyz[finite].mean(axis=1, keepdims=True)
+    # Similarity Procrustes of every frame at once (orthogonal Procrustes: R = U V^T from svd(p^T ref)).
+    u, sv, vt = np.linalg.svd(np.einsum("npi,pj->nij", p, ref_c))
+    rotation = u @ vt
+    norm = np.einsum("npi,npi->n", p, p)
+    scale = np.where(norm > 0, sv.sum(axis=1) / np.where(norm > 0, norm, 1.0), 1.0)
+    aligned = scale[:, None, None] * np.einsum("npi,nij->npj", p, rotation)
+    out[finite] = np.linalg.norm(aligned - ref_c, axis=2)
     return out
 
 
-def _procrustes(points: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, float]:
-    """Rotation R and scale s minimizing ||s points R - reference|| (both centred)."""
-    rotation, _ = _orthogonal_procrustes(points, reference)
-    norm = float(np.sum(points**2))
-    scale = float(np.sum((points @ rotation) * reference) / norm) if norm > 0 else 1.0
-    return rotation, scale
-
-
-def _orthogonal_procrustes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
-    from scipy.linalg import orthogonal_procrustes
-
-    return orthogonal_procrustes(a, b)
-
-
-def _au_columns(channel_labels: Sequence[str] | None, n_channels: int,
-                config: SpotConfig) -> tuple[list[int], list[int]]:
-    """Columns to spot in and their AU numbers: every AU channel except ``config.exclude_aus``."""
-    labels = list(channel_labels) if channel_labels is not None else AU_LABELS[:n_channels]
+def _au_numbers(channel_labels: Sequence[str] | None, n_channels: int) -> list[int]:
+    """AU numbers of the channels (``"AU12"`` -> 12); default the vocabulary's order."""
+    labels = list(channel_labels) if channel_labels is not None else list(AU_LABELS[:n_channels])
     if len(labels) != n_channels:
         raise ValueError(f"{len(labels)} channel labels for {n_channels} channels.")
-    columns, aus = [], []
-    for i, label in enumerate(labels):
+    aus = []
+    for label in labels:
         try:
-            au = int(str(label).upper().removeprefix("AU"))
+            aus.append(int(str(label).upper().removeprefix("AU")))
         except ValueError:
             raise ValueError(f"Channel {label!r} is not an AU name like 'AU12'.") from None
-        if au not in config.exclude_aus:
-            columns.append(i)
-            aus.append(au)
-    return columns, aus
+    return aus
+
+
+def _frames_matching(name: str, array: np.ndarray | None, n_frames: int) -> np.ndarray | None:
+    if array is None:
+        return None
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] != n_frames:
+        raise ValueError(f"{name} must have one row per frame ({n_frames}), got shape {array.shape}.")
+    return array
+
+
+def _blink_mask(x_all: np.ndarray, aus_all: list[int], emg: np.ndarray | None, emg_aus: list[int], srate: float,
+                config: SpotConfig) -> np.ndarray | None:
+    """Blink frames from the video's blink AU, and EMG-assisted also from the EMG's (orbicularis oculi)."""
+    sources = [x[:, aus.index(config.blinks.au)] for x, aus in ((x_all, aus_all), (emg, emg_aus))
+               if x is not None and config.blinks.au in aus]
+    if not sources:
+        logger.info("Blink suppression is on but there is no AU%02d channel; skipped.", config.blinks.au)
+        return None
+    return np.logical_or.reduce([blink_frames(b, srate, config.blinks) for b in sources])
+
+
+def _bridge_blinks(x: np.ndarray, aus: list[int], blinks: np.ndarray, config: SpotConfig) -> np.ndarray:
+    columns = [k for k, au in enumerate(aus) if au in config.blinks.aus]
+    x[:, columns] = bridge_frames(x[:, columns], blinks)
+    return x
+
+
+def _head_compensated(x_all: np.ndarray, srate: float, config: SpotConfig, head_pose: np.ndarray | None,
+                      valid: np.ndarray) -> np.ndarray:
+    if head_pose is None:
+        logger.info("Head-motion compensation is on but no head pose was given; skipped.")
+        return x_all
+    pose, _ = _fill_nan_rows(head_pose, srate, config.max_nan_gap_s)
+    return compensate_head_motion(x_all, pose, srate, config.head_motion, valid)
+
+
+def _talking_mask(x_all: np.ndarray, aus_all: list[int], emg: np.ndarray | None, emg_aus: list[int],
+                  srate: float, config: SpotConfig) -> np.ndarray:
+    mouth = [x_all[:, aus_all.index(au)] for au in config.talking.detect_aus if au in aus_all]
+    if emg is not None and config.emg.enabled:
+        mouth += [emg[:, emg_aus.index(au)] for au in config.emg.talking_aus if au in emg_aus]
+    return talking_frames(np.column_stack(mouth) if mouth else np.zeros((x_all.shape[0], 0)), srate, config.talking)
+
+
+def _vetoed(frames: list[tuple[int, int, int]], pose: np.ndarray, landmarks: np.ndarray | None, srate: float,
+            valid: np.ndarray, config: SpotConfig) -> list[tuple[int, int, int]]:
+    """Drop intervals that are mostly fast rigid head motion without non-rigid facial motion."""
+    speed = head_speed_deg_s(pose, srate)
+    nonrigid = None
+    kept = []
+    for a, apex, b in frames:
+        fast = float(np.mean(speed[a:b + 1] > config.head_motion.veto_speed_deg_s))
+        if fast < config.head_motion.veto_fraction:
+            kept.append((a, apex, b))
+            continue
+        if nonrigid is None and landmarks is not None:  # landmark motion only when an interval needs it
+            motion, _ = _fill_nan_rows(landmark_motion(landmarks), srate, config.max_nan_gap_s)
+            nonrigid = nonrigid_motion_z(motion, valid)
+        if nonrigid is None or float(np.max(nonrigid[a:b + 1])) < config.head_motion.veto_nonrigid_z:
+            logger.debug("Vetoed frames %d-%d: %.0f %% fast head motion", a, b, 100 * fast)
+            continue
+        kept.append((a, apex, b))
+    return kept
 
 
 @verbose
 @fill_doc
 def spot_expressions(values: np.ndarray, timestamps: np.ndarray, *, srate: float | None = None,
                      channel_labels: Sequence[str] | None = None, source_kind: str = "au",
-                     config: SpotConfig | None = None, verbose: bool | str | None = None) -> list[SpottedInterval]:
+                     config: SpotConfig | None = None, head_pose: np.ndarray | None = None,
+                     landmarks: np.ndarray | None = None, emg_values: np.ndarray | None = None,
+                     emg_labels: Sequence[str] | None = None,
+                     verbose: bool | str | None = None) -> list[SpottedInterval]:
     """Spot expression intervals in an AU (or landmark) time series.
 
     Parameters
@@ -409,11 +405,22 @@ def spot_expressions(values: np.ndarray, timestamps: np.ndarray, *, srate: float
     channel_labels : sequence of str | None
         AU channel names ``"AU%02d"``; default: the 17 AUs of the vocabulary
         (:data:`acquisition.annotate.action_units.AU_LABELS`) in order when there are 17
-        channels. Channels in ``config.exclude_aus`` (AU45) are ignored.
+        channels. Channels in ``config.exclude_aus`` (AU45) are left out of the activation.
     source_kind : ``"au"`` | ``"landmarks"``
         What ``values`` hold.
     config : SpotConfig | None
-        Method parameters (defaults: :class:`SpotConfig`).
+        Method parameters (default: ``configs/spot/default.yaml``).
+    head_pose : array, shape (n_frames, 3 | 6) | None
+        Yaw, pitch, roll (degrees) and translation (cm) of the same frames (``<video>-HeadPose``),
+        for head-motion compensation and the rigid-motion veto.
+    landmarks : array, shape (n_frames, 1434) | None
+        Face-mesh landmarks of the same frames (``<video>-Landmarks``): the veto keeps intervals
+        with non-rigid facial motion.
+    emg_values : array, shape (n_frames, n_emg_aus) | None
+        EMG AU estimates (``emosync emg-code``) resampled to the same frames; used when
+        ``config.emg.enabled``.
+    emg_labels : sequence of str | None
+        AU names of the ``emg_values`` columns.
     %(verbose)s
 
     Returns
@@ -421,38 +428,77 @@ def spot_expressions(values: np.ndarray, timestamps: np.ndarray, *, srate: float
     intervals : list of SpottedInterval
         In time order.
     """
-    config = config or SpotConfig()
+    config = config or load_spot_config("default")
     values = np.asarray(values, dtype=np.float64)
     timestamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
     if values.ndim != 2 or values.shape[0] != timestamps.size:
         raise ValueError(f"values must be (n_frames, n_channels) with one time stamp per frame; got {values.shape} "
                          f"and {timestamps.size} time stamps.")
-    if values.shape[0] < 3:
-        raise ValueError(f"Need at least 3 frames to spot expressions, got {values.shape[0]}.")
+    n = values.shape[0]
+    if n < 3:
+        raise ValueError(f"Need at least 3 frames to spot expressions, got {n}.")
     if not srate:
         srate = 1.0 / float(np.median(np.diff(timestamps)))
+    head_pose = _frames_matching("head_pose", head_pose, n)
+    landmarks = _frames_matching("landmarks", landmarks, n)
+    emg_values = _frames_matching("emg_values", emg_values, n)
     aus: list[int] = []
     if source_kind == "au":
-        columns, aus = _au_columns(channel_labels, values.shape[1], config)
-        x = values[:, columns]
+        aus_all = _au_numbers(channel_labels, values.shape[1])
+        x_all, long_gap = _fill_nan_rows(values, srate, config.max_nan_gap_s)
+        valid = ~long_gap
+        emg_aus = _au_numbers(emg_labels, emg_values.shape[1]) if emg_values is not None else []
+        emg = None
+        if emg_values is not None and config.emg.enabled:
+            emg, _ = _fill_nan_rows(emg_values, srate, config.max_nan_gap_s)
+        if config.blinks.enabled and (blinks := _blink_mask(x_all, aus_all, emg, emg_aus, srate, config)) is not None:
+            x_all = _bridge_blinks(x_all, aus_all, blinks, config)
+            if emg is not None:  # orbicularis oculi fires with every blink too
+                emg = _bridge_blinks(emg, emg_aus, blinks, config)
+        if config.head_motion.enabled:
+            x_all = _head_compensated(x_all, srate, config, head_pose, valid)
+        columns = [k for k, au in enumerate(aus_all) if au not in config.exclude_aus]
+        aus = [aus_all[k] for k in columns]
+        deviation, z = _channel_z(x_all[:, columns], srate, config, valid, config.noise_floor)
+        if config.talking.enabled:
+            talking = _talking_mask(x_all, aus_all, emg, emg_aus, srate, config)
+            z[np.ix_(talking, [k for k, au in enumerate(aus) if au in config.talking.aus])] = 0.0
+            logger.debug("Talking suppression: %.1f s of speech", talking.sum() / srate)
+        if emg is not None:
+            _, z_emg = _channel_z(emg, srate, config, valid, config.emg.noise_floor)
+            if config.talking.enabled:
+                z_emg[np.ix_(talking, [k for k, au in enumerate(emg_aus) if au in config.talking.aus])] = 0.0
+            extra = []
+            for k, au in enumerate(emg_aus):
+                if au in config.exclude_aus:
+                    continue
+                if au in aus:
+                    col = aus.index(au)
+                    z[:, col] = stouffer_fuse(z[:, col], z_emg[:, k], config.emg.video_weight, config.emg.emg_weight)
+                else:
+                    extra.append(k)
+            z = np.column_stack([z, z_emg[:, extra]])
+        elif config.emg.enabled:
+            logger.info("EMG-assisted spotting is on but no EMG AU estimates were given; video only.")
         prototypes = EMOTION_PROTOTYPES
     elif source_kind == "landmarks":
-        x = landmark_motion(values)
+        x, long_gap = _fill_nan_rows(landmark_motion(values), srate, config.max_nan_gap_s)
+        valid = ~long_gap
+        deviation, z = _channel_z(x, srate, config, valid, config.landmark_noise_floor)
         prototypes = {}
     else:
         raise ValueError(f"source_kind must be 'au' or 'landmarks', got {source_kind!r}.")
-    x, long_gap = _fill_nan_rows(x, srate, config.max_nan_gap_s)
-    valid = ~long_gap
-    floor = config.noise_floor if source_kind == "au" else config.landmark_noise_floor
-    deviation, z = _channel_z(x, srate, config, valid, floor)
     combined = np.sqrt(np.sum(np.clip(z, 0.0, None) ** 2, axis=1))
     base = float(np.median(combined[valid]))
-    spread = max(float(_robust_sd(combined[valid])), 1.0)
+    spread = max(float(robust_sd(combined[valid])), 1.0)
     activation = (combined - base) / spread
     # A long gap blocks its own frames and a short margin: filter edge effects live there.
     margin = int(round(0.1 * srate))
     blocked = ndimage.binary_dilation(long_gap, iterations=margin) if long_gap.any() and margin else long_gap
     frames = _intervals_from_activation(activation, srate, config, blocked)
+    if config.head_motion.enabled and config.head_motion.veto and head_pose is not None:
+        pose, _ = _fill_nan_rows(head_pose, srate, config.max_nan_gap_s)
+        frames = _vetoed(frames, pose, landmarks, srate, valid, config)
     intervals = []
     for a, apex, b in frames:
         onset_s, offset_s = float(timestamps[a]), float(timestamps[b])
@@ -467,12 +513,30 @@ def spot_expressions(values: np.ndarray, timestamps: np.ndarray, *, srate: float
 
 
 # ---------------------------------------------------------------------------- sessions
+#: ``derived_by`` of the streams the video and EMG estimators write.
+ANNOTATE_DERIVED_BY = "emosync annotate"
+EMG_CODE_DERIVED_BY = "emosync emg-code"
+
+
+def _type(stream: Any) -> str:
+    return str(stream.info.get("type", "")).lower()
+
+
 def _is_landmarks(stream: Any) -> bool:
-    return stream.name.endswith("-Landmarks") or str(stream.info.get("type", "")).lower() == "landmarks"
+    return stream.name.endswith("-Landmarks") or _type(stream) in ("landmarks", "facelandmarks")
+
+
+def _is_emg_au(stream: Any) -> bool:
+    return _type(stream) == "actionunits" and stream.info.get("derived_by") == EMG_CODE_DERIVED_BY
 
 
 def choose_source(session: Any, stream: str | None = None) -> tuple[Any, str, str]:
-    """Pick the stream to spot in.
+    """Pick the stream to spot in: estimates first, the simulated rig's ground truth last.
+
+    Without ``stream``: a video AU estimate (an ``ActionUnits`` stream named ``*-AU`` that
+    ``emosync emg-code`` did not write, e.g. ``emosync annotate``'s ``<video>-AU``), else a
+    ``*-Landmarks`` stream, else the first other ``ActionUnits`` stream (on rig sessions that is
+    the ground truth, which the reason then says).
 
     Returns
     -------
@@ -486,23 +550,59 @@ def choose_source(session: Any, stream: str | None = None) -> tuple[Any, str, st
         if stream not in session.streams:
             raise ValueError(f"No stream {stream!r} in {session.fname}. Streams: {listing}.")
         st = session.streams[stream]
-        if str(st.info.get("type", "")).lower() == "actionunits":
+        if _type(st) == "actionunits":
             return st, "au", "chosen with --stream"
         if _is_landmarks(st):
             return st, "landmarks", "chosen with --stream"
         raise ValueError(f"Stream {stream!r} is of type {st.info.get('type')!r}; spotting needs an ActionUnits "
                          f"stream or a '*-Landmarks' stream. Streams: {listing}.")
-    au_streams = [s for s in session.streams.values() if str(s.info.get("type", "")).lower() == "actionunits"]
+    au_streams = [s for s in session.streams.values() if _type(s) == "actionunits" and not _is_emg_au(s)]
     estimated = [s for s in au_streams if s.name.endswith("-AU")]
     if estimated:
         return estimated[0], "au", "estimated AU stream (*-AU)"
-    if au_streams:
-        return au_streams[0], "au", "first ActionUnits stream (no estimated *-AU stream)"
     landmarks = [s for s in session.streams.values() if _is_landmarks(s)]
     if landmarks:
-        return landmarks[0], "landmarks", "landmark motion (no ActionUnits stream)"
+        return landmarks[0], "landmarks", "landmark motion (no estimated *-AU stream)"
+    if au_streams:
+        st = au_streams[0]
+        simulated = str(st.info.get("source_id", "")).startswith("emosync-sim")
+        return st, "au", ("the simulated rig's ground-truth AUs (no estimated *-AU or *-Landmarks stream): "
+                          "run `emosync annotate` first for what a user would get" if simulated
+                          else "first ActionUnits stream (no estimated *-AU or *-Landmarks stream)")
     raise ValueError(f"{session.fname} has no ActionUnits stream and no '*-Landmarks' stream to spot in. "
                      f"Streams: {listing}. Run `emosync annotate` on the video first, or pass --stream.")
+
+
+def _companions(session: Any, source: Any, config: SpotConfig) -> dict[str, Any]:
+    """Head pose and landmarks of the source's video (``<video>-HeadPose`` ...), and the EMG AU stream."""
+    found: dict[str, Any] = {}
+    if source.name.endswith("-AU"):
+        stem = source.name[: -len("-AU")]
+        for role, suffix in (("head_pose", "-HeadPose"), ("landmarks", "-Landmarks")):
+            other = session.streams.get(stem + suffix)
+            if other is not None and other.n_samples == source.n_samples:
+                found[role] = other
+    if config.emg.enabled:
+        if config.emg.stream is not None:
+            if config.emg.stream not in session.streams or _type(session.streams[config.emg.stream]) != "actionunits":
+                raise ValueError(f"emg.stream {config.emg.stream!r} is not an ActionUnits stream of {session.fname}. "
+                                 "Run `emosync emg-code` first, or set emg.stream to its <EMG>-AU stream.")
+            found["emg"] = session.streams[config.emg.stream]
+        else:
+            emg = [s for s in session.streams.values() if _is_emg_au(s)]
+            if emg:
+                found["emg"] = emg[0]
+            else:
+                logger.warning("EMG-assisted spotting is on but %s has no emg-code stream (run `emosync emg-code`); "
+                               "spotting from video alone.", session.fname)
+    return found
+
+
+def _resampled(stream: Any, times: np.ndarray) -> np.ndarray:
+    """A stream's samples linearly interpolated at ``times`` (both on the recorder's clock)."""
+    values = np.asarray(stream.data[:], dtype=np.float64)
+    src = np.asarray(stream.times, dtype=np.float64)
+    return np.column_stack([np.interp(times, src, values[:, c]) for c in range(values.shape[1])])
 
 
 @dataclass
@@ -522,7 +622,7 @@ def _author(info: dict[str, Any]) -> str:
 
 
 def _spot_source(fname: str | os.PathLike, stream: str | None, config: SpotConfig) -> tuple[SpotResult, _Source]:
-    """Choose the source stream, read it and spot in it."""
+    """Choose the source stream and its companions, read them and spot."""
     from acquisition.session.reader import open_session
 
     with open_session(fname) as session:
@@ -531,12 +631,25 @@ def _spot_source(fname: str | os.PathLike, stream: str | None, config: SpotConfi
             raise ValueError(f"Stream {st.name!r} in {fname} is empty (0 samples); nothing to spot.")
         values = np.asarray(st.data[:], dtype=np.float64)
         timestamps = np.asarray(st.timestamps)
+        extra: dict[str, Any] = {}
+        inputs = {"source": st.name}
+        if kind == "au":
+            companions = _companions(session, st, config)
+            for role in ("head_pose", "landmarks"):
+                if role in companions:
+                    extra[role] = np.asarray(companions[role].data[:], dtype=np.float64)
+                    inputs[role] = companions[role].name
+            if "emg" in companions:
+                emg = companions["emg"]
+                extra["emg_values"] = _resampled(emg, np.asarray(st.times, dtype=np.float64))
+                extra["emg_labels"] = emg.info.get("channel_labels") or None
+                inputs["emg"] = emg.name
         intervals = spot_expressions(values, timestamps, srate=st.nominal_srate,
                                      channel_labels=st.info.get("channel_labels") or None if kind == "au" else None,
-                                     source_kind=kind, config=config)
+                                     source_kind=kind, config=config, **extra)
         source = _Source(st.name, dict(st.info), st.clock_offsets,
                          {n: _author(s.info) for n, s in session.streams.items()})
-    return SpotResult(st.name, kind, reason, intervals), source
+    return SpotResult(st.name, kind, reason, intervals, inputs=inputs), source
 
 
 def _streams_to_replace(fname: str | os.PathLike, name: str, source: _Source, overwrite: bool) -> list[str]:
@@ -553,12 +666,14 @@ def _streams_to_replace(fname: str | os.PathLike, name: str, source: _Source, ov
 
 
 def _marker_spec(name: str, result: SpotResult, source: _Source, config: SpotConfig) -> StreamSpec:
-    """The marker stream: the source's host, and the method's parameters and intervals as attributes."""
+    """The marker stream: the source's host, and the method's parameters, inputs and intervals as attributes."""
     return StreamSpec(name, "Markers", 1, "string", 0.0, source_id=f"emosync-spot:{source.info.get('source_id', '')}",
                       hostname=str(source.info.get("hostname", "")), channel_labels=["expression"],
                       can_drop_samples=False,
                       extra={"derived_by": DERIVED_BY, "derived_from": source.name, "spotting_source": source.name,
-                             "spotting_config": json.dumps(asdict(config)),
+                             "spotting_inputs": json.dumps(result.inputs),
+                             "spotting_config": config.model_dump_json(),
+                             "spotting_tuning": config.tuning.model_dump_json(),
                              "spotting_intervals": json.dumps(result.to_dict()["intervals"])})
 
 
@@ -573,8 +688,10 @@ def spot_session(fname: str | os.PathLike, *, stream: str | None = None, out_str
     ----------
     %(fname_analysis)s
     stream : str | None
-        Source stream; default an estimated ``*-AU`` stream, else the first ``ActionUnits``
-        stream, else a ``*-Landmarks`` stream.
+        Source stream; default an estimated ``*-AU`` stream, else a ``*-Landmarks`` stream, else
+        the first ``ActionUnits`` stream (see :func:`choose_source`). The video's
+        ``*-HeadPose`` and ``*-Landmarks`` and, with ``config.emg.enabled``, the ``emosync
+        emg-code`` stream are used by the interference-elimination modules when present.
     out_stream : str | None
         Name of the marker stream to write (default ``"<source>-Spotted"``).
     overwrite : bool
@@ -583,7 +700,7 @@ def spot_session(fname: str | os.PathLike, *, stream: str | None = None, out_str
     write : bool
         False to only compute.
     config : SpotConfig | None
-        Method parameters.
+        Method parameters (default ``configs/spot/default.yaml``).
     %(verbose)s
 
     Returns
@@ -592,7 +709,7 @@ def spot_session(fname: str | os.PathLike, *, stream: str | None = None, out_str
     """
     from acquisition.session.writer import SessionWriter
 
-    config = config or SpotConfig()
+    config = config or load_spot_config("default")
     result, source = _spot_source(fname, stream, config)
     if not write:
         return result
@@ -612,105 +729,44 @@ def spot_session(fname: str | os.PathLike, *, stream: str | None = None, out_str
     return result
 
 
-# ---------------------------------------------------------------------------- evaluation
-@dataclass(frozen=True)
-class Interval:
-    """A reference or spotted interval: onset and offset in seconds, and its class."""
+@verbose
+@fill_doc
+def score_session(fname: str | os.PathLike, result: SpotResult, truth: str, *, iou_threshold: float = 0.5,
+                  verbose: bool | str | None = None) -> dict[str, Any]:
+    """Score a :func:`spot_session` result against a marker stream of the same session.
 
-    onset_s: float
-    offset_s: float
-    kind: str
-    label: str = ""
-
-
-def _as_interval(item: Any) -> Interval:
-    if isinstance(item, Interval):
-        return item
-    if isinstance(item, SpottedInterval):
-        return Interval(item.onset_s, item.offset_s, item.kind, item.label)
-    onset, offset, kind, *rest = item
-    return Interval(float(onset), float(offset), str(kind), str(rest[0]) if rest else "")
-
-
-def intervals_from_markers(times: Sequence[float], texts: Sequence[str]) -> list[Interval]:
-    """The complete expressions of ``onset/apex/offset`` markers, as intervals.
-
-    Markers are paired by :func:`acquisition.session.markers.parse_expression_markers` (its
-    docstring states the rule for unmatched, repeated and misplaced markers).
+    Both sides go on the recorder's clock (the reference markers usually come from another
+    source than the video); expressions the recording cut off are ``unknown`` spans (see
+    :func:`acquisition.annotate.spot_scoring.spot_eval`).
 
     Parameters
     ----------
-    times : sequence of float
-        Marker times in seconds: a stream's synchronized :attr:`~acquisition.Stream.times`, so
-        reference and spotted intervals are on one clock.
-    texts : sequence of str
-        Marker strings; other markers (blink, trial start...) are ignored.
-
-    Returns
-    -------
-    intervals : list of Interval
-        Expressions with an onset and an offset, in onset order; incomplete ones are left out.
-    """
-    return [Interval(e.onset_s, e.offset_s, e.kind, e.label) for e in parse_expression_markers(times, texts).complete]
-
-
-def interval_iou(a: Interval, b: Interval) -> float:
-    """Intersection over union of two time intervals (0 when disjoint)."""
-    inter = min(a.offset_s, b.offset_s) - max(a.onset_s, b.onset_s)
-    union = max(a.offset_s, b.offset_s) - min(a.onset_s, b.onset_s)
-    return max(inter, 0.0) / union if union > 0 else 0.0
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
-
-
-def spot_eval(spotted: Sequence[Any], truth: Sequence[Any], *, iou_threshold: float = 0.5) -> dict[str, Any]:
-    """Score spotted intervals against ground truth (MEGC convention: IoU >= 0.5).
-
-    A spotted interval is a true positive if its IoU with a ground-truth interval is at least
-    ``iou_threshold``; each ground truth and each spot is matched at most once (maximum
-    total IoU assignment, Hungarian). A TP counts for the *ground truth's* class even if the
-    spot was classified differently (such class mismatches are counted in
-    ``"class_mismatches"``); unmatched spots are false positives of the class they were
-    given, unmatched ground truths false negatives of theirs. So per-class precision is
-    ``TP_c / (TP_c + FP_c)``; ``"overall"`` ignores classes. A ratio with a zero
-    denominator is reported as 0.
-
-    Parameters
-    ----------
-    spotted, truth : sequence of Interval | SpottedInterval | (onset_s, offset_s, kind[, label])
-        Intervals in seconds, ``kind`` ``"micro"`` or ``"macro"``.
+    %(fname_analysis)s
+    result : SpotResult
+        What :func:`spot_session` returned for this file.
+    truth : str
+        The reference marker stream (the simulated rig's ``Markers``).
     iou_threshold : float
-        Minimum IoU for a match.
+        Minimum IoU of a true positive.
+    %(verbose)s
 
     Returns
     -------
     scores : dict
-        ``{"micro": {...}, "macro": {...}, "overall": {...}, "class_mismatches": int,
-        "matches": [(spot_index, truth_index, iou), ...]}`` with ``tp``, ``fp``, ``fn``,
-        ``precision``, ``recall``, ``f1`` per entry.
+        :func:`acquisition.annotate.spot_scoring.spot_eval`'s output.
+
+    Raises
+    ------
+    ValueError
+        If ``truth`` is missing or holds no complete onset/offset pair (the message lists the
+        session's marker streams).
     """
-    spots = [_as_interval(s) for s in spotted]
-    gts = [_as_interval(g) for g in truth]
-    matches: list[tuple[int, int, float]] = []
-    if spots and gts:
-        iou = np.array([[interval_iou(s, g) for g in gts] for s in spots])
-        eligible = iou >= iou_threshold
-        rows, cols = optimize.linear_sum_assignment(np.where(eligible, -iou, 0.0))
-        matches = [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols) if eligible[r, c]]
-    matched_s = {r for r, _, _ in matches}
-    matched_g = {c for _, c, _ in matches}
-    scores: dict[str, Any] = {}
-    for kind in ("micro", "macro"):
-        tp = sum(gts[c].kind == kind for _, c, _ in matches)
-        fp = sum(s.kind == kind for i, s in enumerate(spots) if i not in matched_s)
-        fn = sum(g.kind == kind for i, g in enumerate(gts) if i not in matched_g)
-        scores[kind] = _prf(tp, fp, fn)
-    scores["overall"] = _prf(len(matches), len(spots) - len(matches), len(gts) - len(matches))
-    scores["class_mismatches"] = sum(spots[r].kind != gts[c].kind for r, c, _ in matches)
-    scores["matches"] = matches
-    return scores
+    from acquisition.session.reader import open_session
+
+    with open_session(fname) as session:
+        reference = truth_intervals(session, truth)
+        unknown = unknown_spans(session, truth)
+        times = session.streams[result.source].times
+        spotted = [Interval(float(times[i.onset_index]), float(times[i.offset_index]), i.kind, i.label)
+                   for i in result.intervals]
+    return spot_eval(spotted, reference, iou_threshold=iou_threshold, unknown=unknown)

@@ -1,8 +1,9 @@
 """Command-line front end of expression spotting: ``spot``.
 
-A thin wrapper around :func:`acquisition.annotate.spotting.spot_session`: parse options, spot, write
-the marker stream and say which source stream was used and what was found. The ``emosync``
-entry point registers it.
+A thin wrapper around :func:`acquisition.annotate.spotting.spot_session`: load the spotting
+config (``configs/spot/``, ``--set`` overrides), spot, write the marker stream, optionally score
+against a reference marker stream, and say which streams were used and what was found. The
+``emosync`` entry point registers it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from acquisition.cli.common import fail, console
 def spot(
     session: Path = typer.Argument(..., help="A closed session file (.h5); the marker stream is added to it."),
     stream: Optional[str] = typer.Option(None, "--stream", help="Source stream (ActionUnits or *-Landmarks). "
-                                         "Default: an estimated *-AU stream, else the first ActionUnits stream."),
+                                         "Default: an estimated *-AU stream, else *-Landmarks."),
+    config: str = typer.Option("default", "--config", help="Spotting config in configs/spot/ (default: tuned, "
+                               "every interference module on; baseline: before them) or a YAML path."),
+    set_: list[str] = typer.Option([], "--set", help="Config override, repeatable: --set high=5 "
+                                   "--set talking.enabled=false --set emg.enabled=true."),
     out_stream: Optional[str] = typer.Option(None, "--out-stream", help="Marker stream to write "
                                              "(default: <source>-Spotted)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a marker stream an earlier spot wrote."),
@@ -31,37 +36,33 @@ def spot(
 ) -> None:
     """Spot micro- and macro-expressions (onset, apex, offset) and write them as a marker stream.
 
-    Example: emosync spot session.h5 --stream cam-AU --truth Markers
+    Example: emosync spot session.h5 --truth Markers --json
     """
     from acquisition.session.reader import open_session
+    from acquisition.utils.config import ConfigError
 
-    from acquisition.annotate.spotting import Interval, intervals_from_markers, spot_eval, spot_session
+    from acquisition.annotate.spotting import load_spot_config, score_session, spot_session, truth_intervals
 
     try:
-        result = spot_session(session, stream=stream, out_stream=out_stream, overwrite=overwrite,
-                              write=not dry_run, verbose="WARNING")
-        scores = None
+        spot_config = load_spot_config(config, list(set_))
         if truth is not None:
+            # Check the reference before writing anything: a typo must not leave a new marker stream behind.
             with open_session(session) as s:
-                if truth not in s.streams:
-                    raise ValueError(f"No stream {truth!r} in {session}. Streams: {', '.join(s.streams)}.")
-                st = s.streams[truth]
-                reference = intervals_from_markers(st.times, [row[0] for row in st.data[:]])
-                # Both sides on the recorder's clock: the truth markers come from another source than the AUs.
-                source_times = s.streams[result.source].times
-                spotted = [Interval(float(source_times[i.onset_index]), float(source_times[i.offset_index]), i.kind,
-                                    i.label) for i in result.intervals]
-            scores = spot_eval(spotted, reference)
-    except (FileNotFoundError, FileExistsError, ValueError, OSError) as err:
+                truth_intervals(s, truth)
+        result = spot_session(session, stream=stream, out_stream=out_stream, overwrite=overwrite,
+                              write=not dry_run, config=spot_config, verbose="WARNING")
+        scores = score_session(session, result, truth) if truth is not None else None
+    except (FileNotFoundError, FileExistsError, ValueError, OSError, ConfigError) as err:
         raise fail(str(err)) from None
     if json_out:
-        out = result.to_dict()
-        if scores is not None:
-            out["scores"] = {k: v for k, v in scores.items() if k != "matches"}
+        out = {**({k: v for k, v in scores.items() if k != "matches"} if scores is not None else {}),
+               **result.to_dict(), "config": config, "overrides": list(set_),
+               "tuning": spot_config.tuning.model_dump()}
         typer.echo(json.dumps(out, indent=2))
         return
-    console.print(f"Source: [bold]{result.source}[/] ({result.reason})")
-    table = Table(title=f"{len(result.intervals)} expressions spotted")
+    console.print(f"Source: [bold]{result.source}[/] ({result.reason}); inputs: "
+                  + ", ".join(f"{role}={name}" for role, name in result.inputs.items()))
+    table = Table(title=f"{len(result.intervals)} expressions spotted (config {config})")
     for column in ("onset s", "apex s", "offset s", "duration s", "kind", "label", "AUs", "peak (SD)"):
         table.add_column(column, justify="left" if column in ("kind", "label", "AUs") else "right")
     t0 = result.intervals[0].onset_s if result.intervals else 0.0
@@ -76,6 +77,7 @@ def spot(
             v = scores[key]
             console.print(f"{key:8s} P={v['precision']:.3f} R={v['recall']:.3f} F1={v['f1']:.3f} "
                           f"(TP {v['tp']}, FP {v['fp']}, FN {v['fn']})")
-        console.print(f"class mismatches among TPs: {scores['class_mismatches']}")
+        console.print(f"class mismatches among TPs: {scores['class_mismatches']}; spots where the reference "
+                      f"is unknown (cut off by the recording): {scores['ignored']}")
     if result.out_stream:
         console.print(f"Wrote marker stream [bold]{result.out_stream}[/] to {session}")

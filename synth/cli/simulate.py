@@ -16,7 +16,8 @@ console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def simulate(
-    profile: str = typer.Option("default", help="Rig profile in configs/rig/ (default, light) or a YAML path."),
+    profile: str = typer.Option("default",
+                                help="Rig profile in configs/rig/ (default, light, realistic) or a YAML path."),
     duration: Optional[float] = typer.Option(None, help="Seconds to run (default: until Ctrl-C)."),
     seed: int = typer.Option(0, help="Seed of the AU timeline and all signals (same seed, same samples)."),
     name_prefix: str = typer.Option("", help="Prefix for every stream name (to run several rigs at once)."),
@@ -25,6 +26,9 @@ def simulate(
     """Run the simulated rig: real LSL outlets for RGB, depth, EMG, EEG, AUs and markers.
 
     Example: emosync simulate --profile default --duration 120 --seed 7
+
+    The realistic profile adds head motion, talking, lighting changes, camera noise and subject
+    differences (each switchable: --set talking.enabled=false); see docs/simulated-rig.md.
     """
     from acquisition.utils.config import ConfigError
     from acquisition.cli.common import install_stop_handlers
@@ -48,6 +52,11 @@ def simulate(
                 "eeg": config.eeg.srate_hz, "au": config.au.srate_hz, "markers": 0}[key]
         table.add_row(rig.stream_name(key), types[key], f"{rate:g}", rig.source_id(key))
     console.print(table)
+    confounds = [name for name in ("head_motion", "talking", "lighting", "camera_noise", "subjects")
+                 if getattr(config, name).enabled]
+    if confounds or config.face.family != "default":
+        console.print(f"Confounds on: {', '.join(confounds) or 'none'}; face family {config.face.family}; "
+                      f"{len(rig.talking_intervals())} talking bouts scheduled.")
     console.print(f"{len(rig.timeline.expressions)} expressions scheduled; "
                   f"{'Ctrl-C to stop' if duration is None else f'running {duration:g} s'}.")
     stop = threading.Event()

@@ -30,8 +30,8 @@ enough at the 0.4-1.5 m distances of a desk rig.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -49,6 +49,7 @@ _AU_TOL = 1e-6
 _MIN_SIZE = 64
 _MAX_SIZE = 4096
 _MAX_ANGLE_DEG = 45.0
+_MAX_TRANSLATION_MM = 200.0
 _MIN_FACE_DISTANCE_MM = 150.0
 _MIN_DEPTH_GAP_MM = 250.0
 _MAX_DEPTH_MM = 60000.0
@@ -190,6 +191,72 @@ def _sample_identity(rng: np.random.Generator) -> _Identity:
     )
 
 
+#: Skin tones of the wide identity family: the default palette extended to paler and darker skin.
+_WIDE_SKIN_PALETTE = np.array(
+    [(252, 226, 210), (243, 208, 186), (226, 182, 152), (200, 150, 112), (162, 112, 80), (112, 74, 52),
+     (72, 46, 34)], dtype=np.float64
+)
+#: Hair colours of the wide family: the default ones plus white, auburn and dyed.
+_WIDE_HAIR_PALETTE = np.concatenate([_HAIR_PALETTE, np.array([(222, 220, 216), (120, 40, 30), (60, 40, 90)])])
+_GLASSES_PALETTE = np.array([(18, 18, 20), (84, 56, 36), (150, 150, 156), (118, 28, 30), (40, 60, 110)],
+                            dtype=np.float64)
+#: Fractions of wide-family subjects with glasses and with (almost) no hair.
+_GLASSES_FRACTION = 0.35
+_BALD_FRACTION = 0.12
+
+
+@dataclass(frozen=True)
+class _Glasses:
+    """Spectacles of a wide-family identity, lengths in canonical mm."""
+
+    rgb: np.ndarray
+    lens_hw: float
+    lens_hh: float
+    lens_y: float
+    squareness: float  # superellipse exponent of the rims: 2 round, 5 nearly rectangular
+    frame_mm: float
+    tint: float
+
+
+def _mix_palette(palette: np.ndarray, t: float) -> np.ndarray:
+    """Linear interpolation along a palette, ``t`` in [0, 1]."""
+    pos = t * (len(palette) - 1)
+    i0 = int(min(pos, len(palette) - 2))
+    return palette[i0] + (pos - i0) * (palette[i0 + 1] - palette[i0])
+
+
+def _widen_identity(idn: _Identity, rng: np.random.Generator) -> tuple[_Identity, _Glasses | None]:
+    """A wide-family identity: the default one with skin, shape and hair redrawn from wider ranges.
+
+    Drawn from its own generator after the default identity and textures, so the default family
+    is unchanged. The draw order is part of the identity definition: append, never reorder.
+    """
+    u = rng.uniform
+    skin = _mix_palette(_WIDE_SKIN_PALETTE, u(0.0, 1.0))
+    hair = _WIDE_HAIR_PALETTE[int(rng.integers(len(_WIDE_HAIR_PALETTE)))] * u(0.9, 1.1)
+    bald = u(0.0, 1.0) < _BALD_FRACTION
+    long_hair = u(0.0, 1.0) < 0.3
+    changes = dict(
+        skin_rgb=skin, hair_rgb=hair,
+        lip_rgb=np.clip(skin * np.array([0.86, 0.56, 0.58]) + np.array([18.0, 2.0, 8.0]), 0, 255),
+        brow_rgb=(hair * 0.55 + np.array([22.0, 14.0, 10.0])) if hair.mean() > 110 else hair * 0.9,
+        face_hw=u(61.0, 80.0), skull_top=u(105.0, 120.0), chin=u(95.0, 110.0), jaw_taper=u(0.08, 0.36),
+        cheek_prom=u(0.5, 1.5), eye_dx=u(29.0, 35.0), eye_hw=u(13.0, 16.0), nose_prom=u(19.0, 29.0),
+        nose_width=u(0.8, 1.3), mouth_hw=u(21.0, 28.0), upper_lip=u(4.5, 8.5), lower_lip=u(6.5, 11.0),
+        brow_thick=u(3.0, 7.0), blush=u(0.1, 0.7),
+        hair_volume=1.0 if bald else u(4.0, 20.0), hair_top=1.0 if bald else u(3.0, 16.0),
+        hairline_y=u(-100.0, -92.0) if bald else u(-74.0, -52.0),
+        hair_side_cut=u(24.0, 40.0) if long_hair and not bald else u(-2.0, 14.0),
+    )
+    glasses = None
+    if u(0.0, 1.0) < _GLASSES_FRACTION:
+        eye_hw = changes["eye_hw"]
+        colour = _GLASSES_PALETTE[int(rng.integers(len(_GLASSES_PALETTE)))]
+        glasses = _Glasses(rgb=colour, lens_hw=eye_hw * u(1.2, 1.45),
+                           lens_hh=eye_hw * u(0.75, 1.0), lens_y=u(-1.5, 1.0), squareness=u(2.0, 5.0),
+                           frame_mm=u(1.0, 2.6), tint=u(0.0, 0.12))
+    return replace(idn, **changes), glasses
+
 def _g2(x: np.ndarray, y: np.ndarray, x0: float, y0: float, sx: float, sy: float) -> np.ndarray:
     """Unnormalised 2-D Gaussian bump, peak 1."""
     return np.exp(-0.5 * (((x - x0) / sx) ** 2 + ((y - y0) / sy) ** 2))
@@ -259,10 +326,14 @@ class FaceRenderer:
     background_distance_mm : float, optional
         Distance of the flat background wall in millimetres; at least
         ``face_distance_mm + 250`` so the head never reaches it, and <= 60000.
+    family : ``"default"`` | ``"wide"``, optional
+        Identity family that ``identity_seed`` indexes. ``"wide"`` redraws skin tone (paler and
+        darker), face shape, features and hair (including bald and long) from wider ranges and gives
+        about a third of the identities glasses; ``"default"`` identities never change.
 
     Attributes
     ----------
-    width, height, identity_seed, face_distance_mm, background_distance_mm
+    width, height, identity_seed, face_distance_mm, background_distance_mm, family
         The constructor arguments.
     pixels_per_mm : float
         Image scale of the face (orthographic projection), pixels per millimetre.
@@ -302,17 +373,24 @@ class FaceRenderer:
         identity_seed: int = 0,
         face_distance_mm: float = 600.0,
         background_distance_mm: float = 1500.0,
+        family: str = "default",
     ) -> None:
         face_d, bg_d = self._check_arguments(width, height, identity_seed, face_distance_mm, background_distance_mm)
+        if family not in ("default", "wide"):
+            raise ValueError(f"family must be 'default' or 'wide', got {family!r}")
         self.width = int(width)
         self.height = int(height)
         self.identity_seed = int(identity_seed)
         self.face_distance_mm = face_d
         self.background_distance_mm = bg_d
+        self.family = family
 
         rng = np.random.default_rng(self.identity_seed)
         self._id = _sample_identity(rng)
         self._make_textures(rng)
+        self._glasses: _Glasses | None = None
+        if family == "wide":
+            self._id, self._glasses = _widen_identity(self._id, np.random.default_rng([self.identity_seed, 0x51DE]))
         self._place_head()
         self._render_base()
         self._prepare_jaw_band()
@@ -433,6 +511,7 @@ class FaceRenderer:
         yaw_deg: float = 0.0,
         pitch_deg: float = 0.0,
         roll_deg: float = 0.0,
+        translation_mm: Sequence[float] = (0.0, 0.0, 0.0),
     ) -> tuple[np.ndarray, np.ndarray]:
         """Render one frame.
 
@@ -449,6 +528,10 @@ class FaceRenderer:
         roll_deg : float, optional
             Head roll in degrees; positive rotates the head clockwise in the image.
             Angles up to 30 degrees look plausible; |angle| > 45 is rejected.
+        translation_mm : sequence of 3 float, optional
+            Head translation ``(x, y, z)`` in millimetres after the rotation: x to the image right,
+            y down, z away from the camera (the head shrinks and its depth grows by z). Each
+            within +-200 mm.
 
         Returns
         -------
@@ -462,10 +545,12 @@ class FaceRenderer:
         ------
         ValueError
             If ``au_intensity`` has the wrong shape, contains NaN/inf or values
-            outside [0, 5], or an angle is non-finite or beyond 45 degrees.
+            outside [0, 5], an angle is non-finite or beyond 45 degrees, or a translation is
+            not three finite values within +-200 mm.
         """
         k = self._validate_aus(au_intensity) / _AU_MAX
         pose = self._validate_pose(yaw_deg, pitch_deg, roll_deg)
+        shift = self._validate_translation(translation_mm)
         a = dict(zip(RENDERED_AUS, k.tolist()))
         rgb = self._base_rgb.copy()
         depth = self._base_depth.copy()
@@ -493,10 +578,19 @@ class FaceRenderer:
         self._draw_nose(rgb, a)
         self._draw_folds(rgb, a, mouth)
         self._draw_mouth(rgb, depth, a, mouth, jaw_mm)
+        if self._glasses is not None:
+            self._draw_glasses(rgb, depth)
 
         if posed:
-            return self._apply_pose(rgb, depth, alpha, rim, skull, *pose)
+            rgb, depth = self._apply_pose(rgb, depth, alpha, rim, skull, *pose)
+        if any(v != 0.0 for v in shift):
+            rgb, depth = self._apply_translation(rgb, depth, *shift)
         return rgb, depth
+
+    @property
+    def has_glasses(self) -> bool:
+        """Whether this identity wears glasses (only in the ``wide`` family)."""
+        return self._glasses is not None
 
     # ------------------------------------------------------------------ validation
 
@@ -530,6 +624,17 @@ class FaceRenderer:
                 raise ValueError(f"{name} must be a finite angle within +-{_MAX_ANGLE_DEG:g} degrees, got {value!r}")
             out.append(v)
         return out[0], out[1], out[2]
+
+    @staticmethod
+    def _validate_translation(translation_mm: Sequence[float]) -> tuple[float, float, float]:
+        try:
+            arr = np.asarray(translation_mm, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"translation_mm must be three numbers (x, y, z) in mm: {exc}") from exc
+        if arr.shape != (3,) or not np.all(np.isfinite(arr)) or np.abs(arr).max() > _MAX_TRANSLATION_MM:
+            raise ValueError(f"translation_mm must be three finite values (x, y, z) within "
+                             f"+-{_MAX_TRANSLATION_MM:g} mm, got {translation_mm!r}")
+        return float(arr[0]), float(arr[1]), float(arr[2])
 
     # ------------------------------------------------------------------ coordinates
 
@@ -614,6 +719,7 @@ class FaceRenderer:
         # The cranium is a little wider than the cheekbones; the jaw narrows towards a rounded chin.
         g = 1.0 + 0.05 * _smoothstep(-10.0, -60.0, y) + 0.03 * np.exp(-(((y - 10.0) / 25.0) ** 2))
         g = g * (1.0 - idn.jaw_taper * np.clip(y / idn.chin, 0.0, None) ** 2)
+        g = np.where(g > 0, g, 1e-3)  # far below a strongly tapered chin: outside, never a NaN
         xn = np.abs(x) / (idn.face_hw * g)
         p = np.where(y < 0, 2.15, 3.0)
         return (xn**p + yn**p) ** (1.0 / p)
@@ -1271,6 +1377,78 @@ class FaceRenderer:
                      _AA, _FP_SHIFT)
 
     # ------------------------------------------------------------------ head pose
+
+    def _draw_glasses(self, rgb: np.ndarray, depth: np.ndarray) -> None:
+        """Spectacles: tinted lenses, rims, bridge and temples; the frame also shows in depth."""
+        g, idn = self._glasses, self._id
+        assert g is not None
+        theta = np.linspace(0.0, 2 * np.pi, 48, endpoint=False)
+        c, sn = np.cos(theta), np.sin(theta)
+        e = 2.0 / g.squareness
+        rims = []
+        for side in (-1.0, 1.0):
+            rx = side * idn.eye_dx + g.lens_hw * np.sign(c) * np.abs(c) ** e
+            ry = g.lens_y + g.lens_hh * np.sign(sn) * np.abs(sn) ** e
+            rims.append(self._fp(rx, ry))
+        if g.tint > 0:
+            mask = np.zeros(rgb.shape[:2], np.uint8)
+            cv2.fillPoly(mask, rims, 255, _AA, _FP_SHIFT)
+            tinted = cv2.multiply(rgb, (1.0 - g.tint,) * 3 + (0.0,))
+            _blend_mask(rgb, tinted, mask)
+        inner = idn.eye_dx - g.lens_hw
+        bridge = _bezier((-inner, g.lens_y - 0.3 * g.lens_hh), (0.0, g.lens_y - 0.6 * g.lens_hh - 3.0),
+                         (inner, g.lens_y - 0.3 * g.lens_hh), 9)
+        temples = [np.array([[side * (idn.eye_dx + g.lens_hw), g.lens_y - 0.4 * g.lens_hh],
+                             [side * (idn.face_hw - 7.0), g.lens_y - 0.6 * g.lens_hh - 1.0]]) for side in (-1.0, 1.0)]
+        lines = rims + [self._fp(bridge[:, 0], bridge[:, 1])] + [self._fp(t[:, 0], t[:, 1]) for t in temples]
+        colour = tuple(g.rgb.tolist())
+        cv2.polylines(rgb, lines, True, colour, self._thick(g.frame_mm), _AA, _FP_SHIFT)
+        # The frame sits about 12 mm in front of the eyes (closed polylines also close bridge and temples,
+        # which are two-point or open curves: draw those open).
+        frame_z = int(self._base_depth[self._iy(0.0), self._ix(idn.eye_dx)]) - 12
+        cv2.polylines(depth, rims, True, frame_z, self._thick(g.frame_mm), cv2.LINE_8, _FP_SHIFT)
+        cv2.polylines(depth, lines[2:], False, frame_z, self._thick(g.frame_mm), cv2.LINE_8, _FP_SHIFT)
+
+    def _apply_translation(self, rgb: np.ndarray, depth: np.ndarray, x_mm: float, y_mm: float, z_mm: float
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """Move the rendered head by ``(x, y, z)`` mm: weak perspective scales it about its centre.
+
+        The head (pixels closer than the wall) is warped with its coverage and composited over the
+        background; its depth grows by ``z_mm``.
+        """
+        ppm = self._ppm
+        distance = float(self._pivot[2])
+        scale = distance / (distance + z_mm)
+        hx, hy = self._cx, self._cy + self._head_centre_y * ppm
+        m = np.array([[scale, 0.0, hx * (1.0 - scale) + x_mm * ppm * scale],
+                      [0.0, scale, hy * (1.0 - scale) + y_mm * ppm * scale]])
+        bg_mm = int(round(self.background_distance_mm))
+        head = (depth < bg_mm).view(np.uint8) * np.uint8(255)
+        out_rgb, out_depth = self._bg_rgb.copy(), self._bg_depth.copy()
+        bx, by, bw, bh = cv2.boundingRect(head)
+        if bw == 0:
+            return out_rgb, out_depth
+        # Only the box the moved head can cover is warped (a whole VGA frame would cost 3x more).
+        corners = np.array([[bx - 2, by - 2, 1], [bx + bw + 2, by - 2, 1], [bx - 2, by + bh + 2, 1],
+                            [bx + bw + 2, by + bh + 2, 1]], dtype=np.float64) @ m.T
+        ox0, oy0 = (max(0, int(math.floor(v))) for v in corners.min(axis=0))
+        ox1 = min(self.width, int(math.ceil(corners[:, 0].max())) + 1)
+        oy1 = min(self.height, int(math.ceil(corners[:, 1].max())) + 1)
+        if ox1 <= ox0 or oy1 <= oy0:
+            return out_rgb, out_depth
+        m_roi = m - np.array([[0.0, 0.0, ox0], [0.0, 0.0, oy0]])
+        size = (ox1 - ox0, oy1 - oy0)
+        # A 3x3 box filter turns the binary head mask into an anti-aliased coverage ramp.
+        src = cv2.merge((rgb, cv2.blur(head, (3, 3))))
+        warped = cv2.warpAffine(src, m_roi, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                borderValue=(0, 0, 0, 0))
+        _blend_mask(out_rgb[oy0:oy1, ox0:ox1], cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB),
+                    cv2.extractChannel(warped, 3))
+        moved = cv2.warpAffine(depth, m_roi, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=bg_mm)
+        shifted = np.clip(moved.astype(np.int32) + int(round(z_mm)), 1, bg_mm - 1).astype(np.uint16)
+        out_depth[oy0:oy1, ox0:ox1] = np.where(moved < bg_mm, shifted, out_depth[oy0:oy1, ox0:ox1])
+        return out_rgb, out_depth
 
     def _build_shell_radius(self) -> np.ndarray:
         """Distance (px) from the head centre to the skull outline, per direction, as an image.

@@ -17,8 +17,10 @@ from scipy import signal
 from acquisition.annotate.action_units import AU_IDS, AU_INDEX
 from synth.facs import AUTimeline, muscle_activation
 
+from synth.rig.camera import CameraEffects
 from synth.rig.config import EEGConfig, EMGConfig, VideoConfig
 from synth.rig.face import FaceRenderer
+from synth.rig.subjects import SubjectProfile
 
 #: Coefficients of a 1/f ("pink") filter for white noise (J. O. Smith, "Spectral Audio
 #: Signal Processing", pink noise example): flat to within 0.3 dB of 1/f over 3 decades.
@@ -78,12 +80,21 @@ class EMGGenerator(SampleGenerator):
     Each channel is 20-500 Hz band-limited Gaussian noise whose RMS follows the
     activation of its muscle (from the AU timeline, ``lead_s`` ahead of the visible
     motion), plus a white noise floor and mains hum.
+
+    ``subject`` (optional) makes the channels a subject's: per-channel gain, a scaled noise floor
+    and crosstalk from neighbouring muscles. ``speech`` (optional, times -> 0-1 articulation
+    effort) adds the activation speech produces in the muscles of ``speech_drive``
+    (muscle -> activation at full effort), on top of what the visible talking AUs recruit.
     """
 
-    def __init__(self, config: EMGConfig, timeline: AUTimeline, seed: int) -> None:
+    def __init__(self, config: EMGConfig, timeline: AUTimeline, seed: int, *, subject: SubjectProfile | None = None,
+                 speech: Callable[[np.ndarray], np.ndarray] | None = None,
+                 speech_drive: dict[str, float] | None = None) -> None:
         super().__init__(config.srate_hz)
         self.config = config
         self.timeline = timeline
+        self.subject, self.speech = subject, speech
+        self._speech_w = np.array([(speech_drive or {}).get(ch.muscle, 0.0) for ch in config.channels])
         n_ch = len(config.channels)
         self._rng = np.random.default_rng([seed, 0xE36])
         self._sos = signal.butter(4, config.band_hz, btype="bandpass", fs=config.srate_hz, output="sos")
@@ -100,12 +111,24 @@ class EMGGenerator(SampleGenerator):
         t = self.times_s(n)
         au = self.timeline.intensities(t + c.lead_s)
         activation = np.column_stack([muscle_activation(au, m) for m in self._muscles])
+        noise_rms_v = c.noise_rms_v
+        if self.subject is not None:
+            crosstalk = self.subject.emg_crosstalk
+            for j, ch in enumerate(c.channels):
+                for muscle, weight in crosstalk.get(ch.label, {}).items():
+                    activation[:, j] += weight * muscle_activation(au, muscle)
+            noise_rms_v = c.noise_rms_v * self.subject.emg_noise_scale
+        if self.speech is not None:
+            activation += self.speech(t + c.lead_s)[:, None] * self._speech_w[None, :]
+        if self.subject is not None or self.speech is not None:
+            activation = np.clip(activation, 0.0, 1.0)
         # One draw per call, split by column: the stream of random numbers then does not
         # depend on how samples are chunked.
         noise, floor = np.split(self._rng.standard_normal((n, 2 * len(self._muscles))), 2, axis=1)
         band, self._zi = signal.sosfilt(self._sos, noise, axis=0, zi=self._zi)
         mains = c.mains_amplitude_v * np.sin(2 * np.pi * c.mains_hz * t[:, None] + self._mains_phase)
-        emg = band * self._band_gain * activation * c.max_rms_v * self._side_gain + floor * c.noise_rms_v + mains
+        gain = self._side_gain if self.subject is None else self._side_gain * self.subject.emg_gain
+        emg = band * self._band_gain * activation * c.max_rms_v * gain + floor * noise_rms_v + mains
         return emg.astype(np.float32)
 
 
@@ -118,12 +141,24 @@ class EEGGenerator(SampleGenerator):
     artefacts on temporal and frontal sites while the face moves: real scalp EEG picks
     up frontalis, temporalis and zygomaticus activity, which is why expressions leave a
     trace in EEG at all.
+
+    ``subject`` (optional) sets the alpha peak frequency and scales muscle and blink artefacts;
+    ``speech`` (optional, times -> 0-1 articulation effort) adds jaw-muscle artefacts of RMS
+    ``speech_artifact_rms_v`` at full effort on the same sites.
     """
 
-    def __init__(self, config: EEGConfig, timeline: AUTimeline, seed: int) -> None:
+    def __init__(self, config: EEGConfig, timeline: AUTimeline, seed: int, *, subject: SubjectProfile | None = None,
+                 speech: Callable[[np.ndarray], np.ndarray] | None = None, speech_artifact_rms_v: float = 0.0) -> None:
         super().__init__(config.srate_hz)
+        if subject is not None:
+            config = config.model_copy(update={
+                "alpha_hz": subject.eeg_alpha_hz,
+                "blink_amplitude_v": config.blink_amplitude_v * subject.eeg_artifact_scale,
+                "muscle_artifact_rms_v": config.muscle_artifact_rms_v * subject.eeg_artifact_scale})
+            speech_artifact_rms_v *= subject.eeg_artifact_scale
         self.config = config
         self.timeline = timeline
+        self.speech, self._speech_rms_v = speech, float(speech_artifact_rms_v)
         rng = np.random.default_rng([seed, 0xEE6])
         self._rng = rng
         n_ch, n_src = len(config.channels), config.n_sources
@@ -162,6 +197,9 @@ class EEGGenerator(SampleGenerator):
                + alpha * self._alpha_gain * c.alpha_rms_v * self._alpha_w
                + blink[:, None] * c.blink_amplitude_v * self._blink_w
                + muscle * self._muscle_gain * face[:, None] * c.muscle_artifact_rms_v * self._muscle_w)
+        if self.speech is not None:
+            speech = self.speech(self.times_s(n))
+            eeg += muscle * self._muscle_gain * speech[:, None] * self._speech_rms_v * self._muscle_w
         return eeg.astype(np.float32)
 
 
@@ -169,18 +207,23 @@ class FaceVideoGenerator(SampleGenerator):
     """Frames of the procedural face following the AU timeline, as an RGB-D camera gives them.
 
     ``head_pose`` (optional): times (n,) -> yaw, pitch, roll in degrees (n, 3), e.g.
-    :meth:`synth.rig.idle.IdleTimeline.head_pose`; None renders a frontal, still head.
+    :meth:`synth.rig.idle.IdleTimeline.head_pose`, or (n, 6) with x, y, z translation in mm
+    (:meth:`synth.rig.confounds.ConfoundTimeline.head_pose`); None renders a frontal, still head.
+    ``camera`` (optional) adds lighting changes and sensor noise (:class:`~synth.rig.camera.CameraEffects`);
+    ``family`` picks the identity family of the face (see :class:`~synth.rig.face.FaceRenderer`).
 
     ``next_samples(n)`` returns ``(rgb, depth)``: (n, height, width, 3) uint8 and
     (n, height, width) uint16 millimetres, rendered from the same geometry.
     """
 
     def __init__(self, config: VideoConfig, timeline: AUTimeline, *, identity_seed: int,
-                 head_pose: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 head_pose: Callable[[np.ndarray], np.ndarray] | None = None, camera: CameraEffects | None = None,
+                 family: str = "default") -> None:
         super().__init__(config.fps)
         self.timeline = timeline
         self.head_pose = head_pose
-        self.renderer = FaceRenderer(config.width, config.height, identity_seed=identity_seed)
+        self.camera = camera
+        self.renderer = FaceRenderer(config.width, config.height, identity_seed=identity_seed, family=family)
 
     def _generate(self, n: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
         t = self.times_s(n)
@@ -189,7 +232,12 @@ class FaceVideoGenerator(SampleGenerator):
             rendered = [self.renderer.render(a) for a in au]
         else:
             pose = self.head_pose(t)
-            rendered = [self.renderer.render(a, yaw_deg=p[0], pitch_deg=p[1], roll_deg=p[2]) for a, p in zip(au, pose)]
+            rendered = [self.renderer.render(a, yaw_deg=p[0], pitch_deg=p[1], roll_deg=p[2],
+                                             translation_mm=p[3:6] if len(p) > 3 else (0.0, 0.0, 0.0))
+                        for a, p in zip(au, pose)]
+        if self.camera is not None:
+            rendered = [self.camera.apply(rgb, depth, float(ti), self.position + i)
+                        for i, (ti, (rgb, depth)) in enumerate(zip(t, rendered))]
         return np.stack([r[0] for r in rendered]), np.stack([r[1] for r in rendered])
 
 

@@ -22,8 +22,11 @@ from acquisition.lsl import make_stream_info
 from acquisition.annotate.action_units import AU_LABELS
 from synth.facs import AUTimeline, generate_timeline
 
+from synth.rig.camera import CameraEffects
 from synth.rig.config import RigConfig
-from synth.rig.idle import IdleTimeline, with_idle
+from synth.rig.confounds import HEAD_POSE_COLUMNS, ConfoundTimeline, with_confounds
+from synth.rig.idle import IdleTimeline
+from synth.rig.subjects import SubjectProfile, draw_subject
 from synth.rig.signals import AUIntensityGenerator, EEGGenerator, EMGGenerator, FaceVideoGenerator, SampleGenerator
 
 #: Seconds of timeline drawn when no duration is given (the rig can run this long).
@@ -78,9 +81,15 @@ class SimulatedRig:
         self.config = config
         self.seed = int(seed)
         self.profile = profile
-        # With idle behaviour on, the timeline also carries tonic AUs (every generator sees them) and head motion.
-        self.timeline: AUTimeline | IdleTimeline = with_idle(
-            generate_timeline(config.timeline, duration_s or DEFAULT_HORIZON_S, self.seed), config.idle, self.seed)
+        #: The subject's body (EMG, EEG, expressiveness) when ``subjects`` is on, else None.
+        self.subject: SubjectProfile | None = None
+        if config.subjects.enabled:
+            self.subject = draw_subject(config.identity_seed, config.subjects, config.emg.channels)
+        # With idle behaviour or confounds on, the timeline also carries tonic and talking AUs (every
+        # generator sees them) and head motion.
+        self.timeline: AUTimeline | IdleTimeline | ConfoundTimeline = with_confounds(
+            generate_timeline(config.timeline, duration_s or DEFAULT_HORIZON_S, self.seed), config, self.seed,
+            self.subject)
         self.t0: float | None = None
         self._sources: list[_PacedSource] = []
         self._outlets: dict[str, pylsl.StreamOutlet] = {}
@@ -102,18 +111,55 @@ class SimulatedRig:
         """Keys of the enabled streams."""
         return [k for k in ("rgb", "depth", "emg", "eeg", "au", "markers") if getattr(self.config, k).enabled]
 
+    # -- ground truth ----------------------------------------------------------
+    def head_pose(self, times_s: np.ndarray) -> np.ndarray:
+        """True head pose at ``times_s`` (seconds from sample 0), shape (n, 6).
+
+        Columns :data:`~synth.rig.confounds.HEAD_POSE_COLUMNS`: yaw, pitch, roll in degrees
+        (the renderer's signs: +yaw turns the face to the image right, +pitch lifts the chin,
+        +roll is clockwise) and x (image right), y (down), z (away from the camera) in mm,
+        relative to the frontal pose at 600 mm. Zeros when the head is still.
+        """
+        t = np.asarray(times_s, dtype=np.float64).reshape(-1)
+        pose = np.zeros((t.size, len(HEAD_POSE_COLUMNS)))
+        head_pose = getattr(self.timeline, "head_pose", None)
+        if head_pose is not None:
+            moved = head_pose(t)
+            pose[:, : moved.shape[1]] = moved
+        return pose
+
+    def talking_intervals(self) -> list[tuple[float, float]]:
+        """``(start_s, stop_s)`` of each talking bout (first syllable onset to last syllable end).
+
+        Empty when ``talking`` is off. Talking is in the ``ActionUnits`` stream (AU25/26/10/14) but
+        never in ``Markers``.
+        """
+        intervals = getattr(self.timeline, "talking_intervals", None)
+        return [] if intervals is None else intervals()
+
+    def _speech(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        return self.timeline.speech_envelope if self.config.talking.enabled else None  # type: ignore[union-attr]
+
     # -- generators ----------------------------------------------------------
     def make_generator(self, key: str) -> SampleGenerator:
         """A fresh generator for a stream, positioned at sample 0 (``rgb``/``depth`` share ``"video"``)."""
         c = self.config
         if key in ("rgb", "depth", "video"):
             video = c.rgb if c.rgb.enabled or key == "rgb" else c.depth
+            camera = None
+            if c.lighting.enabled or c.camera_noise.enabled:
+                camera = CameraEffects(video.width, video.height, self.seed,
+                                       lighting=c.lighting if c.lighting.enabled else None,
+                                       noise=c.camera_noise if c.camera_noise.enabled else None)
             return FaceVideoGenerator(video, self.timeline, identity_seed=c.identity_seed,
-                                      head_pose=getattr(self.timeline, "head_pose", None))
+                                      head_pose=getattr(self.timeline, "head_pose", None), camera=camera,
+                                      family=c.face.family)
         if key == "emg":
-            return EMGGenerator(c.emg, self.timeline, self.seed)
+            return EMGGenerator(c.emg, self.timeline, self.seed, subject=self.subject, speech=self._speech(),
+                                speech_drive=c.talking.emg_drive)
         if key == "eeg":
-            return EEGGenerator(c.eeg, self.timeline, self.seed)
+            return EEGGenerator(c.eeg, self.timeline, self.seed, subject=self.subject, speech=self._speech(),
+                                speech_artifact_rms_v=c.talking.eeg_artifact_rms_v)
         if key == "au":
             return AUIntensityGenerator(self.timeline, c.au.srate_hz)
         raise ValueError(f"No generator for stream {key!r}; use one of rgb, depth, emg, eeg, au.")

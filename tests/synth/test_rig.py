@@ -90,8 +90,14 @@ def _t0_from_info_xml(xml: str) -> float:
     return float(ET.fromstring(xml).find("desc/emosync_simulation/t0").text)
 
 
-def test_light_rig_is_recorded_sample_exact(tmp_path, light_rig_config):
-    rig = SimulatedRig(light_rig_config, seed=11, duration_s=120, profile="light")
+@pytest.mark.parametrize("profile", ["light", "realistic"])
+def test_rig_is_recorded_sample_exact(tmp_path, unique_prefix, profile):
+    from synth.rig import load_rig_config
+
+    # The realistic profile at the light profile's frame size: confounds on, same streams.
+    size = [f"{k}.{d}={v}" for k in ("rgb", "depth") for d, v in (("width", 160), ("height", 120))]
+    config = load_rig_config(profile, [f"name_prefix={unique_prefix}"] + (size if profile == "realistic" else []))
+    rig = SimulatedRig(config, seed=11, duration_s=120, profile=profile)
     fname = tmp_path / "rig.h5"
     record_rig(rig, fname, 4.0)
     with open_session(fname) as s:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from acquisition import SessionWriter, StreamSpec, open_session
-from acquisition.annotate.spotting import (Interval, SpotConfig, intervals_from_markers, interval_iou, spot_eval,
-                                  spot_expressions, spot_session)
+from acquisition.annotate.spotting import (Interval, intervals_from_markers, interval_iou, load_spot_config, spot_eval,
+                                           spot_expressions, spot_session)
 from acquisition.annotate.action_units import AU_IDS
 from synth.facs import AUTimeline, ExpressionEvent
 
@@ -103,7 +103,8 @@ def test_marker_stream_is_written_with_source_timestamps(tmp_path):
         np.testing.assert_allclose(st.times, src.times[rows], atol=1e-9)
         truth = intervals_from_markers(s.streams["Markers"].times, s.streams["Markers"].data[:, 0])
         spotted = intervals_from_markers(st.times, texts)
-        assert st.info["spotting_config"]["high"] == SpotConfig().high
+        assert st.info["spotting_config"]["high"] == load_spot_config().high
+        assert st.info["spotting_tuning"]["subjects"] == load_spot_config().tuning.subjects
     assert spot_eval(spotted, truth)["overall"]["f1"] == 1.0
     with pytest.raises(FileExistsError, match="--overwrite"):
         spot_session(path)
@@ -218,7 +219,7 @@ def test_cli_spot_json_and_errors(tmp_path):
     out = json.loads(res.output)
     assert out["source"] == "ActionUnits" and out["reason"].startswith("first ActionUnits")
     assert out["out_stream"] == "ActionUnits-Spotted" and len(out["intervals"]) == 3
-    assert out["scores"]["overall"]["f1"] == 1.0
+    assert out["overall"]["f1"] == 1.0 and out["micro"]["tp"] == 1 and out["macro"]["tp"] == 2
     res = runner.invoke(app, ["spot", str(path)])
     assert res.exit_code == 1 and "--overwrite" in res.output
     res = runner.invoke(app, ["spot", str(path), "--overwrite", "--out-stream", "mine"])
