@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 
 from acquisition.cli import annotate as cli_annotate
+from acquisition.cli import emg_code as cli_emg_code
 from acquisition.cli import export as cli_export
 from acquisition.cli import imports as cli_imports
 from acquisition.cli import info as cli_info
@@ -27,6 +28,7 @@ from acquisition.cli import stream as cli_stream
 from acquisition.cli.common import console, fail
 from data_cards import cli as cli_card
 from fusion import cli as fusion_cli
+from fusion.recognition import cli as recognize_cli
 from synth.cli import audit as cli_audit
 from synth.cli import simulate as cli_simulate
 from synth.cli import synth as cli_synth
@@ -54,6 +56,7 @@ app.command("plot")(cli_plot.plot)
 app.command("report")(cli_plot.report)
 app.command("annotate")(cli_annotate.annotate)
 app.command("spot")(cli_spot.spot)
+app.command("emg-code")(cli_emg_code.emg_code)
 # fusion, synth, data cards
 app.command("pretrain")(fusion_cli.pretrain)
 app.command("evaluate")(fusion_cli.evaluate)
@@ -62,6 +65,7 @@ app.command("simulate")(cli_simulate.simulate)
 app.command("card")(cli_card.card)
 cli_synth.app.command("audit")(cli_audit.audit)
 app.add_typer(cli_synth.app, name="synth")
+app.add_typer(recognize_cli.app, name="recognize")
 
 
 @app.command()

@@ -1,14 +1,18 @@
 """Which pretraining choices matter? Retrieval of config variants on the same simulated sessions.
 
-Writes (once, kept in ``--workdir``) four training sessions of faces 0-3 and two held-out sessions
-of unseen faces 98 and 99, 60 s each, light rig with idle behaviour and 60 expressions per
-minute; then, for every ``--variant NAME 'KEY=VALUE;KEY=VALUE'``, pretrains the config with those
+Design decisions are made here, so the held-out sessions are the protocol's *tuning* subjects,
+never its scoring subjects (``configs/pretrain/evaluation.yaml``, see benchmarks/pretrain_eval.py).
+Writes (once, kept in ``--workdir``) sessions of the first ``--train-faces`` training subjects and of
+the first ``--tuning-faces`` tuning subjects, with the protocol's rig profile, overrides and
+duration; then, for every ``--variant NAME 'KEY=VALUE;KEY=VALUE'``, pretrains the config with those
 overrides and prints the held-out retrieval of every ordered pair as R@1 / chance and R@5 /
-(5 / N), each held-out session scored on its own windows (N = 59) and the two averaged. The
-variants share data, seed and evaluation, so their differences are the overrides' (and the
-noise of a few windows: with N = 59 one window is 1x chance).
+(5 / N), each held-out session scored on its own windows (within-session retrieval) and the
+sessions averaged. The variants share data, seed and evaluation, so their differences are the
+overrides' (and the noise of a few windows: with N = 59 one window is 1x chance). One seed per
+variant: a screen, not a result; confirm a choice with pretrain_eval.py --tune (>= 3 seeds).
 
 Run: python benchmarks/pretrain_ablation.py --steps 300 --threads 2 --workdir /tmp/ablation \\
+         [--protocol evaluation] [--protocol-set KEY=VALUE ...] \\
          --variant base '' --variant pair-heads 'model.pair_heads=true'
 """
 
@@ -25,28 +29,18 @@ import numpy as np
 import torch
 
 from fusion.config import load_pretrain_config
-from fusion.evaluate import embed_sessions, load_run, retrieval_report
+from fusion.evaluate import EvaluationProtocol, embed_sessions, load_evaluation_protocol, load_run, retrieval_report
 from fusion.train import pretrain
-
-RIG_OVERRIDES = ["timeline.expressions_per_minute=60", "idle.enabled=true"]
-HELD_OUT_FACES = (98, 99)
+from pretrain_eval import subject_session
 
 
-def sessions(work: Path, duration_s: float, n_train: int = 4) -> tuple[list[Path], list[Path]]:
-    """Training sessions of faces ``0 .. n_train - 1`` and the held-out ones (seed = face), written if missing."""
-    from synth.rig.offline import write_rig_session
-
-    train_faces = tuple(range(n_train))
-    data = work / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for face in (*train_faces, *HELD_OUT_FACES):
-        fname = data / f"face{face}_{duration_s:g}s.h5"
-        if not fname.exists():
-            write_rig_session(fname, duration_s=duration_s, seed=face,
-                              overrides=[*RIG_OVERRIDES, f"identity_seed={face}"])
-        out[face] = fname
-    return [out[f] for f in train_faces], [out[f] for f in HELD_OUT_FACES]
+def sessions(work: Path, protocol: EvaluationProtocol, n_train: int, n_tuning: int) -> tuple[list[Path], list[Path]]:
+    """Sessions of the first training and tuning subjects (rig seed = subject), written if missing."""
+    if n_train > len(protocol.train_subjects) or n_tuning > len(protocol.tuning_subjects):
+        raise ValueError(f"The protocol has {len(protocol.train_subjects)} training and "
+                         f"{len(protocol.tuning_subjects)} tuning subjects; asked for {n_train} and {n_tuning}.")
+    return ([subject_session(work, protocol, s) for s in protocol.train_subjects[:n_train]],
+            [subject_session(work, protocol, s) for s in protocol.tuning_subjects[:n_tuning]])
 
 
 def score(run: Path, held: list[Path]) -> dict[str, tuple[float, float]]:
@@ -67,15 +61,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="A name and ';'-separated config overrides ('' for the config as it is); repeatable.")
     parser.add_argument("--config", default="tiny")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--duration", type=float, default=60.0, help="Seconds per session.")
-    parser.add_argument("--train-faces", type=int, default=4, help="Training sessions (faces 0 .. N-1).")
+    parser.add_argument("--protocol", default="evaluation", help="configs/pretrain protocol name or a .yaml path.")
+    parser.add_argument("--protocol-set", dest="protocol_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="Protocol override, repeatable (e.g. duration_s=30).")
+    parser.add_argument("--train-faces", type=int, default=4, help="The first N training subjects of the protocol.")
+    parser.add_argument("--tuning-faces", type=int, default=2, help="The first N tuning subjects (held out).")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--workdir", type=Path, required=True, help="Sessions are written once and reused here.")
     args = parser.parse_args(argv)
     logging.getLogger("emosync").setLevel(logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
-    train, held = sessions(args.workdir, args.duration, args.train_faces)
+    protocol = load_evaluation_protocol(args.protocol, args.protocol_overrides)
+    train, held = sessions(args.workdir, protocol, args.train_faces, args.tuning_faces)
     rows = []
     for name, overrides in args.variant:
         run = args.workdir / f"run-{name}"

@@ -1,6 +1,7 @@
 """How much could EEG or EMG be matched to a perfect view of the face? A reference for retrieval.
 
-On the sessions of ``pretrain_ablation.py`` (4 training faces, held-out faces 98 and 99), each
+On the sessions of ``pretrain_ablation.py`` (the protocol's first training subjects, held out: its
+first tuning subjects, ``configs/pretrain/evaluation.yaml``; a reference, i.e. a design aid), each
 1 s window is described by the *true* AU time course (the rig's ActionUnits stream, 17 AUs x
 ``--bins`` time bins: what a perfect video encoder could extract) and by log band power of the
 signal (EEG: 1-8 Hz for blinks and 20-100 Hz for muscle artefacts; EMG: 20-500 Hz; per channel,
@@ -18,6 +19,7 @@ Run: python benchmarks/pretrain_oracle.py --workdir /tmp/ablation    (the sessio
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from scipy import signal
 
 from acquisition.session.reader import open_session
 from fusion.evaluate import retrieval, ridge_fit_predict
+from fusion.evaluate import load_evaluation_protocol
 from pretrain_ablation import sessions
 from acquisition.annotate.action_units import AU_IDS, AU_INDEX
 
@@ -60,16 +63,19 @@ def window_features(fname: Path, n_bins: int) -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--protocol", default="evaluation", help="configs/pretrain protocol name or a .yaml path.")
+    parser.add_argument("--protocol-set", dest="protocol_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="Protocol override, repeatable (e.g. duration_s=30).")
     parser.add_argument("--bins", type=int, default=8, help="Time bins per 1 s window.")
-    parser.add_argument("--train-faces", type=int, default=4, help="Training sessions (faces 0 .. N-1).")
+    parser.add_argument("--train-faces", type=int, default=4, help="The first N training subjects of the protocol.")
+    parser.add_argument("--tuning-faces", type=int, default=2, help="The first N tuning subjects (held out).")
     args = parser.parse_args(argv)
-    train_files, held_files = sessions(args.workdir, args.duration, args.train_faces)
+    protocol = load_evaluation_protocol(args.protocol, args.protocol_overrides)
+    train_files, held_files = sessions(args.workdir, protocol, args.train_faces, args.tuning_faces)
     train = [window_features(f, args.bins) for f in train_files]
     held = [window_features(f, args.bins) for f in held_files]
     no_blink = np.array([a != AU_INDEX[45] for _ in range(args.bins) for a in range(len(AU_IDS))])
-    print(f"Command: `python benchmarks/pretrain_oracle.py --workdir {args.workdir} --bins {args.bins} "
-          f"--train-faces {args.train_faces}`\n")
+    print(f"Command: `python {' '.join(sys.argv)}`\n")
     print("| signal -> true AU course | R@1 / chance per held-out face | R@5 / (5/N) |\n|---|---|---|")
     for kind in BANDS:
         signal_train = np.concatenate([t[kind] for t in train])

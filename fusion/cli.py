@@ -50,7 +50,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     stride: float = typer.Option(0.0, help="Window stride in seconds (default: the window length)."),
 ) -> None:
-    """Cross-modal retrieval R@1/5/10 for every ordered pair, AU linear probe, missing-modality probe.
+    """Cross-modal retrieval R@1/5/10 (pooled and within each session), linear probes, missing modalities.
 
     Example: emosync evaluate runs/r1 heldout.h5 --json
     """
@@ -65,12 +65,17 @@ def evaluate(
         return
     from rich.table import Table
 
-    table = Table(title=f"Cross-modal retrieval ({report['n_windows']} windows)")
-    for col in ("pair", "R@1", "R@5", "R@10", "chance"):
+    table = Table(title=f"Cross-modal retrieval ({report['n_windows']} windows of "
+                        f"{len(report['sessions'])} session(s))")
+    for col in ("pair", "R@1", "R@5", "R@10", "chance", "R@1 within session", "chance within session"):
         table.add_column(col)
     for pair, r in report["retrieval"].items():
-        table.add_row(pair, *(f"{r[k]:.3f}" for k in ("R@1", "R@5", "R@10", "chance")))
+        within = report["retrieval_within_session"][pair]
+        table.add_row(pair, *(f"{r[k]:.3f}" for k in ("R@1", "R@5", "R@10", "chance")),
+                      f"{within['R@1']:.3f}", f"{within['chance']:.3f}")
     console.print(table)
+    console.print("Pooled: ranked against every evaluated window; within session: only against the query's own "
+                  "session (identity alone cannot help there). Per session: --json.")
     for section in ("linear_probe", "missing_modality"):
         console.print(section + ": " + ", ".join(f"{k} R2={v['au_r2']:.3f}" for k, v in report[section].items()))
 

@@ -11,8 +11,10 @@ simulated rig's format, see :meth:`synth.facs.AUTimeline.markers`) delimit expre
 synchronized times by :func:`acquisition.session.markers.parse_expression_markers` (only complete
 expressions count); a window is labelled with the expression whose onset->offset interval contains
 the window centre, else ``"neutral"`` / kind ``"none"``. A session without a markers stream gives
-``"unknown"`` labels, which the probes skip. Splits: :func:`split_sessions` (held-out sessions) and
-:func:`split_by_subject` (held-out subjects, from the session's root ``subject_id``).
+``"unknown"`` labels, which the probes skip. With ``centres`` the windows are not a regular grid but one
+per given time (e.g. the apex of each expression, for :mod:`fusion.recognition`). Splits:
+:func:`split_sessions` (held-out sessions) and :func:`split_by_subject` (held-out subjects, from the
+session's root ``subject_id``).
 
 HDF5 handles do not pickle: the index is built once in ``__init__`` (files closed again) and
 each worker process opens its own handles on first use in ``__getitem__``.
@@ -109,6 +111,11 @@ class SessionWindows(Dataset):
         distance is not a shortcut; pixels without a reading (0) become 0; values are clipped to
         +-``depth_clip``. Foreground: valid pixels within ``foreground_mm`` of the clip's nearest one
         (the head; without a depth reading near it, all valid pixels).
+    centres : sequence of array of float | None
+        One array per session: window centres in seconds (synchronized, recorder clock). Windows
+        are then centred at those times, in that order (item ``k`` of a session is its ``k``-th
+        centre), instead of every ``stride_s`` over the session; a window that reaches past the
+        recording is masked as unavailable, as any window with missing data. None: the regular grid.
     video_norm : ``"none"`` | ``"session"``
         ``session``: subtract the session's mean frame (after crop and resize, over 32 frames
         sampled across the session) and divide by the pixel std of the deviations, as EMG/EEG are
@@ -138,9 +145,13 @@ class SessionWindows(Dataset):
                  modalities: Sequence[str] = MODALITIES, clip_frames: int = 8, image_size: int = 64,
                  stats_max_samples: int = 50_000, depth_scale_mm: float = 100.0,
                  lead_s: Mapping[str, float] | None = None, crop: str = "centre", foreground_mm: float = 400.0,
-                 crop_margin: float = 0.15, depth_clip: float = 10.0, video_norm: str = "none") -> None:
+                 crop_margin: float = 0.15, depth_clip: float = 10.0, video_norm: str = "none",
+                 centres: Sequence[np.ndarray] | None = None) -> None:
         if not sessions:
             raise ValueError("SessionWindows needs at least one session file.")
+        if centres is not None and len(centres) != len(sessions):
+            raise ValueError(f"centres needs one array per session: got {len(centres)} for {len(sessions)} sessions.")
+        self._centres = None if centres is None else [np.asarray(c, dtype=np.float64).reshape(-1) for c in centres]
         unknown = sorted(set(modalities) - set(MODALITIES))
         if unknown or not modalities:
             raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {list(modalities)}.")
@@ -196,12 +207,15 @@ class SessionWindows(Dataset):
             if missing:
                 logger.warning("%s has no %s stream: marked unavailable for its windows.", fname.name, missing)
             anchor = session.streams[by_modality["rgb"]].times
-            span = float(anchor[-1] - anchor[0]) if len(anchor) else 0.0
-            n = int(np.floor((span - self.window_s) / self.stride_s)) + 1 if span >= self.window_s else 0
-            if n <= 0:
-                logger.warning("%s is %.2f s long, shorter than one %.2f s window: skipped.", fname.name, span,
-                               self.window_s)
-            starts = float(anchor[0]) + np.arange(max(n, 0)) * self.stride_s if len(anchor) else np.zeros(0)
+            if self._centres is not None:
+                starts = self._centres[i] - self.window_s / 2
+            else:
+                span = float(anchor[-1] - anchor[0]) if len(anchor) else 0.0
+                n = int(np.floor((span - self.window_s) / self.stride_s)) + 1 if span >= self.window_s else 0
+                if n <= 0:
+                    logger.warning("%s is %.2f s long, shorter than one %.2f s window: skipped.", fname.name, span,
+                                   self.window_s)
+                starts = float(anchor[0]) + np.arange(max(n, 0)) * self.stride_s if len(anchor) else np.zeros(0)
             index = _SessionIndex(fname, present, starts)
             for m, name in present.items():
                 stream = session.streams[name]
@@ -395,6 +409,17 @@ class SessionWindows(Dataset):
         state = dict(self.__dict__)
         state["_open"] = {}
         return state
+
+    def close(self) -> None:
+        """Close the session files opened to read items (the next read opens them again).
+
+        A reader's open handle keeps other processes, and :meth:`SessionWriter.replace_derived
+        <acquisition.session.writer.SessionWriter.replace_derived>`, from writing to the file.
+        """
+        if os.getpid() == self._pid:
+            for session in self._open.values():
+                session.close()
+        self._open = {}
 
     def _session(self, i: int) -> Session:
         if os.getpid() != self._pid:  # forked worker: never reuse the parent's handles

@@ -2,7 +2,11 @@
 
 Retrieval: for every ordered pair ``A->B``, each window's ``A`` embedding queries the ``B``
 embeddings of all windows (cosine similarity); R@k is the fraction whose own window ranks in
-the top k. Chance R@1 is ``1 / N``.
+the top k. Chance R@1 is ``1 / N``. Pooled over several sessions (subjects), that chance
+overstates the difficulty: an encoder that only recognises the person already narrows the
+candidates to one session's windows. So retrieval is also reported *within* each session
+(queries ranked only against windows of their own session, chance ``1 / N_session``), per
+session and averaged over sessions (:func:`session_retrieval`).
 
 Probes on frozen embeddings (per modality and ``ALL``, the concatenation of the modalities, see :func:`fuse`):
 ridge regression to the window's mean AU intensities (R^2), multinomial logistic regression
@@ -21,17 +25,18 @@ embeddings, as a deployment without that sensor would compute them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+from pydantic import Field, model_validator
 from torch.utils.data import DataLoader
 
 from acquisition import logger
+from acquisition.utils.config import StrictModel, load_config
 
 from .config import PretrainConfig
 from .data import NEUTRAL, UNKNOWN, SessionWindows
@@ -40,6 +45,44 @@ from .model import MultiModalEncoder, pair_embedding
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)   # AU probe penalties, chosen by CV
 KNN_K, KNN_T = 20, 0.1   # few labelled windows per class: k=200 (the ImageNet default) would vote with everything
 LABEL_KEYS = ("au", "session_index", "time_s", "expression", "kind", "subject")
+
+
+class EvaluationProtocol(StrictModel):
+    """Who pretrains, who tunes, who is scored: the subjects of the pretraining benchmarks.
+
+    ``configs/pretrain/evaluation.yaml``, read by ``benchmarks/pretrain_eval.py`` (final figures on
+    ``scoring_subjects``; ``--tune`` scores on ``tuning_subjects`` instead) and
+    ``benchmarks/pretrain_ablation.py`` (design decisions, always on ``tuning_subjects``). Subjects
+    are the simulated rig's ``identity_seed``; subject ``i`` is recorded with rig seed ``i``.
+    """
+
+    rig_profile: str = "realistic"                 # configs/rig/<name>.yaml
+    rig_overrides: list[str] = []                  # rig config overrides of every session
+    duration_s: float = Field(60.0, gt=0)          # per session
+    train_subjects: list[int] = Field(min_length=1)     # pretraining (unlabelled); probes and baseline fit (labels)
+    tuning_subjects: list[int] = Field(min_length=1)    # every design decision is scored here ...
+    scoring_subjects: list[int] = Field(min_length=1)   # ... and the final figures only here
+    seeds: list[int] = Field(min_length=3)         # training seeds: pretraining, random init, baseline, label subset
+    label_fraction: float = Field(0.1, gt=0, le=1)  # the few-label rows (probes and supervised baseline)
+
+    @model_validator(mode="after")
+    def _check_disjoint(self) -> EvaluationProtocol:
+        sets = {"train_subjects": self.train_subjects, "tuning_subjects": self.tuning_subjects,
+                "scoring_subjects": self.scoring_subjects}
+        for (name_a, a), (name_b, b) in itertools.combinations(sets.items(), 2):
+            shared = sorted(set(a) & set(b))
+            if shared:
+                raise ValueError(f"{name_a} and {name_b} share subjects {shared}: a subject used for training or "
+                                 "tuning must never be scored; choose disjoint lists.")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {self.seeds} repeat a seed: every learned figure needs >= 3 distinct seeds.")
+        return self
+
+
+def load_evaluation_protocol(name_or_path: str | os.PathLike = "evaluation", overrides: Sequence[str] = ()
+                             ) -> EvaluationProtocol:
+    """Load ``configs/pretrain/<name>.yaml`` (default ``evaluation``) or a path, with ``key=value`` overrides."""
+    return load_config(EvaluationProtocol, name_or_path, "pretrain", overrides)
 
 
 def load_run(run: str | os.PathLike) -> tuple[MultiModalEncoder, PretrainConfig]:
@@ -108,13 +151,45 @@ def embed_dataset(model: MultiModalEncoder, dataset: SessionWindows, *, batch_si
 
 
 def retrieval(za: np.ndarray, zb: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """R@k of retrieving row i of ``zb`` with row i of ``za`` (both (N, D), unit norm); ``chance`` = 1/N."""
+    """R@k of retrieving row i of ``zb`` with row i of ``za`` (both (N, D), unit norm); ``chance`` = 1/N.
+
+    A query's rank is the number of *other* candidates that score at least as high as its true
+    match: ties count against it, so collapsed (constant) embeddings score chance, not a perfect R@k.
+    """
     sim = za @ zb.T
-    # How many other candidates score at least as high as the true match: ties count against it, so
-    # collapsed (constant) embeddings score chance, not a perfect R@k.
     rank = (sim >= np.diag(sim)[:, None]).sum(1) - 1
     out = {f"R@{k}": float(np.mean(rank < k)) for k in ks}
     out["chance"] = 1.0 / len(za)
+    return out
+
+
+def session_retrieval(za: np.ndarray, zb: np.ndarray, sessions: np.ndarray, ks: Sequence[int] = (1, 5, 10)
+                      ) -> dict:
+    """Retrieval within sessions: each query is ranked only against the windows of its own session.
+
+    Parameters
+    ----------
+    za, zb : (N, D) unit-norm embeddings, row i of both from the same window.
+    sessions : (N,) session labels (e.g. ``session_index``).
+    ks : the k of R@k.
+
+    Returns
+    -------
+    result : dict
+        ``R@k`` and ``chance`` (``1 / N_session``) averaged over the sessions, each session counting
+        once, and ``per_session``: one dict per session (``session`` label as str, ``n_windows``,
+        ``R@k``, ``chance``), in label order. Sessions with fewer than 2 windows are left out (nothing
+        to rank); with none left every figure is NaN.
+    """
+    sessions = np.asarray(sessions)
+    per = []
+    for value in np.unique(sessions):
+        rows = np.flatnonzero(sessions == value)
+        if len(rows) >= 2:
+            per.append({"session": str(value), "n_windows": int(len(rows)), **retrieval(za[rows], zb[rows], ks)})
+    keys = [*(f"R@{k}" for k in ks), "chance"]
+    out = {key: float(np.mean([p[key] for p in per])) if per else float("nan") for key in keys}
+    out["per_session"] = per
     return out
 
 
@@ -142,17 +217,23 @@ def ridge_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
         errors = np.zeros(len(alphas))
         for idx in np.array_split(np.arange(len(xt)), folds):
             keep = np.setdiff1d(np.arange(len(xt)), idx)
-            for i, a in enumerate(alphas):
-                errors[i] += ((_ridge(xt[keep], y_train[keep], xt[idx], a) - y_train[idx]) ** 2).sum()
+            for i, pred in enumerate(_ridge_path(xt[keep], y_train[keep], xt[idx], alphas)):
+                errors[i] += ((pred - y_train[idx]) ** 2).sum()
         alpha = alphas[int(np.argmin(errors))]
-    return _ridge(xt, y_train, xq, alpha)
+    return _ridge_path(xt, y_train, xq, [alpha])[0]
 
 
-def _ridge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float) -> np.ndarray:
+def _ridge_path(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alphas: Sequence[float]
+                ) -> list[np.ndarray]:
+    """Ridge predictions (intercept unpenalised) for every penalty, from one SVD of the centred training inputs.
+
+    ``w = V diag(s / (s^2 + alpha)) U^T y`` equals ``(X^T X + alpha I)^-1 X^T y``; one thin SVD serves every
+    penalty, where solving the D x D system per penalty and fold cost minutes for a 512-d fused embedding.
+    """
     xm, ym = x_train.mean(0), y_train.mean(0)
-    a, b = x_train - xm, y_train - ym
-    w = np.linalg.solve(a.T @ a + alpha * np.eye(a.shape[1]), a.T @ b)
-    return (x_test - xm) @ w + ym
+    u, sv, vt = np.linalg.svd(x_train - xm, full_matrices=False)
+    uty, q = u.T @ (y_train - ym), (x_test - xm) @ vt.T
+    return [q @ ((sv / (sv ** 2 + a))[:, None] * uty) + ym for a in alphas]
 
 
 def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
@@ -407,13 +488,24 @@ def mean_dicts(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def retrieval_report(emb: dict[str, np.ndarray], mods: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Retrieval for every ordered pair of ``mods`` over the windows where both are available."""
+    """Pooled retrieval (:func:`retrieval`) for every ordered pair of ``mods`` over the windows where both exist."""
     out = {}
     for a, b in itertools.permutations(mods, 2):
         both = emb[f"available/{a}"] & emb[f"available/{b}"]
         if both.sum() >= 2:
             out[f"{a.upper()}->{b.upper()}"] = retrieval(pair_embedding(emb, a, b)[both],
                                                          pair_embedding(emb, b, a)[both])
+    return out
+
+
+def session_retrieval_report(emb: dict[str, np.ndarray], mods: Sequence[str]) -> dict[str, dict]:
+    """Within-session retrieval (:func:`session_retrieval`) for every ordered pair, sessions by ``session_index``."""
+    out = {}
+    for a, b in itertools.permutations(mods, 2):
+        both = emb[f"available/{a}"] & emb[f"available/{b}"]
+        if both.sum() >= 2:
+            out[f"{a.upper()}->{b.upper()}"] = session_retrieval(
+                pair_embedding(emb, a, b)[both], pair_embedding(emb, b, a)[both], emb["session_index"][both])
     return out
 
 
@@ -458,7 +550,8 @@ def evaluate_embeddings(emb: dict[str, np.ndarray], mods: Sequence[str], *,
                        "are NaN.")
     linear, knn, protocol = probe_report(emb, mods, probe_emb=probe_emb)
     expr = emb["expression"].astype(str)
-    return {"retrieval": retrieval_report(emb, mods), "linear_probe": linear, "knn": knn,
+    return {"retrieval": retrieval_report(emb, mods),
+            "retrieval_within_session": session_retrieval_report(emb, mods), "linear_probe": linear, "knn": knn,
             "missing_modality": missing_modality_report(emb, mods, probe_emb=probe_emb),
             "n_windows": int(len(emb["time_s"])),
             "labels": {"protocol": protocol, "n_expression_labelled": labelled,
@@ -486,6 +579,9 @@ def evaluate(run: str | os.PathLike, sessions: Sequence[str | os.PathLike], *, s
     -------
     report : dict
         ``{"retrieval": {"RGB->EMG": {"R@1", "R@5", "R@10", "chance"}, ...every ordered pair},
+        "retrieval_within_session": {"RGB->EMG": {"R@1", "R@5", "R@10", "chance", "per_session": [{"session",
+        "n_windows", "R@1", "R@5", "R@10", "chance"}, ...]}, ...}, "sessions": [file names; "session"
+        above is the index into this list],
         "linear_probe": {"RGB": {"au_r2", "expr_acc", "expr_uar", "expr_uf1"}, ..., "ALL": {...}},
         "knn": {"RGB": {"expr_acc", "expr_uar", "expr_uf1"}, ...},
         "missing_modality": {"-RGB": {...}, ..., "-EMG+EEG": {...}}, "n_windows": N,
@@ -496,4 +592,6 @@ def evaluate(run: str | os.PathLike, sessions: Sequence[str | os.PathLike], *, s
     emb = embed_sessions(model, config, sessions, stride_s=stride_s, with_labels=True)
     probe_emb = (embed_sessions(model, config, probe_sessions, stride_s=stride_s, with_labels=True)
                  if probe_sessions else None)
-    return evaluate_embeddings(emb, model.modalities, probe_emb=probe_emb)
+    report = evaluate_embeddings(emb, model.modalities, probe_emb=probe_emb)
+    report["sessions"] = [str(s) for s in sessions]   # session_index i is sessions[i] (the dataset keeps the order)
+    return report

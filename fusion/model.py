@@ -30,8 +30,7 @@ from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
 
 from acquisition.utils.docs import add_doc, fill_doc
-from acquisition.utils.model_folder import ModelFolder, load_weights, prepare_weights_dir, read_model_folder, \
-    save_safetensors, write_model_config
+from acquisition.utils.model_folder import ModelFolder, load_weights, read_model_folder, save_state_dict_folder
 
 from .encoders import build_encoder
 
@@ -177,9 +176,7 @@ class MultiModalEncoder(nn.Module):
 
     def save_pretrained(self, model_dir: str | os.PathLike) -> Path:
         """Write the model folder: ``weights/model.safetensors``, then ``config.json`` (kind and arguments)."""
-        save_safetensors(prepare_weights_dir(model_dir) / f"{WEIGHTS_NAME}.safetensors", self.state_dict())
-        write_model_config(model_dir, KIND, self.config)
-        return Path(model_dir)
+        return save_state_dict_folder(model_dir, KIND, self.config, self.state_dict(), WEIGHTS_NAME)
 
     @classmethod
     @fill_doc

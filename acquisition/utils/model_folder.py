@@ -300,6 +300,17 @@ def save_safetensors(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     return Path(path)
 
 
+def save_state_dict_folder(path: str | os.PathLike, kind: str, config: Mapping[str, Any],
+                           state: Mapping[str, Any], weights_name: str = "model") -> Path:
+    """Write a torch module's model folder: ``weights/<weights_name>.safetensors`` first, ``config.json`` last.
+
+    ``config.json`` last, so an interrupted save never leaves a folder that looks complete.
+    """
+    save_safetensors(prepare_weights_dir(path) / f"{weights_name}.safetensors", state)
+    write_model_config(path, kind, config)
+    return Path(path)
+
+
 def load_weights(folder: ModelFolder, name: str) -> dict[str, Any]:
     """The state dict called ``name`` (``weights/<name>.safetensors``; a version-1 ``.pt`` too), on the CPU.
 

@@ -6,18 +6,14 @@ import numpy as np
 import pytest
 
 from acquisition import SessionWriter, StreamSpec
-from fusion.baselines import random_init_model, supervised_scores, train_supervised
-from fusion.config import load_pretrain_config
 from fusion.data import (NEUTRAL, UNKNOWN, SessionWindows, expression_intervals, label_windows, split_by_subject,
                          split_sessions)
-from fusion.evaluate import (classification_scores, embed_dataset, evaluate_embeddings, fuse, knn_classify,
-                             logistic_fit_predict, probe_scores, r2_score, ridge_fit_predict)
-from fusion.train import make_dataset
+from fusion.evaluate import (classification_scores, evaluate_embeddings, fuse, knn_classify, load_evaluation_protocol,
+                             logistic_fit_predict, probe_scores, r2_score, retrieval, retrieval_report,
+                             ridge_fit_predict, session_retrieval, session_retrieval_report)
 
 from .conftest import write_small_session
 
-TINY = ["data.clip_frames=2", "data.image_size=16", "model.hidden_dim=16", "model.embed_dim=8",
-        "model.encoders.rgb.kwargs.width=4", "model.encoders.depth.kwargs.width=4"]
 MARKERS = [(0.4, "onset/happiness/macro"), (1.0, "apex/happiness/macro"), (2.5, "offset/happiness/macro"),
            (4.1, "onset/surprise/micro"), (4.4, "offset/surprise/micro"), (5.0, "blink"),
            (5.5, "onset/anger/macro")]  # no offset: dropped
@@ -109,7 +105,8 @@ def test_missing_modality_evaluation_degrades_gracefully():
     assert noise_only["expr_acc"] < 0.6 and knn["expr_acc"] < 0.6
     test["available/rgb"][::2] = False  # half the test windows lost RGB: the others still carry the class
     report = evaluate_embeddings(test, mods, probe_emb=train)
-    assert set(report) >= {"retrieval", "linear_probe", "knn", "missing_modality", "n_windows"}
+    assert set(report) >= {"retrieval", "retrieval_within_session", "linear_probe", "knn", "missing_modality",
+                           "n_windows"}
     assert len(report["retrieval"]) == 6 and report["n_windows"] == 90
     missing = report["missing_modality"]
     assert set(missing) == {"-RGB", "-EMG", "-EEG", "-EMG+EEG"}
@@ -142,24 +139,6 @@ def test_fused_probe_is_not_diluted_by_noise_modalities():
     test["available/eeg"][:5] = False
     x = fuse(test, mods, {"eeg": np.full(8, 7.0)})
     assert x.shape == (90, 32) and (x[:5, 8:16] == 7.0).all() and (x[5:, 8:16] == test["eeg"][5:]).all()
-
-
-@pytest.mark.slow
-def test_baselines_run_on_a_tiny_session(tmp_path):
-    a = _add_markers(write_small_session(tmp_path / "a.h5", duration_s=6.0), MARKERS)
-    config = load_pretrain_config("tiny", TINY)
-    ds = make_dataset([a], config, stride_s=0.5)
-    model = random_init_model(config, ds)
-    emb = embed_dataset(model, ds)
-    assert emb["rgb"].shape == (len(ds), 8) and emb["expression"].dtype == object
-    report = evaluate_embeddings(emb, model.modalities)
-    assert np.isfinite(report["linear_probe"]["ALL"]["expr_acc"])
-    supervised = train_supervised(config, ds, label_fraction=0.5, steps=3, batch_size=4)
-    scores = supervised_scores(supervised, ds)
-    assert set(scores) == {"RGB", "DEPTH", "EMG", "EEG", "ALL"}
-    assert 0.0 <= scores["ALL"]["expr_acc"] <= 1.0
-    with pytest.raises(ValueError, match="no expression labels"):
-        train_supervised(config, make_dataset([write_small_session(tmp_path / "b.h5")], config), steps=1)
 
 
 def test_ridge_penalty_is_chosen_by_cross_validation():
@@ -237,3 +216,129 @@ def test_load_run_reads_a_run_written_before_the_shared_model_folder(tmp_path):
         {"format": "emosync-model", "format_version": 2, "kind": "gan", "image_size": 32}))
     with pytest.raises(ValueError, match="holds a 'gan' model, not 'multimodal-encoder'"):
         load_run(tmp_path / "run")
+
+
+# --- known answers -------------------------------------------------------------------------------------------
+
+
+def _unit(degrees):
+    rad = np.deg2rad(np.asarray(degrees, dtype=float))
+    return np.stack([np.cos(rad), np.sin(rad)], axis=1)
+
+
+def test_retrieval_known_ranks_and_ties():
+    za = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    zb = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    # similarities of query 2 ([1, 0]) with zb: 1.0, 0.0, 0.6 -> its own (0.6) ranks second
+    r = retrieval(za, zb, ks=(1, 2))
+    assert r == {"R@1": pytest.approx(2 / 3), "R@2": 1.0, "chance": pytest.approx(1 / 3)}
+    # a tie with another candidate counts against the query: collapsed embeddings are at chance, not perfect
+    constant = np.tile([[0.0, 1.0]], (4, 1))
+    assert retrieval(constant, constant, ks=(1, 3, 4)) == {"R@1": 0.0, "R@3": 0.0, "R@4": 1.0, "chance": 0.25}
+
+
+def test_session_retrieval_known_answer():
+    """A near-duplicate in another session fools pooled retrieval, not retrieval within the session."""
+    z = _unit([0, 90, 0, 45, 180])          # windows 0 and 2 (different sessions) are identical
+    sessions = np.array([0, 0, 1, 1, 1])
+    pooled = retrieval(z, z, ks=(1, 2))
+    assert pooled["R@1"] == pytest.approx(3 / 5) and pooled["R@2"] == 1.0 and pooled["chance"] == 0.2
+    within = session_retrieval(z, z, sessions, ks=(1, 2))
+    assert within["R@1"] == 1.0 and within["chance"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    assert [(p["session"], p["n_windows"], p["chance"]) for p in within["per_session"]] == \
+        [("0", 2, 0.5), ("1", 3, pytest.approx(1 / 3))]
+    # per session: session 1's query 4 (180 deg) retrieves its own window; a wrong one in session 0 only
+    zb = _unit([90, 0, 0, 45, 180])        # session 0's two windows swapped: both its queries miss
+    within = session_retrieval(z, zb, sessions, ks=(1,))
+    assert [p["R@1"] for p in within["per_session"]] == [0.0, 1.0] and within["R@1"] == 0.5
+    # a one-window session has nothing to rank: left out; none left -> NaN, not a crash
+    assert [p["session"] for p in session_retrieval(z, z, np.array([0, 0, 1, 1, 2]))["per_session"]] == ["0", "1"]
+    lonely = session_retrieval(z[:2], z[:2], np.array([0, 1]))
+    assert np.isnan(lonely["R@1"]) and np.isnan(lonely["chance"]) and lonely["per_session"] == []
+
+
+def test_within_session_retrieval_of_every_pair_beside_pooled():
+    emb = _fake_embeddings(seed=0)
+    emb["session_index"] = np.repeat([0, 1, 2], 30)
+    emb["available/emg"][:30] = False        # session 0 lost EMG: only sessions 1 and 2 for pairs with EMG
+    mods = ["rgb", "emg", "eeg"]
+    within, pooled = session_retrieval_report(emb, mods), retrieval_report(emb, mods)
+    assert set(within) == set(pooled) and len(within) == 6
+    assert [p["session"] for p in within["RGB->EMG"]["per_session"]] == ["1", "2"]
+    assert [p["session"] for p in within["RGB->EEG"]["per_session"]] == ["0", "1", "2"]
+    assert within["RGB->EEG"]["chance"] == pytest.approx(1 / 30) and pooled["RGB->EEG"]["chance"] == \
+        pytest.approx(1 / 90)
+    expected = session_retrieval(emb["rgb"][30:], emb["emg"][30:], emb["session_index"][30:])
+    assert within["RGB->EMG"] == expected
+
+
+def test_classification_scores_known_answer():
+    """MEGC: per class TP/FP/FN; UF1 = mean of 2TP / (2TP + FP + FN), UAR = mean of TP / (TP + FN)."""
+    y_true = np.array(["a", "a", "a", "b", "b", "c"])
+    y_pred = np.array(["a", "a", "b", "b", "c", "c"])
+    # a: TP 2, FN 1, FP 0 -> recall 2/3, F1 4/5; b: TP 1, FN 1, FP 1 -> 1/2, 2/4; c: TP 1, FN 0, FP 1 -> 1, 2/3
+    s = classification_scores(y_true, y_pred)
+    assert s["acc"] == pytest.approx(4 / 6)
+    assert s["uar"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert s["uf1"] == pytest.approx((4 / 5 + 2 / 4 + 2 / 3) / 3)
+    # a predicted class absent from the truth (a missing modality's "<missing>") is a miss, never a class
+    s = classification_scores(np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1]))
+    assert s["uar"] == pytest.approx((1 / 2 + 1) / 2) and s["uf1"] == pytest.approx((2 / 3 + 1) / 2)
+    # integer and string labels alike; a perfect prediction is 1 everywhere
+    assert classification_scores(y_true, y_true) == {"acc": 1.0, "uar": 1.0, "uf1": 1.0}
+
+
+def test_evaluation_protocol_keeps_tuning_and_scoring_apart():
+    from acquisition.utils.config import ConfigError
+
+    protocol = load_evaluation_protocol()
+    assert protocol.tuning_subjects == list(range(10)) and protocol.scoring_subjects == list(range(400, 410))
+    assert len(protocol.seeds) >= 3 and not set(protocol.train_subjects) & {*range(10), *range(400, 410)}
+    with pytest.raises(ConfigError, match=r"tuning_subjects and scoring_subjects share subjects \[3\]"):
+        load_evaluation_protocol(overrides=["scoring_subjects=[3,400]"])
+    with pytest.raises(ConfigError, match="train_subjects and scoring_subjects"):
+        load_evaluation_protocol(overrides=["train_subjects=[400]"])
+    with pytest.raises(ConfigError, match="at least 3"):
+        load_evaluation_protocol(overrides=["seeds=[0,1]"])
+    with pytest.raises(ConfigError, match="repeat"):
+        load_evaluation_protocol(overrides=["seeds=[0,1,1]"])
+    with pytest.raises(ConfigError, match="scoring_subjectz"):
+        load_evaluation_protocol(overrides=["scoring_subjectz=[1]"])
+
+
+@pytest.mark.slow
+def test_evaluate_cli_reports_within_session_retrieval(tmp_path):
+    """`emosync evaluate --json` on two sessions: pooled and within-session retrieval, sessions by index."""
+    import json
+
+    import typer
+    import yaml
+    from typer.testing import CliRunner
+
+    from fusion import cli
+    from fusion.baselines import random_init_model
+    from fusion.config import load_pretrain_config
+    from fusion.train import make_dataset
+
+    sessions = [_add_markers(write_small_session(tmp_path / f"{name}.h5", duration_s=4.0), MARKERS, f"sub-{name}")
+                for name in ("a", "b")]
+    config = load_pretrain_config("tiny", ["data.clip_frames=2", "data.image_size=16", "model.hidden_dim=16",
+                                           "model.embed_dim=8", "model.encoders.rgb.kwargs.width=4",
+                                           "model.encoders.depth.kwargs.width=4"])
+    random_init_model(config, make_dataset(sessions, config)).save_pretrained(tmp_path / "run" / "model")
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    app = typer.Typer()
+    app.command("evaluate")(cli.evaluate)
+    app.command("embed")(cli.embed)
+    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run"), *map(str, sessions), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["sessions"] == [str(s) for s in sessions] and report["n_windows"] == 6
+    within = report["retrieval_within_session"]["RGB->EMG"]
+    assert report["retrieval"]["RGB->EMG"]["chance"] == 1 / 6 and within["chance"] == 1 / 3
+    assert [(p["session"], p["n_windows"]) for p in within["per_session"]] == [("0", 3), ("1", 3)]
+    assert within["R@1"] == pytest.approx(np.mean([p["R@1"] for p in within["per_session"]]))
+    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run"), *map(str, sessions)])
+    assert res.exit_code == 0 and "within session" in res.output
+    res = CliRunner().invoke(app, ["evaluate", str(tmp_path), str(sessions[0])])
+    assert res.exit_code == 1 and "no config.yaml" in res.output
