@@ -5,6 +5,10 @@ with a live status table, then print the session summary. The ``emosync`` entry 
 (``emosync.py``) registers it. The library is imported inside the command, so ``emosync --help``
 does not pay for it.
 
+With ``--remote [HOST:]PORT`` the command instead serves LabRecorder's remote-control protocol
+(:mod:`acquisition.live.remote_control`) until Ctrl-C: experiment software starts and stops each
+recording and names its file.
+
 Exit status: 0 when every stream found was recorded (or ``--allow-missing`` was given); 1 for a
 usage error or no matching stream; 2 when the file could not be written (disk full...);
 :data:`EXIT_STREAM_FAILED` when a stream was found but could not be recorded (what was
@@ -72,8 +76,42 @@ def _exit_unwritable(err: Exception) -> None:
     os._exit(2)
 
 
+def _serve_remote(address: str, *, root: Path, template: Optional[str], streams: list[str], camera: Optional[str],
+                  video_compression: str, subject: str, notes: str, wait: float, allow_missing: bool) -> None:
+    """Serve LabRecorder's remote-control protocol until Ctrl-C/SIGTERM; a recording in progress is closed properly."""
+    from acquisition.live.recorder import RecorderSettings
+    from acquisition.live.remote_control import RemoteControlServer, RemoteController
+    from acquisition.live.remote_protocol import RemoteCommandError, parse_address
+
+    try:
+        host, port = parse_address(address)
+        controller = RemoteController(root, template=template, streams=streams, camera=camera,
+                                      video_compression=video_compression, subject_id=subject, notes=notes,
+                                      allow_missing=allow_missing, settings=RecorderSettings(wait_timeout_s=wait))
+        server = RemoteControlServer(controller, host=host, port=port)
+    except (ValueError, RemoteCommandError, OSError) as err:
+        raise fail(str(err)) from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]Listening on {escape(host)}: any machine that can reach port {server.port} can start "
+                      "and stop recordings.[/]")
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    server.start()
+    console.print(f"Waiting for LabRecorder remote-control commands on {escape(host)}:{server.port} "
+                  f"(root {escape(str(root))}). Ctrl-C to quit.")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.close()  # closes a recording in progress properly
+    if controller.recorded:
+        console.print("Sessions written: " + ", ".join(escape(str(path)) for path in controller.recorded),
+                      soft_wrap=True)
+
+
 def record(
-    fname: Path = typer.Argument(..., help="Session file to create (.h5). Never overwritten."),
+    fname: Optional[Path] = typer.Argument(None, help="Session file to create (.h5). Never overwritten. "
+                                                      "Not used with --remote (the client names the files)."),
     stream: list[str] = typer.Option([], "--stream", "-s",
                                      help="LSL query, repeatable: \"type='EMG'\", \"name='EEG'\"."),
     all_streams: bool = typer.Option(False, "--all", help="Record every visible stream (and later ones)."),
@@ -90,14 +128,45 @@ def record(
              f"file's failed_streams attribute). Default: stop, keep what was recorded, exit {EXIT_STREAM_FAILED}."),
     rename_existing: bool = typer.Option(False, help="Move an existing FNAME to <name>_oldN.h5 first."),
     json_out: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+    remote: Optional[str] = typer.Option(
+        None, "--remote", metavar="[HOST:]PORT",
+        help="Be driven like LabRecorder: serve its remote-control protocol (select all|none, filename {...}, "
+             "start, stop, update) on this address, e.g. 22345 (loopback) or 0.0.0.0:22345. Records every stream "
+             "unless --stream is given. See docs/remote-control.md."),
+    root: Path = typer.Option(Path("."), help="With --remote: the study root folder ({root:...} changes it)."),
+    template: Optional[str] = typer.Option(
+        None, help="With --remote: file template inside the root, with %p %s %b %n %r %a %m (default: "
+                   "LabRecorder's BIDS layout; {template:...} changes it)."),
 ) -> None:
     """Record LSL streams into a session file.
 
     A stream that is found but cannot be opened (it does not answer, or its metadata cannot be
     recorded) stops the recording with exit status 3, unless --allow-missing is given.
 
+    With --remote, experiment software drives the recorder over LabRecorder's TCP protocol instead:
+    each start/stop is a new session file named by the template.
+
     Example: emosync record session.h5 --all --duration 60
+
+    Example: emosync record --remote 22345 --root /data/study
     """
+    if remote is not None:
+        if fname is not None or duration is not None or rename_existing or json_out:
+            raise fail("With --remote the client names the files and starts and stops each recording: drop FNAME, "
+                       "--duration, --rename-existing and --json (set the folder with --root and the names with "
+                       "--template or the client's 'filename' command).")
+        if all_streams and stream:
+            raise fail("Pass either --stream queries or --all, not both.")
+        _serve_remote(remote, root=root, template=template, streams=stream, camera=camera,
+                      video_compression=video_compression, subject=subject, notes=notes, wait=wait,
+                      allow_missing=allow_missing)
+        return
+    if template is not None or root != Path("."):
+        raise fail("--root and --template name the files of remote-controlled recordings; add --remote [HOST:]PORT, "
+                   "or give the session file as FNAME instead.")
+    if fname is None:
+        raise fail("Missing FNAME: give the session file to create (e.g. emosync record session.h5 --all), "
+                   "or --remote [HOST:]PORT to be driven like LabRecorder.")
     from acquisition.cli.info import print_summary, session_summary
     from acquisition.live.recorder import (RecorderSettings, RecordingError, SessionRecorder, StreamNotFoundError,
                                            StreamOpenError)

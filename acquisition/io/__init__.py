@@ -7,6 +7,6 @@ Importers, one module per source format, each writing a new session through
 Every importer passes the shared conformance test (``tests/acquisition/io/conformance.py``).
 
 Exports: :mod:`.mne_raw` (a session as one MNE ``Raw``; FIF, EDF, BDF, BrainVision files),
-:mod:`.bids` (BIDS with mne-bids), :mod:`.export` (CSV, and :func:`~acquisition.io.export.export_session`,
-the one entry point for every format).
+:mod:`.bids` (BIDS with mne-bids), :mod:`.xdf_export` (XDF 1.0, raw: the inverse of :mod:`.xdf`),
+:mod:`.export` (CSV, and :func:`~acquisition.io.export.export_session`, the one entry point for every format).
 """

@@ -1,8 +1,9 @@
 """Sessions out: one entry point for every export format, and CSV.
 
 :func:`export_session` writes ``fif``, ``edf``, ``bdf``, ``brainvision`` (one file, through
-:mod:`acquisition.io.mne_raw`), ``bids`` (a folder, :mod:`acquisition.io.bids`) or ``csv`` (one
-file per stream, with time columns, written here). :func:`to_mne` (a session or a path to one
+:mod:`acquisition.io.mne_raw`), ``bids`` (a folder, :mod:`acquisition.io.bids`), ``csv`` (one
+file per stream, with time columns, written here) or ``xdf`` (one file, raw, through
+:mod:`acquisition.io.xdf_export`). :func:`to_mne` (a session or a path to one
 MNE ``Raw``), :func:`export_raw_file` and :func:`write_bids` are importable from here too.
 ``docs/mne-export.md`` has the conventions and the reasons.
 """
@@ -20,6 +21,7 @@ import numpy as np
 
 from acquisition.io.bids import write_bids
 from acquisition.io.mne_raw import check_export_path, export_raw_file, to_mne
+from acquisition.io.xdf_export import write_xdf
 from acquisition.session.markers import marker_text
 from acquisition.session.reader import Session, Stream, opened_session
 from acquisition.session.to_mne import describe_streams, is_marker_stream, is_video_stream, select_streams
@@ -28,9 +30,9 @@ from acquisition.utils.docs import fill_doc
 from acquisition.utils.logs import logger, verbose
 
 #: Formats :func:`export_session` writes.
-EXPORT_FORMATS = ("fif", "edf", "bdf", "brainvision", "bids", "csv")
+EXPORT_FORMATS = ("fif", "edf", "bdf", "brainvision", "bids", "csv", "xdf")
 
-__all__ = ["EXPORT_FORMATS", "export_raw_file", "export_session", "to_mne", "write_bids", "write_csv"]
+__all__ = ["EXPORT_FORMATS", "export_raw_file", "export_session", "to_mne", "write_bids", "write_csv", "write_xdf"]
 
 
 def _csv_streams(session: Session, streams: str | Sequence[str] | None,
@@ -128,18 +130,18 @@ def _safe_name(name: str) -> str:
 @fill_doc
 def export_session(session: Session | str | os.PathLike, out: str | os.PathLike, fmt: str, *,
                    verbose: bool | str | int | None = None, **kwargs: Any) -> list[Path]:
-    """Export a session: ``fif``, ``edf``, ``bdf``, ``brainvision`` (one file), ``bids`` or ``csv`` (a folder).
+    """Export a session: ``fif``, ``edf``, ``bdf``, ``brainvision``, ``xdf`` (one file), ``bids`` or ``csv`` (a folder).
 
     Parameters
     ----------
     %(session_or_path)s
     out : path-like
-        The output file (fif, edf, bdf, brainvision) or folder (bids, csv).
+        The output file (fif, edf, bdf, brainvision, xdf) or folder (bids, csv).
     fmt : str
         One of :data:`EXPORT_FORMATS`.
     %(verbose)s
     **kwargs
-        Passed to :func:`export_raw_file`, :func:`write_bids` or :func:`write_csv`.
+        Passed to :func:`export_raw_file`, :func:`write_bids`, :func:`write_csv` or :func:`write_xdf`.
 
     Returns
     -------
@@ -151,6 +153,8 @@ def export_session(session: Session | str | os.PathLike, out: str | os.PathLike,
         return write_bids(session, out, **kwargs)
     if fmt == "csv":
         return write_csv(session, out, **kwargs)
+    if fmt == "xdf":
+        return write_xdf(session, out, **kwargs)
     if fmt in ("fif", "edf", "bdf", "brainvision"):
         return export_raw_file(session, out, fmt, **kwargs)
     raise ValueError(f"Unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}.")

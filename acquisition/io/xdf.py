@@ -1,7 +1,8 @@
 """Import XDF recordings (LabRecorder's format) into emosync sessions, raw, with a loss report.
 
 An XDF file becomes a session exactly as if emosync had recorded it: raw time stamps,
-the recorded clock offsets (with NaN uncertainty: XDF stores none), the full stream
+the recorded clock offsets (with NaN uncertainty: XDF stores none, except in the footers
+of files that :mod:`acquisition.io.xdf_export` wrote), the full stream
 header XML, the footer XML, and the file header in the root metadata. Synchronization
 happens on read (:mod:`acquisition.sync.synchronize`), so ``open_session(out).streams[name].times``
 matches pyxdf's synchronized, dejittered stamps for the same file.
@@ -551,16 +552,38 @@ def _captured_pyxdf_log(position: Any) -> Iterator[_CaptureHandler]:
         log.setLevel(saved_level)
 
 
-def _append_offsets(writer: StreamWriter, times: Sequence[float], values: Sequence[float]) -> int:
-    """Store clock offsets with NaN uncertainty (XDF has none); returns how many non-finite ones were dropped."""
+def _append_offsets(writer: StreamWriter, times: Sequence[float], values: Sequence[float],
+                    footer_xml: str | None = None) -> int:
+    """Store clock offsets; returns how many non-finite ones were dropped.
+
+    The uncertainty is NaN (XDF has none) unless the footer carries one per offset, as
+    emosync's XDF export writes it (``clock_offsets/offset/uncertainty``) for exactly these offsets.
+    """
     rows = np.column_stack([np.asarray(times, float), np.asarray(values, float)]) if len(times) else \
         np.zeros((0, 2))
+    uncertainties = _footer_uncertainties(footer_xml, rows)
     finite = np.all(np.isfinite(rows), axis=1)
-    rows = rows[finite]
+    rows, uncertainties = rows[finite], uncertainties[finite]
     if len(rows):
-        nan = np.full(len(rows), np.nan)
-        writer.append_clock_offsets(rows[:, 0], rows[:, 1], nan)
+        writer.append_clock_offsets(rows[:, 0], rows[:, 1], uncertainties)
     return int(np.sum(~finite))
+
+
+def _footer_uncertainties(footer_xml: str | None, rows: np.ndarray) -> np.ndarray:
+    """Per-offset uncertainties from a footer whose offsets equal ``rows`` exactly; else NaN."""
+    unknown = np.full(len(rows), np.nan)
+    if not footer_xml or not len(rows):
+        return unknown
+    try:
+        offsets = ET.fromstring(footer_xml).findall("clock_offsets/offset")
+        listed = np.array([[float(xml_text(o, "time", "nan")), float(xml_text(o, "value", "nan")),
+                            float(xml_text(o, "uncertainty", "nan"))] for o in offsets]).reshape(-1, 3)
+    except (ET.ParseError, ValueError):
+        return unknown
+    # Only when the footer lists these very offsets (same count, bit-equal values) do its uncertainties belong to them.
+    if listed.shape[0] != len(rows) or not np.array_equal(listed[:, :2], rows, equal_nan=True):
+        return unknown
+    return listed[:, 2]
 
 
 
@@ -680,7 +703,7 @@ def import_xdf(xdf_path: str | os.PathLike, out_path: str | os.PathLike, *, subj
             for stream_id, sink in sinks.items():
                 sink.flush()
                 times, values = offsets.get(stream_id, ([], []))
-                dropped = _append_offsets(sink.writer, times, values)
+                dropped = _append_offsets(sink.writer, times, values, index.streams[stream_id].footer_xml)
                 _stream_report(report, index, sink, len(times) - dropped, dropped)
             _finish_report(report, index)
             writer.close(xdf_import_report=report)

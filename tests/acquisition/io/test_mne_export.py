@@ -275,7 +275,7 @@ def test_cli_export(session_path, tmp_path):
     assert mne.io.read_raw_fif(out, verbose=False).ch_names == EMG_LABELS
     result = runner.invoke(app, [str(session_path), str(out), "--format", "fif"])
     assert result.exit_code == 1 and "already exists; pass overwrite" in " ".join(result.output.split())
-    result = runner.invoke(app, [str(session_path), str(out), "--format", "xdf"])
+    result = runner.invoke(app, [str(session_path), str(out), "--format", "gdf"])
     assert result.exit_code == 1 and "must be one of" in " ".join(result.output.split())
 
 

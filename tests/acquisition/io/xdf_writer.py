@@ -29,20 +29,13 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from acquisition.io.xdf_export import varlen
+
 #: The 16-byte signature of a Boundary chunk, from the XDF specification.
 BOUNDARY_UUID = bytes([0x43, 0xA5, 0x46, 0xDC, 0xCB, 0xF5, 0x41, 0x0F,
                        0xB3, 0x0E, 0xD5, 0x46, 0x73, 0x83, 0xCB, 0xE4])
 
 _DTYPES = {"float32": "<f4", "double64": "<f8", "int8": "<i1", "int16": "<i2", "int32": "<i4", "int64": "<i8"}
-
-
-def varlen(n: int) -> bytes:
-    """Encode ``n`` as an XDF variable-length integer (1, 4 or 8 bytes after a size byte)."""
-    if n < 256:
-        return bytes([1, n])
-    if n < 2**32:
-        return b"\x04" + struct.pack("<I", n)
-    return b"\x08" + struct.pack("<Q", n)
 
 
 def _xml_elements(values: dict[str, Any]) -> str:
