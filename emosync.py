@@ -28,6 +28,7 @@ from acquisition.cli import stream as cli_stream
 from acquisition.cli.common import console, fail
 from data_cards import cli as cli_card
 from fusion import cli as fusion_cli
+from fusion.edge import cli as edge_cli
 from fusion.recognition import cli as recognize_cli
 from synth.cli import audit as cli_audit
 from synth.cli import simulate as cli_simulate
@@ -61,6 +62,7 @@ app.command("emg-code")(cli_emg_code.emg_code)
 app.command("pretrain")(fusion_cli.pretrain)
 app.command("evaluate")(fusion_cli.evaluate)
 app.command("embed")(fusion_cli.embed)
+app.command("export-model")(edge_cli.export_model)
 app.command("simulate")(cli_simulate.simulate)
 app.command("card")(cli_card.card)
 cli_synth.app.command("audit")(cli_audit.audit)

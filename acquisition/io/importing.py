@@ -57,21 +57,41 @@ def new_session_file(out: str | os.PathLike, *, if_exists: str = "error") -> Ite
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         yield tmp
-        _publish(tmp, out)
+        publish_file(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Move the finished file into place without ever replacing an existing file."""
+def publish_file(tmp: Path, out: Path, *, overwrite: bool = False, action: str = "importing",
+                 hint: str = "Choose another output name.") -> None:
+    """Move a finished file ``tmp`` to ``out``, never replacing a file that appeared meanwhile.
+
+    Parameters
+    ----------
+    tmp : Path
+        The finished file, in ``out``'s folder.
+    out : Path
+        Where it goes.
+    overwrite : bool
+        Replace ``out`` if it exists (exports that the user asked to overwrite); sessions never are.
+    action, hint : str
+        What was being done (``"importing"``, ``"exporting"``) and what to do instead, for the error message.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out`` appeared while the file was written and ``overwrite`` is False.
+    """
+    if overwrite:
+        os.replace(tmp, out)
+        return
     try:
         os.link(tmp, out)  # fails if out appeared meanwhile, unlike rename
     except FileExistsError:
-        raise FileExistsError(f"{out} appeared while importing; emosync never overwrites a session. "
-                              "Choose another output name.") from None
+        raise FileExistsError(f"{out} appeared while {action}; emosync never overwrites it. {hint}") from None
     except OSError:  # a file system without hard links
         if out.exists():
-            raise FileExistsError(f"{out} appeared while importing; choose another output name.") from None
+            raise FileExistsError(f"{out} appeared while {action}; emosync never overwrites it. {hint}") from None
         os.rename(tmp, out)
 
 

@@ -62,6 +62,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from acquisition.io.importing import publish_file
 from acquisition.session.format import FRAME_ENCODINGS, LSL_DTYPES
 from acquisition.session.reader import Session, Stream, opened_session
 from acquisition.session.to_mne import describe_streams, is_video_stream, select_streams
@@ -471,21 +472,6 @@ def _check_out(out: Path, session: Session, overwrite: bool) -> Path:
     return out
 
 
-def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(tmp, out)
-        return
-    try:
-        os.link(tmp, out)  # unlike rename, fails if out appeared meanwhile
-    except FileExistsError:
-        raise FileExistsError(f"{out} appeared while exporting; pass overwrite=True (CLI: --overwrite) to replace "
-                              "it, or choose another name.") from None
-    except OSError:  # a file system without hard links
-        if out.exists():
-            raise FileExistsError(f"{out} appeared while exporting; choose another name.") from None
-        os.rename(tmp, out)
-
-
 @verbose
 @fill_doc
 def write_xdf(session: Session | str | os.PathLike, out: str | os.PathLike, *,
@@ -547,7 +533,8 @@ def write_xdf(session: Session | str | os.PathLike, out: str | os.PathLike, *,
                 _write_body(f, opened, plans, windows, float(chunk_duration_s), float(boundary_interval_s))
                 f.flush()
                 os.fsync(f.fileno())
-            _publish(tmp, out, overwrite)
+            publish_file(tmp, out, overwrite=overwrite, action="exporting",
+                         hint="Pass overwrite=True (CLI: --overwrite) to replace it, or choose another name.")
         finally:
             tmp.unlink(missing_ok=True)
     logger.info("Wrote %s: %d stream(s) (%s), %.1f MB.", out, len(plans),
