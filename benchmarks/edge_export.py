@@ -5,7 +5,7 @@ and 2 threads), and the accuracy change from quantization. Goal: int8 changes UF
 R@1 by <= 0.02." This script
 
 1. writes ``--sessions`` light-rig sessions of ``--seconds`` each (``synth.rig.offline``; subject i
-   is rig seed i), pretrains the ``--config`` encoders on all but the last for ``--steps`` steps;
+   of seed k is rig seed ``100 k + i``), pretrains the ``--config`` encoders on all but the last for ``--steps`` steps;
 2. trains a recognizer probe (``configs/recognize/tiny``) on the same sessions' expressions, unless
    ``--no-recognizer``;
 3. exports both with :func:`fusion.edge.build.export_model` (``--quantize int8``), calibrated on the

@@ -85,13 +85,14 @@ def publish_file(tmp: Path, out: Path, *, overwrite: bool = False, action: str =
     if overwrite:
         os.replace(tmp, out)
         return
+    appeared = f"{out} appeared while {action}; emosync never overwrites it. {hint}"
     try:
         os.link(tmp, out)  # fails if out appeared meanwhile, unlike rename
     except FileExistsError:
-        raise FileExistsError(f"{out} appeared while {action}; emosync never overwrites it. {hint}") from None
+        raise FileExistsError(appeared) from None
     except OSError:  # a file system without hard links
         if out.exists():
-            raise FileExistsError(f"{out} appeared while {action}; emosync never overwrites it. {hint}") from None
+            raise FileExistsError(appeared) from None
         os.rename(tmp, out)
 
 
