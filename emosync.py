@@ -29,8 +29,11 @@ from acquisition.cli.common import console, fail
 from data_cards import cli as cli_card
 from fusion import cli as fusion_cli
 from fusion.edge import cli as edge_cli
+from fusion.federated import cli as federate_cli
+from fusion.live import cli as live_cli
 from fusion.recognition import cli as recognize_cli
 from synth.cli import audit as cli_audit
+from synth.cli import score as cli_score
 from synth.cli import simulate as cli_simulate
 from synth.cli import synth as cli_synth
 
@@ -63,11 +66,14 @@ app.command("pretrain")(fusion_cli.pretrain)
 app.command("evaluate")(fusion_cli.evaluate)
 app.command("embed")(fusion_cli.embed)
 app.command("export-model")(edge_cli.export_model)
+app.command("live")(live_cli.live)
 app.command("simulate")(cli_simulate.simulate)
 app.command("card")(cli_card.card)
 cli_synth.app.command("audit")(cli_audit.audit)
+cli_synth.app.command("score")(cli_score.score)
 app.add_typer(cli_synth.app, name="synth")
 app.add_typer(recognize_cli.app, name="recognize")
+app.add_typer(federate_cli.app, name="federate")
 
 
 @app.command()

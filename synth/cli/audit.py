@@ -21,13 +21,15 @@ def audit(
     config: str = typer.Option("audit", "--config", "-c", help="configs/synth name or a .yaml path."),
     overrides: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE, repeatable: "
                                         "--set rule.max_mia_auc=0.55."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for audit.json, audit.md and "
-                                       "closest_pairs.png (default: the corpus folder; never overwritten, "
-                                       "a second audit writes audit-2.*)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for audit.json, audit.md, "
+                                       "closest_pairs.png and identity_distances.png (default: the corpus folder; "
+                                       "never overwritten, a second audit writes audit-2.*)."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object (the audit.json content)."),
     strict: bool = typer.Option(False, "--strict", help="Exit with status 2 when the audit fails."),
 ) -> None:
-    """Privacy audit of a synthetic corpus: NN distances vs held-out data, memorization, membership inference.
+    """Privacy audit of a synthetic corpus: NN distances vs held-out data, new identities, memorization, MIA.
+
+    Identity checks need --holdout sessions of people who are not training subjects.
 
     Example: emosync synth audit models/s1 corpora/c1 --train s1.h5 --holdout h1.h5 --json
     """
@@ -72,6 +74,27 @@ def _print_summary(result: dict) -> None:
     mia = result["membership_inference"]
     if mia.get("auc") is not None:
         console.print(f"membership inference: AUC {mia['auc']:.3f}, TPR at 1 % FPR {mia['tpr_at_1pct_fpr']:.3f}")
+    _print_identity(result.get("identity_privacy"))
     rate = result["rejection_rate"]
     console.print(f"memorized frames: {result['memorized_frames']} of {result['n_frames']['synthetic']}; "
                   f"rejection rate: {'no filter' if rate is None else f'{rate:.3f}'}")
+
+
+def _print_identity(block: dict | None) -> None:
+    """One or two lines on the identity checks: distances and re-identification, or why they did not run."""
+    if block is None:
+        return
+    if block.get("skipped"):
+        console.print(f"identity checks not run: {block['skipped']}")
+        return
+    test, reid = block["distance_test"], block["reidentification"]
+    console.print(f"identities ({block['identity_source']}): median distance to the nearest training subject "
+                  f"{test['synthetic_median']:.3f} vs held-out subjects {test['holdout_median']:.3f} "
+                  f"(lower bound {test['holdout_median_lower_bound']['value']:.3f}); rank test p "
+                  f"{test['rank_test']['p_value']:.3g}; mode {block['mode'].split(':')[0]}")
+    leak = reid.get("leak_control")
+    leak_text = (f"; leak control: {leak['accuracy']:.2f} named right vs chance {leak['chance']:.2f}"
+                 if leak and leak.get("accuracy") is not None else "")
+    console.print(f"re-identified: {reid['n_reidentified']} of {block['n_identities']['total']} identities "
+                  f"({reid['rate']:.2f}; new people {reid['expected_rate_new_people']:.2f}, p {reid['p_value']:.3g})"
+                  f"{leak_text}")

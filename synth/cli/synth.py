@@ -79,11 +79,20 @@ def sample(
         "off", "--reject-closer-than",
         help="Drop sequences with a frame closer than this RMS pixel distance to a training frame: a number, "
              "auto (calibrated on the training frames; synth.privacy) or off."),
+    new_identities: Optional[int] = typer.Option(
+        None, "--new-identities",
+        help="Spread the sequences over this many NEW people drawn from the model's identity prior (seeded by "
+             "--seed; needs a model trained with model.identity.enabled). Default: identity 'none'."),
+    identities_from_training: bool = typer.Option(
+        False, "--identities-from-training",
+        help="LEAKING control for the privacy audit: condition on the training subjects' own identities "
+             "('train:<subject_id>'). For tests and benchmarks only; never train on such a corpus."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Generate synthetic expression sequences, one session each, into a corpus folder.
 
-    Example: emosync synth sample models/s1 --emotion happiness --kind micro --n 200 --seed 3 --out corpora/c1
+    Example: emosync synth sample models/m1 --emotion happiness,surprise --kind micro --n 500 --new-identities 50
+    --seed 3 --out corpora/c1
     """
     from synth.facs import read_au_timeline_csv
 
@@ -97,9 +106,13 @@ def sample(
         reject = _reject_filter(model, reject_closer_than)
         corpus = sample_corpus(model, out, n=n, seed=seed, emotions=emotions, kind=kind, au_timeline=timeline,
                                fps=fps, n_frames=frames, append=append, reject=reject, emg=emg,
-                               num_inference_steps=steps, progress=progress)
+                               num_inference_steps=steps, progress=progress, new_identities=new_identities,
+                               identities_from_training=identities_from_training)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as err:
         raise fail(str(err)) from None
     rejection = corpus["rejection"]
     extra = f"; rejection rate {rejection['rate']:.1%}" if rejection else ""
+    identities = corpus.get("identities") or {"kind": "none", "n": 0}
+    if identities["kind"] != "none":
+        extra += f"; {identities['n']} {identities['kind']} identities"
     console.print(f"{len(corpus['sequences'])} sequence(s) in {out / 'corpus.json'}{extra}")

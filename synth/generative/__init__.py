@@ -4,6 +4,7 @@
 ``base``      the :class:`AUGenerator` protocol, the model folder, :func:`load_generator`, :func:`model_sha256`
 ``config``    the YAML configuration (``configs/synth/*.yaml``)
 ``diffusion`` diffusers UNet2DConditionModel + DDPM/DDIM: ``AUConditionedFacePipeline``
+``identity``  the identity input's prior (new people), the distance rule, noise schemes, identity labels
 ``gan``       GANimation-style conditional GAN in plain PyTorch
 ``train``     resumable training loop (checkpoints, logs, sample grids, optional DP-SGD)
 ``corpus``    sequences from emotions or AU timelines, written as synthetic sessions

@@ -62,7 +62,12 @@ progress : bool
 
 @runtime_checkable
 class AUGenerator(Protocol):
-    """An image generator conditioned only on the 17 AU intensities (never on identity).
+    """An image generator conditioned on the 17 AU intensities.
+
+    A diffusion model trained with ``model.identity.enabled`` also takes an identity vector
+    (``sample(..., identity=v)``; ``has_identity``, ``prior``: see :mod:`synth.generative.identity`);
+    AU-only models (and the GAN) have no such input, and callers check ``getattr(gen, "has_identity",
+    False)`` before passing one.
 
     Attributes
     ----------

@@ -31,13 +31,46 @@ class DataConfig(StrictModel):
     require_face_boxes: bool = False
 
 
+class IdentityConfig(StrictModel):
+    """Identity as a second, separate input of the generator (see :mod:`synth.generative.identity`).
+
+    ``enabled``: learn one embedding of ``dim`` numbers per training subject (``subject_id``),
+    jointly with the generator; it enters wherever the AUs enter (an extra cross-attention token
+    and/or the class projection), never through the AU tokens. ``dropout``: probability that a
+    training frame's identity is replaced by the null identity (zeros), classifier-free style, so
+    the model also learns an identity-free face and leans on the AUs for expression.
+
+    After training a ``prior`` is fitted over the learned embeddings: ``mixture`` (a Dirichlet
+    mix of ``mix_k`` distinct training embeddings, re-normalized to their mean norm) or
+    ``gaussian`` (mean and covariance shrunk towards a scaled identity by ``shrinkage``). A new
+    identity is accepted only if its Euclidean distance to every training embedding, and to every
+    identity already accepted in the same corpus, is at least ``min_distance_factor`` times the
+    median nearest-neighbour distance between training embeddings. At most
+    ``max_new_identities`` new identities may be asked of one corpus.
+    """
+
+    enabled: bool = False
+    dim: int = Field(32, ge=2)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    prior: Literal["mixture", "gaussian"] = "mixture"
+    mix_k: int = Field(3, ge=2)
+    dirichlet_alpha: float = Field(1.0, gt=0)
+    shrinkage: float = Field(0.5, ge=0, le=1)
+    min_distance_factor: float = Field(0.5, ge=0)
+    max_new_identities: int = Field(500, ge=1)
+    #: Initial noise of a sequence's frames: one shared draw, an AR(1) walk of ``noise_walk_rho``, or independent.
+    noise: Literal["shared", "walk", "independent"] = "shared"
+    noise_walk_rho: float = Field(0.98, ge=0, le=1)
+
+
 class DiffusionModelConfig(StrictModel):
     """An AU-conditioned ``UNet2DConditionModel`` and its noise schedule.
 
     ``conditioning``: ``projection`` adds a learned projection of the AU vector (divided by 5)
     to the timestep embedding (``class_embed_type="projection"``); ``tokens`` feeds 17 AU tokens
     (a learned embedding per AU scaled by its intensity plus a learned bias) to cross-attention
-    blocks through ``encoder_hidden_states``; ``both`` does both.
+    blocks through ``encoder_hidden_states``; ``both`` does both. ``identity``: the optional
+    identity input (off: the AU-only model of earlier releases, which loads as before).
     """
 
     kind: Literal["diffusion"] = "diffusion"
@@ -54,6 +87,7 @@ class DiffusionModelConfig(StrictModel):
     num_inference_steps: int = Field(25, ge=1)
     #: Timesteps (as fractions of num_train_timesteps) averaged by the membership-inference loss.
     loss_timesteps: list[float] = [0.1, 0.3, 0.5, 0.7, 0.9]
+    identity: IdentityConfig = IdentityConfig()
 
     @model_validator(mode="after")
     def _check(self) -> DiffusionModelConfig:
@@ -142,6 +176,10 @@ class SynthTrainConfig(StrictModel):
         if self.model.kind == "gan" and self.data.image_size % 16:
             raise ValueError(f"the GAN needs data.image_size divisible by 16 (e.g. 32, 64, 112), "
                              f"got {self.data.image_size}")
+        if self.model.kind == "diffusion" and self.model.identity.enabled and self.privacy.dp_sgd:
+            raise ValueError("model.identity.enabled and privacy.dp_sgd cannot be combined: the identity table "
+                             "learns one embedding per training subject, which DP-SGD's per-sample clipping does "
+                             "not cover. Turn one of them off.")
         if self.model.kind == "diffusion":
             factor = 2 ** (len(self.model.block_out_channels) - 1)
             if self.data.image_size % factor:

@@ -4,7 +4,8 @@ Layout of a corpus folder (the data-card generator and fusion rely on it)::
 
     OUT/corpus.json              {"synthetic": true, "generator": {"kind", "model_dir", "model_sha256", "config"},
                                   "seeds": [first, last], "sequences": [{"id", "file", "emotion", "kind", "seed",
-                                  "n_frames", "fps"}], "rejection": {...} | null, "created", "emosync_version"}
+                                  "n_frames", "fps", "identity"}], "identities": {"kind", "n", "prior",
+                                  "min_distance", ...}, "rejection": {...} | null, "created", "emosync_version"}
     OUT/sessions/seq-00000.h5    one session per sequence, written by acquisition.SessionWriter
 
 Each session holds ``RGB`` (RGB8 ``VideoRaw``), ``Depth`` (``DEPTH16-mm``), ``ActionUnits`` (the
@@ -13,7 +14,17 @@ Each session holds ``RGB`` (RGB8 ``VideoRaw``), ``Depth`` (``DEPTH16-mm``), ``Ac
 which carry no annotation) and, on request, ``EMG`` from the simulator's muscle model
 (:class:`synth.rig.signals.EMGGenerator` driven by the same AU curves). Root metadata:
 ``synthetic=True``, ``subject_id="synthetic"``, ``generator_kind``, ``model_sha256``, ``seed``,
-``emotion``, ``expression_kind``.
+``emotion``, ``expression_kind``, ``identity``.
+
+Identities (:mod:`synth.generative.identity`). Every sequence records whose face it shows, in
+``corpus.json`` and in its session's root ``identity``: ``"new-0007"`` (the 8th new identity
+drawn for this corpus, one vector held over the whole sequence), ``"train:<subject_id>"``
+(the deliberately leaking control, ``identities_from_training``: a training subject's own
+learned embedding; for the privacy audit's negative control only) or ``"none"`` (an AU-only
+model, or an identity model sampled with the null identity). Sequence ``seq-0000j`` shows
+identity ``j mod n``. The top-level ``identities`` records ``kind`` (``new``, ``train`` or
+``none``), ``n``, the ``prior`` (its description), ``min_distance``, the identity ``seed`` and the
+vectors themselves, so ``append`` continues with the same people.
 
 Attempt ``k`` of a run uses seed ``seed + k`` both for its AU timeline and for the generator's
 noise, so ``(model, seed)`` reproduces a sequence; rejected attempts (privacy filter) use up
@@ -46,6 +57,7 @@ from acquisition.utils.docs import add_doc, fill_doc
 from acquisition.utils.version import software_version
 from synth.generative.base import load_generator, model_sha256, utc_now
 from synth.generative.frames import rgbd_to_images
+from synth.generative.identity import NO_IDENTITY, new_identity_label, training_identity_label
 
 add_doc("corpus_fps", """
 fps : float
@@ -227,7 +239,8 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
                   emotions: Sequence[str] = (), kind: str = "micro", au_timeline: SampledAUTimeline | None = None,
                   fps: float = 30.0, n_frames: int | None = None, append: bool = False,
                   reject: RejectFilter | None = None, emg: bool = False, num_inference_steps: int | None = None,
-                  max_attempts_factor: int = 10, progress: bool = False, generator: Any = None) -> dict[str, Any]:
+                  max_attempts_factor: int = 10, progress: bool = False, generator: Any = None,
+                  new_identities: int | None = None, identities_from_training: bool = False) -> dict[str, Any]:
     """Generate ``n`` sequences and write them as a corpus.
 
     Parameters
@@ -263,11 +276,25 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
     %(progress_bar)s
     generator : AUGenerator | None
         An already loaded generator for ``model_dir`` (saves loading it again).
+    new_identities : int | None
+        Spread the sequences over this many new identities drawn from the model's identity prior
+        (seeded by ``seed``; sequence ``seq-0000j`` shows identity ``j mod new_identities``). Needs a
+        model trained with ``model.identity.enabled``. None: no identity (``"none"``), or, when
+        appending, the corpus' own identities.
+    identities_from_training : bool
+        The deliberately LEAKING control for the privacy audit: condition on the training subjects' own
+        learned embeddings (``"train:<subject_id>"``). Never use such a corpus as data.
 
     Returns
     -------
     corpus : dict
         The corpus index as written to ``corpus.json``.
+
+    Raises
+    ------
+    ValueError
+        Bad options, identities asked of a model without an identity input, more new identities than
+        the prior supports, or an append that changes the identities; all before anything is written.
     """
     out = Path(out)
     _check_sequence_options(n, emotions, kind, au_timeline)
@@ -277,11 +304,14 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
     if existing is not None and existing["generator"]["model_sha256"] != sha:
         raise ValueError(f"{out} was generated by model {existing['generator']['model_sha256'][:12]}..., not "
                          f"{sha[:12]}... ({model_dir}); append only with the same model, or use a new --out.")
+    first_seed = _first_seed(out, existing or {"seeds": None, "sequences": []}, seed, n)
+    identities = _identity_plan(gen, model_dir, existing, new_identities, identities_from_training, first_seed)
     created_out = not out.exists()
     (out / SESSIONS_DIR).mkdir(parents=True, exist_ok=True)
     corpus = existing or _new_index(gen, model_dir, sha)
-    run = _SamplingRun(out, corpus, gen, sha, seed=_first_seed(out, corpus, seed, n), n=n, reject=reject,
-                       next_id=_next_id(out, existing))
+    corpus["identities"] = identities.index
+    run = _SamplingRun(out, corpus, gen, sha, seed=first_seed, n=n, reject=reject,
+                       next_id=_next_id(out, existing), identities=identities)
 
     def request(this_seed: int) -> SequenceRequest:
         if au_timeline is not None:
@@ -312,6 +342,71 @@ def _check_sequence_options(n: int, emotions: Sequence[str], kind: str,
             check_emotion(emotion)
         if kind not in ("micro", "macro"):
             raise ValueError(f"Unknown expression kind {kind!r}; use micro or macro.")
+
+
+@dataclass
+class _Identities:
+    """The identities of a corpus: labels and vectors (none for ``"none"``), and their ``corpus.json`` entry."""
+
+    labels: list[str]
+    vectors: np.ndarray | None
+    index: dict[str, Any]
+
+    def of(self, seq_number: int) -> tuple[str, np.ndarray | None]:
+        """Label and vector of sequence ``seq-<seq_number>``: identity ``seq_number mod n``."""
+        if self.vectors is None:
+            return NO_IDENTITY, None
+        k = seq_number % len(self.labels)
+        return self.labels[k], self.vectors[k]
+
+
+def _identity_plan(gen: Any, model_dir: str | os.PathLike, existing: dict[str, Any] | None,
+                   new_identities: int | None, from_training: bool, seed: int) -> _Identities:
+    """Which identities the sequences show; every refusal happens here, before anything is written."""
+    if new_identities is not None and from_training:
+        raise ValueError("Give either --new-identities or --identities-from-training, not both.")
+    has_identity = bool(getattr(gen, "has_identity", False))
+    if (new_identities is not None or from_training) and not has_identity:
+        raise ValueError(f"{model_dir} has no identity input: it is an AU-only {gen.kind} model, whose sequences "
+                         "carry identity 'none'. --new-identities and --identities-from-training need a diffusion "
+                         "model trained with model.identity.enabled=true (e.g. --config diffusion-64-cpu).")
+    previous = (existing or {}).get("identities") if existing is not None else None
+    if existing is not None:
+        return _identities_of_existing(existing, previous, new_identities, from_training)
+    if from_training:
+        subjects = list(gen.subjects)
+        return _Identities([training_identity_label(s) for s in subjects], gen.identity_embeddings(), {
+            "kind": "train", "n": len(subjects), "prior": None, "min_distance": None, "subjects": subjects,
+            "leaking": "conditioned on the training subjects' own embeddings: the privacy audit's negative control",
+            "vectors": gen.identity_embeddings().tolist()})
+    if new_identities is None:
+        return _Identities([], None, {"kind": "none", "n": 0, "prior": None, "min_distance": None})
+    if gen.prior is None:
+        raise ValueError(f"{model_dir} has an identity input but no fitted identity prior in its card; it was saved "
+                         "before training finished. Finish training (emosync synth train --resume).")
+    vectors = gen.prior.draw(new_identities, seed=seed)
+    prior = {k: v for k, v in gen.prior.to_card().items() if k not in ("subjects", "min_distance")}
+    return _Identities([new_identity_label(k) for k in range(new_identities)], vectors, {
+        "kind": "new", "n": int(new_identities), "prior": prior, "min_distance": gen.prior.min_distance,
+        "seed": int(seed), "vectors": vectors.tolist()})
+
+
+def _identities_of_existing(existing: dict[str, Any], previous: dict[str, Any] | None, new_identities: int | None,
+                            from_training: bool) -> _Identities:
+    """An appended run continues with the corpus' own identities; asking for others is refused."""
+    previous = previous or {"kind": "none", "n": 0, "prior": None, "min_distance": None}
+    kind = previous["kind"]
+    asked = "train" if from_training else ("new" if new_identities is not None else kind)
+    if asked != kind or (new_identities is not None and new_identities != previous["n"]):
+        what = f"{previous['n']} {kind} identities" if kind != "none" else "no identities"
+        raise ValueError(f"The corpus holds {what}; --append continues with the same identities. Leave "
+                         "--new-identities / --identities-from-training out (or repeat them unchanged), or sample "
+                         "into a new --out.")
+    if kind == "none":
+        return _Identities([], None, previous)
+    labels = ([training_identity_label(s) for s in previous["subjects"]] if kind == "train"
+              else [new_identity_label(k) for k in range(previous["n"])])
+    return _Identities(labels, np.asarray(previous["vectors"], dtype=np.float32), previous)
 
 
 def _existing_corpus(out: Path, *, append: bool) -> dict[str, Any] | None:
@@ -360,8 +455,9 @@ class _SamplingRun:
     """One :func:`sample_corpus` call: attempts from ``seed`` on, kept sequences folded into ``corpus``."""
 
     def __init__(self, out: Path, corpus: dict[str, Any], gen: Any, sha: str, *, seed: int, n: int,
-                 reject: RejectFilter | None, next_id: int) -> None:
+                 reject: RejectFilter | None, next_id: int, identities: _Identities | None = None) -> None:
         self.out, self.corpus, self.gen, self.sha = out, corpus, gen, sha
+        self.identities = identities or _Identities([], None, {"kind": "none", "n": 0})
         self.seed, self.n, self.reject, self.next_id = seed, n, reject, next_id
         self.prev_seeds, self.prev_rejection = corpus["seeds"], corpus["rejection"]
         self.used_seeds = {int(q["seed"]) for q in corpus["sequences"]}
@@ -384,11 +480,14 @@ class _SamplingRun:
                                      f"stopped after {self.kept} new sequence(s). Append again without --seed to "
                                      "continue.")
                 sequence = request(this_seed)
-                rgbd = self.gen.sample(sequence.aus, seed=this_seed, num_inference_steps=num_inference_steps)
+                # The identity follows the sequence id (rejected attempts use up seeds, not ids).
+                label, vector = self.identities.of(self.next_id)
+                extra = {} if vector is None else {"identity": vector}
+                rgbd = self.gen.sample(sequence.aus, seed=this_seed, num_inference_steps=num_inference_steps, **extra)
                 self.attempts += 1
                 if self._rejected(rgbd, this_seed):
                     continue
-                self._keep(sequence, rgbd, this_seed, emg=emg)
+                self._keep(sequence, rgbd, this_seed, emg=emg, identity=label)
                 bar.update(1)
 
     def _rejected(self, rgbd: np.ndarray, this_seed: int) -> bool:
@@ -405,16 +504,19 @@ class _SamplingRun:
             self.record()
         return True
 
-    def _keep(self, sequence: SequenceRequest, rgbd: np.ndarray, this_seed: int, *, emg: bool) -> None:
+    def _keep(self, sequence: SequenceRequest, rgbd: np.ndarray, this_seed: int, *, emg: bool,
+              identity: str = NO_IDENTITY) -> None:
         """Write the sequence as the corpus' next session and record it in the index."""
         seq_id = f"seq-{self.next_id:05d}"
         self.next_id += 1
         write_sequence(self.out / SESSIONS_DIR / f"{seq_id}.h5", sequence, rgbd, emg=emg, seed=this_seed, metadata={
             "generator_kind": self.gen.kind, "model_sha256": self.sha, "seed": this_seed,
-            "emotion": sequence.emotion or "", "expression_kind": sequence.kind or "", "corpus_id": seq_id})
+            "emotion": sequence.emotion or "", "expression_kind": sequence.kind or "", "corpus_id": seq_id,
+            "identity": identity})
         self.corpus["sequences"].append({"id": seq_id, "file": f"{SESSIONS_DIR}/{seq_id}.h5",
                                          "emotion": sequence.emotion, "kind": sequence.kind, "seed": this_seed,
-                                         "n_frames": int(len(sequence.aus)), "fps": float(sequence.fps)})
+                                         "n_frames": int(len(sequence.aus)), "fps": float(sequence.fps),
+                                         "identity": identity})
         self.used_seeds.add(this_seed)
         self.kept += 1
         self.record()

@@ -13,18 +13,31 @@ the two stay aligned) conditioned only on the 17 AU intensities, in two ways
   the token projection inside the UNet leaves the pipeline with standard diffusers
   components only, so ``from_pretrained`` needs no custom module import.
 
+Identity (``model.identity.enabled``, :mod:`synth.generative.identity`): a learned table of one
+``dim``-vector per training subject, trained jointly. Its vector ``v`` enters beside the AUs, not
+through them: every token gets ``dim`` extra zero columns and one identity token
+``[0 (34), v]`` is appended (``encoder_hid_proj`` maps it to ``W v + b``), and with the class
+projection ``v`` is appended to ``au / 5``. The AU tokens' projection is unchanged (their extra
+columns are zero). The null identity (zeros) is what identity dropout trains and what an
+identity model samples when no identity is asked for. The table is saved as
+``weights/identity.safetensors``; the prior fitted on it goes into the model card.
+
 Training is DDPM (``DDPMScheduler``), with an EMA of the weights (``EMAModel``); sampling
 uses DDIM (eta = 0) or DPM-Solver++ in ``num_inference_steps`` (25) steps.
 
 Temporal coherence: all frames of a sequence start from the *same* initial noise and the
 samplers are deterministic, so two frames differ only through their AU condition: frames
 with equal AUs are identical, and smoothly varying AU curves give smoothly varying frames.
+Identity models hold one identity vector over the whole sequence as well; their noise scheme
+(``model.identity.noise``: shared, AR(1) walk or independent) was chosen by measured flicker
+(docs/synthesis.md).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +54,7 @@ from acquisition.utils.model_folder import prepare_weights_dir, read_model_folde
 from synth.generative.base import save_generator_config
 from synth.generative.config import DiffusionModelConfig
 from synth.generative.frames import N_AUS, N_CHANNELS
-
+from synth.generative.identity import IDENTITY_WEIGHTS, IdentityPrior, identity_noise
 
 
 def au_tokens(aus: torch.Tensor) -> torch.Tensor:
@@ -51,17 +64,49 @@ def au_tokens(aus: torch.Tensor) -> torch.Tensor:
     return torch.cat([eye.expand(aus.shape[0], -1, -1), scaled], dim=-1)
 
 
+def identity_dim(config: DiffusionModelConfig) -> int:
+    """Width of the identity input (0: an AU-only model)."""
+    return config.identity.dim if config.identity.enabled else 0
+
+
+def unet_identity_dim(unet: UNet2DConditionModel) -> int:
+    """Width of the identity input a built UNet expects, read from its config (0: AU-only)."""
+    config = unet.config
+    if config.encoder_hid_dim_type == "text_proj":
+        return int(config.encoder_hid_dim) - 2 * N_AUS
+    if config.class_embed_type == "projection":
+        return int(config.projection_class_embeddings_input_dim) - N_AUS
+    return 0
+
+
+def condition_tokens(aus: torch.Tensor, identity: torch.Tensor | None, dim: int) -> torch.Tensor:
+    """AU tokens, plus one identity token when ``dim`` > 0: (n, 17) -> (n, 17 [+ 1], 34 + dim).
+
+    The AU tokens get ``dim`` zero columns (their projection is the AU-only one); the identity
+    token is ``[0 (34), identity]`` (zeros, the null identity, when ``identity`` is None).
+    """
+    tokens = au_tokens(aus)
+    if dim == 0:
+        return tokens
+    n = aus.shape[0]
+    identity = aus.new_zeros(n, dim) if identity is None else identity.to(aus.dtype)
+    tokens = torch.cat([tokens, aus.new_zeros(n, N_AUS, dim)], dim=-1)
+    id_token = torch.cat([aus.new_zeros(n, 1, 2 * N_AUS), identity[:, None]], dim=-1)
+    return torch.cat([tokens, id_token], dim=1)
+
+
 def build_unet(config: DiffusionModelConfig, image_size: int) -> UNet2DConditionModel:
     """The UNet for ``config``: cross-attention blocks (all but the first level) only when tokens are used."""
     levels = len(config.block_out_channels)
+    extra = identity_dim(config)
     tokens = config.conditioning in ("tokens", "both")
     down = ["DownBlock2D"] + ["CrossAttnDownBlock2D" if tokens else "DownBlock2D"] * (levels - 1)
     up = ["CrossAttnUpBlock2D" if tokens else "UpBlock2D"] * (levels - 1) + ["UpBlock2D"]
     kwargs: dict[str, Any] = {}
     if config.conditioning in ("projection", "both"):
-        kwargs.update(class_embed_type="projection", projection_class_embeddings_input_dim=N_AUS)
+        kwargs.update(class_embed_type="projection", projection_class_embeddings_input_dim=N_AUS + extra)
     if tokens:
-        kwargs.update(encoder_hid_dim=2 * N_AUS, encoder_hid_dim_type="text_proj")
+        kwargs.update(encoder_hid_dim=2 * N_AUS + extra, encoder_hid_dim_type="text_proj")
     return UNet2DConditionModel(
         sample_size=image_size, in_channels=N_CHANNELS, out_channels=N_CHANNELS,
         block_out_channels=tuple(config.block_out_channels), layers_per_block=config.layers_per_block,
@@ -71,14 +116,31 @@ def build_unet(config: DiffusionModelConfig, image_size: int) -> UNet2DCondition
         norm_num_groups=config.norm_num_groups, **kwargs)
 
 
-def unet_condition(unet: UNet2DConditionModel, aus: torch.Tensor) -> dict[str, torch.Tensor | None]:
-    """The UNet's conditioning keyword arguments for AU intensities ``aus`` (n, 17) on the 0-5 scale."""
+def unet_condition(unet: UNet2DConditionModel, aus: torch.Tensor, identity: torch.Tensor | None = None
+                   ) -> dict[str, torch.Tensor | None]:
+    """The UNet's conditioning keyword arguments for AU intensities ``aus`` (n, 17) on the 0-5 scale.
+
+    ``identity`` (n, dim): identity vectors for an identity model (None: the null identity); refused
+    by an AU-only UNet.
+    """
     config = unet.config
+    dim = unet_identity_dim(unet)
+    if identity is not None and dim == 0:
+        raise ValueError("This diffusion model has no identity input (trained with model.identity.enabled=false); "
+                         "sample it without identities.")
+    if identity is not None and identity.shape != (aus.shape[0], dim):
+        raise ValueError(f"identity must have shape (n_frames, {dim}) = ({aus.shape[0]}, {dim}), "
+                         f"got {tuple(identity.shape)}.")
     if config.encoder_hid_dim_type == "text_proj":
-        hidden = au_tokens(aus)
+        hidden = condition_tokens(aus, identity, dim)
     else:  # no cross-attention: the UNet still requires the argument, and ignores it
         hidden = aus.new_zeros(aus.shape[0], 1, config.cross_attention_dim)
-    labels = aus / MAX_INTENSITY if config.class_embed_type == "projection" else None
+    labels = None
+    if config.class_embed_type == "projection":
+        labels = aus / MAX_INTENSITY
+        if dim:
+            labels = torch.cat([labels, aus.new_zeros(aus.shape[0], dim) if identity is None
+                                else identity.to(aus.dtype)], dim=1)
     return {"encoder_hidden_states": hidden, "class_labels": labels}
 
 
@@ -107,7 +169,8 @@ class AUConditionedFacePipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, aus: torch.Tensor, *, noise: torch.Tensor | None = None,
                  generator: torch.Generator | None = None, num_inference_steps: int = 25, eta: float = 0.0,
-                 shared_noise: bool = True, batch_size: int = 64) -> AUFacePipelineOutput:
+                 shared_noise: bool = True, batch_size: int = 64, identity: torch.Tensor | None = None
+                 ) -> AUFacePipelineOutput:
         """Denoise from noise to crops, one per row of ``aus``.
 
         Parameters
@@ -126,6 +189,9 @@ class AUConditionedFacePipeline(DiffusionPipeline):
             One initial noise for all rows (a temporally coherent sequence) instead of one per row.
         batch_size : int
             Frames denoised together.
+        identity : Tensor, shape (1 or n, dim) | None
+            Identity vector(s) of an identity model; one row is held for every frame. None: the
+            null identity (identity models) or none at all (AU-only models).
         """
         unet = self.unet
         size = unet.config.sample_size
@@ -136,12 +202,16 @@ class AUConditionedFacePipeline(DiffusionPipeline):
             noise = torch.randn((1 if shared_noise else n, N_CHANNELS, size, size), generator=generator,
                                 dtype=torch.float32).to(device)
         noise = noise.expand(n, -1, -1, -1) if noise.shape[0] == 1 else noise
+        if identity is not None:
+            identity = torch.as_tensor(identity, dtype=torch.float32).to(device)
+            identity = identity.expand(n, -1) if identity.shape[0] == 1 else identity
         outputs = []
         for start in range(0, n, batch_size):
             # Multistep schedulers (DPM-Solver++) keep per-run state (step index, past outputs): reset per batch.
             self.scheduler.set_timesteps(num_inference_steps, device=device)
             x = noise[start:start + batch_size].clone() * self.scheduler.init_noise_sigma
-            cond = unet_condition(unet, aus[start:start + batch_size])
+            cond = unet_condition(unet, aus[start:start + batch_size],
+                                  None if identity is None else identity[start:start + batch_size])
             for t in self.scheduler.timesteps:
                 model_in = self.scheduler.scale_model_input(x, t)
                 out = unet(model_in, t, **cond).sample
@@ -175,12 +245,18 @@ class DiffusionGenerator:
     unet : UNet2DConditionModel | None
         Trained weights; a fresh UNet when None.
     %(generator_card)s
+    subjects : list of str | None
+        Training ``subject_id`` values, one row of the identity table each (identity models only;
+        read from the card when None).
+    identity_table : torch.nn.Embedding | None
+        Learned identity embeddings; a fresh table when None (identity models only).
     """
 
     kind = "diffusion"
 
     def __init__(self, config: DiffusionModelConfig, image_size: int, *, unet: UNet2DConditionModel | None = None,
-                 card: dict[str, Any] | None = None) -> None:
+                 card: dict[str, Any] | None = None, subjects: list[str] | None = None,
+                 identity_table: torch.nn.Embedding | None = None) -> None:
         self.config = config
         self.image_size = int(image_size)
         self.unet = unet if unet is not None else build_unet(config, image_size)
@@ -188,11 +264,49 @@ class DiffusionGenerator:
         self.pipeline = AUConditionedFacePipeline(unet=self.unet, scheduler=sample_scheduler)
         self.pipeline.set_progress_bar_config(disable=True)
         self.card: dict[str, Any] = dict(card or {})
+        self.identity_table: torch.nn.Embedding | None = None
+        self.subjects: list[str] = []
+        self.prior: IdentityPrior | None = None
+        if config.identity.enabled:
+            id_card = self.card.get("identity") or {}
+            self.subjects = list(subjects if subjects is not None else id_card.get("subjects", []))
+            if not self.subjects:
+                raise ValueError("model.identity.enabled needs the training subjects (one identity each); none given.")
+            if identity_table is None:
+                identity_table = torch.nn.Embedding(len(self.subjects), config.identity.dim)
+                torch.nn.init.normal_(identity_table.weight, std=1.0)
+            self.identity_table = identity_table
+            if id_card.get("kind"):
+                self.prior = IdentityPrior.from_card(id_card, self.identity_embeddings())
+
+    @property
+    def has_identity(self) -> bool:
+        """Whether the model takes an identity input (trained with ``model.identity.enabled``)."""
+        return self.identity_table is not None
+
+    def identity_embeddings(self) -> np.ndarray:
+        """The learned table, one row per training subject (``self.subjects`` order): (n_subjects, dim)."""
+        if self.identity_table is None:
+            raise ValueError("This diffusion model has no identity input (AU-only).")
+        return self.identity_table.weight.detach().float().cpu().numpy().copy()
+
+    def fit_prior(self) -> IdentityPrior:
+        """Fit the identity prior on the current table (after training); stored in the card on save."""
+        self.prior = IdentityPrior.fit(self.identity_embeddings(), self.subjects, self.config.identity)
+        self.card["identity"] = self.prior.to_card()
+        return self.prior
 
     # -- persistence -------------------------------------------------------
     def save_pretrained(self, model_dir: str | os.PathLike) -> None:
-        """Write the pipeline (``weights/``: unet + scheduler, diffusers layout), then the card (``config.json``)."""
-        self.pipeline.save_pretrained(prepare_weights_dir(model_dir), safe_serialization=True)
+        """Write the pipeline (``weights/``: unet + scheduler, diffusers layout, and the identity table), then the card.
+        """
+        weights = prepare_weights_dir(model_dir)
+        self.pipeline.save_pretrained(weights, safe_serialization=True)
+        if self.identity_table is not None:
+            from safetensors.torch import save_file
+
+            save_file({"embeddings": self.identity_table.weight.detach().cpu().contiguous()},
+                      str(weights / IDENTITY_WEIGHTS))
         save_generator_config(model_dir, self)
 
     @classmethod
@@ -215,12 +329,25 @@ class DiffusionGenerator:
             if tuple(np.atleast_1d(expected[key] or [])) != tuple(np.atleast_1d(pipeline.unet.config[key] or [])):
                 raise ValueError(f"{model_dir}: the saved UNet's {key}={pipeline.unet.config[key]!r} does not match "
                                  f"the card's config ({expected[key]!r}); the folder mixes two models.")
-        gen = cls(config, int(card["image_size"]), unet=pipeline.unet, card=card)
+        table = None
+        if config.identity.enabled:
+            from safetensors.torch import load_file
+
+            path = Path(folder.weights) / IDENTITY_WEIGHTS
+            if not path.is_file():
+                raise FileNotFoundError(f"{model_dir}: the card says the model has an identity input, but "
+                                        f"{path} is missing; the folder is incomplete (re-save or retrain it).")
+            weight = load_file(str(path))["embeddings"]
+            table = torch.nn.Embedding(*weight.shape)
+            table.weight.data.copy_(weight)
+        gen = cls(config, int(card["image_size"]), unet=pipeline.unet, card=card, identity_table=table)
         return gen.to(device)
 
     def to(self, device: str | torch.device) -> DiffusionGenerator:
         """Move the weights to ``device``; returns self."""
         self.unet.to(device)
+        if self.identity_table is not None:
+            self.identity_table.to(device)
         return self
 
     @property
@@ -231,13 +358,15 @@ class DiffusionGenerator:
     # -- training ----------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
         """The trainable modules by name (what checkpoints and EMA hold)."""
-        return {"unet": self.unet}
+        if self.identity_table is None:
+            return {"unet": self.unet}
+        return {"unet": self.unet, "identity": self.identity_table}
 
     def denoising_loss(self, unet: torch.nn.Module, rgbd: torch.Tensor, aus: torch.Tensor, timesteps: torch.Tensor,
-                       noise: torch.Tensor) -> torch.Tensor:
+                       noise: torch.Tensor, identity: torch.Tensor | None = None) -> torch.Tensor:
         """Per-sample MSE of the denoiser's prediction (epsilon, x0 or v, per config), shape (n,)."""
         noisy = self.train_scheduler.add_noise(rgbd, noise, timesteps)
-        pred = unet(noisy, timesteps, **unet_condition(self.unet, aus)).sample
+        pred = unet(noisy, timesteps, **unet_condition(self.unet, aus, identity)).sample
         if self.config.prediction_type == "epsilon":
             target = noise
         elif self.config.prediction_type == "sample":
@@ -247,18 +376,32 @@ class DiffusionGenerator:
         return (pred.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
 
     def training_loss(self, unet: torch.nn.Module, rgbd: torch.Tensor, aus: torch.Tensor,
-                      generator: torch.Generator) -> torch.Tensor:
-        """DDPM loss of a batch with random timesteps and noise drawn from ``generator``, shape (n,)."""
+                      generator: torch.Generator, subjects: torch.Tensor | None = None) -> torch.Tensor:
+        """DDPM loss of a batch with random timesteps and noise drawn from ``generator``, shape (n,).
+
+        ``subjects`` (n,): rows of the identity table (identity models); each is replaced by the null
+        identity with probability ``model.identity.dropout``.
+        """
         n = rgbd.shape[0]
         timesteps = torch.randint(0, self.config.num_train_timesteps, (n,), generator=generator).to(rgbd.device)
         noise = torch.randn(rgbd.shape, generator=generator).to(rgbd.device)
-        return self.denoising_loss(unet, rgbd, aus, timesteps, noise)
+        identity = None
+        if self.identity_table is not None:
+            if subjects is None:
+                raise ValueError("An identity model's training loss needs each frame's subject index.")
+            keep = (torch.rand((n, 1), generator=generator) >= self.config.identity.dropout).to(rgbd.device)
+            identity = self.identity_table(subjects.to(rgbd.device)) * keep
+        return self.denoising_loss(unet, rgbd, aus, timesteps, noise, identity)
 
     # -- protocol ----------------------------------------------------------
     @torch.no_grad()
     def per_sample_loss(self, rgbd: torch.Tensor, aus: torch.Tensor, *, seed: int = 0,
                         batch_size: int = 64) -> torch.Tensor:
-        """Denoising MSE averaged over ``config.loss_timesteps`` with fixed noises (seeded), shape (n,)."""
+        """Denoising MSE averaged over ``config.loss_timesteps`` with fixed noises (seeded), shape (n,).
+
+        Identity models are scored with the null identity: the statistic must not need to know whose
+        frame it is.
+        """
         self.unet.eval()
         rgbd = torch.as_tensor(rgbd, dtype=torch.float32)
         aus = torch.as_tensor(aus, dtype=torch.float32)
@@ -276,10 +419,41 @@ class DiffusionGenerator:
         return out
 
     def sample(self, aus_sequence: np.ndarray, *, seed: int = 0, num_inference_steps: int | None = None,
-               batch_size: int = 64) -> np.ndarray:
-        """One sequence from shared initial noise (seeded) and a deterministic sampler: (n, 4, H, W) in [-1, 1]."""
+               batch_size: int = 64, identity: np.ndarray | None = None, noise: str | None = None) -> np.ndarray:
+        """One sequence from seeded initial noise and a deterministic sampler: (n, 4, H, W) in [-1, 1].
+
+        Parameters
+        ----------
+        aus_sequence : array, shape (n_frames, 17)
+            Requested AU intensities (0-5).
+        seed : int
+            Seed of the initial noise.
+        num_inference_steps : int | None
+            Sampler steps (None: the config's).
+        batch_size : int
+            Frames denoised together.
+        identity : array, shape (dim,) | None
+            One identity vector held for every frame (identity models only; None: the null identity).
+        noise : ``"shared"`` | ``"walk"`` | ``"independent"`` | None
+            Initial-noise scheme (:func:`synth.generative.identity.identity_noise`); None: the config's
+            ``model.identity.noise`` (``shared`` for AU-only models).
+        """
         self.unet.eval()
-        generator = torch.Generator().manual_seed(int(seed))
-        return self.pipeline(torch.as_tensor(np.asarray(aus_sequence, dtype=np.float32)), generator=generator,
-                             num_inference_steps=num_inference_steps or self.config.num_inference_steps,
-                             batch_size=batch_size).images
+        aus = torch.as_tensor(np.asarray(aus_sequence, dtype=np.float32))
+        steps = num_inference_steps or self.config.num_inference_steps
+        scheme = noise or (self.config.identity.noise if self.has_identity else "shared")
+        id_tensor = None
+        if identity is not None:
+            if not self.has_identity:
+                raise ValueError("This diffusion model has no identity input (trained with "
+                                 "model.identity.enabled=false): sample it without an identity.")
+            id_tensor = torch.as_tensor(np.asarray(identity, dtype=np.float32).reshape(1, -1))
+        if scheme == "shared":  # exactly the AU-only models' draw, so their samples do not change
+            generator = torch.Generator().manual_seed(int(seed))
+            return self.pipeline(aus, generator=generator, num_inference_steps=steps, batch_size=batch_size,
+                                 identity=id_tensor).images
+        shape = (N_CHANNELS, self.image_size, self.image_size)
+        init = torch.from_numpy(identity_noise(shape, len(aus), scheme=scheme, seed=int(seed),
+                                               rho=self.config.identity.noise_walk_rho))
+        return self.pipeline(aus, noise=init, num_inference_steps=steps, batch_size=batch_size,
+                             identity=id_tensor).images

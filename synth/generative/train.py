@@ -56,13 +56,18 @@ CHECKPOINTS = "checkpoints"
 RESUMABLE_CHANGES = ("optim.steps", "logging", "data.require_face_boxes")
 
 
-def build_generator(config: SynthTrainConfig, *, card: dict[str, Any] | None = None):
-    """A fresh generator for ``config`` (weights seeded with ``config.seed``)."""
+def build_generator(config: SynthTrainConfig, *, card: dict[str, Any] | None = None,
+                    subjects: Sequence[str] | None = None):
+    """A fresh generator for ``config`` (weights seeded with ``config.seed``).
+
+    ``subjects``: the training ``subject_id`` values, one identity-table row each (identity models).
+    """
     torch.manual_seed(config.seed)
     if config.kind == "diffusion":
         from synth.generative.diffusion import DiffusionGenerator
 
-        return DiffusionGenerator(config.model, config.data.image_size, card=card)
+        return DiffusionGenerator(config.model, config.data.image_size, card=card,
+                                  subjects=list(subjects) if subjects is not None else None)
     from synth.generative.gan import GANGenerator
 
     return GANGenerator(config.model, config.data.image_size, card=card)
@@ -100,10 +105,15 @@ class _Trainer:
         from diffusers.training_utils import EMAModel
 
         self.config, self.frames, self.out, self.device = config, frames, out, device
-        self.gen = build_generator(config).to(device)
+        subjects = sorted(set(frames.subject_ids.tolist()))
+        self.gen = build_generator(config, subjects=subjects).to(device)
+        # Row of the identity table of each frame (used by identity models only).
+        self.subject_index = np.searchsorted(np.array(subjects), frames.subject_ids)
         o = config.optim
         if config.kind == "diffusion":
-            self.main = self.gen.unet
+            # The identity table (if any) is trained, EMA-averaged and clipped together with the UNet.
+            self.main = (self.gen.unet if not self.gen.has_identity
+                         else torch.nn.ModuleDict(self.gen.modules()))
             self.optimizers = {"unet": torch.optim.AdamW(self.main.parameters(), lr=o.lr,
                                                          weight_decay=o.weight_decay)}
         else:
@@ -169,14 +179,15 @@ class _Trainer:
         return float(self.privacy_engine.accountant.get_epsilon(self.config.privacy.delta))
 
     # -- one step -------------------------------------------------------------
-    def _batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = len(self.frames)
         if self.privacy_engine is not None:
             index = np.flatnonzero(rng.random(n) < self.sample_rate)
         else:
             index = rng.choice(n, self.config.optim.batch_size, replace=n < self.config.optim.batch_size)
         return (torch.from_numpy(self.frames.rgbd[index]).to(self.device),
-                torch.from_numpy(self.frames.aus[index]).to(self.device))
+                torch.from_numpy(self.frames.aus[index]).to(self.device),
+                torch.from_numpy(self.subject_index[index]).to(self.device))
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
@@ -189,7 +200,7 @@ class _Trainer:
             module.train()
         rng = np.random.default_rng(_step_seed(self.config.seed, self.step))
         generator = torch.Generator().manual_seed(_step_seed(self.config.seed, self.step))
-        rgbd, aus = self._batch(rng)
+        rgbd, aus, subjects = self._batch(rng)
         clip = self.config.optim.grad_clip
         if self.config.kind == "diffusion":
             opt = self.optimizers["unet"]
@@ -205,7 +216,8 @@ class _Trainer:
                     opt.generator = torch.Generator(device=self.device).manual_seed(
                         _step_seed(self.config.seed + 1, self.step))
                 with self._autocast():
-                    loss = self.gen.training_loss(self.dp_model or self.main, rgbd, aus, generator).mean()
+                    loss = self.gen.training_loss(self.dp_model or self.gen.unet, rgbd, aus, generator,
+                                                  subjects if self.gen.has_identity else None).mean()
                 loss.backward()
                 losses = {"loss": float(loss.detach())}
                 if self.privacy_engine is None:
@@ -416,6 +428,12 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
     d = config.data
     frames = load_face_frames(sessions, d.image_size, stride=d.stride, max_frames=d.max_frames,
                               require_face_boxes=d.require_face_boxes)
+    identity = getattr(config.model, "identity", None)
+    n_subjects = len(set(frames.subject_ids.tolist()))
+    if identity is not None and identity.enabled and n_subjects < 2:
+        raise ValueError(f"model.identity.enabled learns one identity per training subject, but the sessions hold "
+                         f"{n_subjects} subject ({sorted(set(frames.subject_ids.tolist()))}); train on sessions of "
+                         "several subjects (different subject_id), or set model.identity.enabled=false.")
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out.mkdir(parents=True, exist_ok=True)
     trainer = _Trainer(config, frames, out, torch_device,
@@ -427,6 +445,9 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
     write_log(out, trainer.log)
     trainer.gen.card = _model_card(trainer, records)
     with trainer.ema_weights():
+        if getattr(trainer.gen, "has_identity", False):
+            prior = trainer.gen.fit_prior()
+            logger.info("Identity prior over %d training subjects: %s", len(prior.subjects), prior.describe())
         trainer.gen.save_pretrained(out)
     epsilon = trainer.gen.card["privacy"]["epsilon"]
     if epsilon is not None:
@@ -451,7 +472,8 @@ def _check_out(out: Path, resume: bool) -> Path | None:
 def _resume_state(checkpoint: Path, config: SynthTrainConfig, records: list[dict[str, str]]) -> dict[str, Any]:
     """The checkpoint's training state, after checking it was trained with this config on these sessions."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    diffs = _config_diff(state["config"], config.model_dump())
+    # Validated again so that a checkpoint written before a config key existed compares with its default.
+    diffs = _config_diff(SynthTrainConfig.model_validate(state["config"]).model_dump(), config.model_dump())
     if diffs:
         raise ValueError(f"{checkpoint} was trained with another config ({'; '.join(diffs)}). Resume with the "
                          "same config (only optim.steps, logging.* and data.require_face_boxes may change) or train "

@@ -2,6 +2,7 @@
 
 ``nearest``        chunked nearest-neighbour distances (pixel space and embeddings)
 ``identity``       the disclosed identity encoder trained on the training subjects
+``identity_privacy`` are the corpus's people new? per-identity distances, re-identification attack
 ``membership``     loss-threshold membership inference: ROC AUC, TPR at 1 % FPR
 ``memorization``   calibrated copy threshold, memorized-frame count, closest-pairs PNG
 ``rejection``      :class:`NearestNeighbourFilter`, used by the sampler to drop near-copies

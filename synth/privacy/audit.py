@@ -9,11 +9,14 @@ no closer. The audit
 2. measures nearest-training-frame distances of synthetic and held-out frames in pixel space
    (RMS over RGB + depth in [-1, 1]) and in the embedding of a disclosed identity encoder
    trained here on the training subjects (:mod:`synth.privacy.identity`);
-3. counts synthetic frames under a memorization threshold calibrated on the held-out distances,
+3. asks whether the corpus's *people* are new (:mod:`synth.privacy.identity_privacy`): each
+   synthetic identity's distance to the nearest training subject against held-out subjects',
+   and a re-identification attack ("which training subject is this?");
+4. counts synthetic frames under a memorization threshold calibrated on the held-out distances,
    and draws the closest synthetic/training pairs;
-4. runs a loss-threshold membership-inference attack on the generator (training vs held-out);
-5. copies the rejection rate the sampler recorded in ``corpus.json``;
-6. applies the rule (:func:`apply_rule`): every check must pass.
+5. runs a loss-threshold membership-inference attack on the generator (training vs held-out);
+6. copies the rejection rate the sampler recorded in ``corpus.json``;
+7. applies the rule (:func:`apply_rule`): every check must pass.
 
 What the baseline means depends on the held-out sessions: held-out *subjects* ask "does the
 corpus come closer to a training frame than a new person does" (identity-level, strict);
@@ -41,7 +44,7 @@ from synth.privacy.config import AuditConfig
 from synth.privacy.nearest import distance_summary, nearest_neighbours
 
 #: Base names of the files an audit writes into its output folder.
-AUDIT_FILES = ("audit.json", "audit.md", "closest_pairs.png")
+AUDIT_FILES = ("audit.json", "audit.md", "closest_pairs.png", "identity_distances.png")
 
 
 @dataclass
@@ -54,10 +57,14 @@ class AuditReport:
         The JSON object ``emosync synth audit --json`` prints (see docs/privacy-audit.md).
     closest_pairs : tuple of ndarray | None
         ``(synthetic, training, distance, index)`` for drawing the PNG.
+    identity_plot : dict | None
+        The identity block with its arrays, for drawing ``identity_distances.png`` (None when the
+        identity checks did not run).
     """
 
     result: dict[str, Any]
     closest_pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    identity_plot: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -69,16 +76,18 @@ class AuditReport:
         return self.result
 
     def write(self, out_dir: str | os.PathLike, *, n_pairs: int = 12) -> dict[str, Path]:
-        """Write ``audit.json``, ``audit.md`` and ``closest_pairs.png`` into ``out_dir``.
+        """Write ``audit.json``, ``audit.md``, ``closest_pairs.png`` and ``identity_distances.png`` into ``out_dir``.
 
         An earlier audit there is never overwritten: the files get the first free suffix
-        (``audit-2.json``, ``audit-2.md``, ``closest_pairs-2.png``, ...).
+        (``audit-2.json``, ``audit-2.md``, ``closest_pairs-2.png``, ``identity_distances-2.png``, ...).
 
         Returns
         -------
         files : dict of str to Path
-            ``json``, ``markdown`` and ``closest_pairs`` (absent when there were no pairs).
+            ``json``, ``markdown``, ``closest_pairs`` (absent when there were no pairs) and
+            ``identity_distances`` (absent when the identity checks did not run).
         """
+        from synth.privacy.identity_privacy import save_identity_figure
         from synth.privacy.memorization import save_closest_pairs
         from synth.privacy.summary import render_markdown
 
@@ -92,6 +101,10 @@ class AuditReport:
             self.result["memorization"]["closest_pairs"] = save_closest_pairs(
                 files["closest_pairs"], synthetic, training, distance, index,
                 threshold=self.result["memorization"]["threshold"], n_pairs=n_pairs)
+        if self.identity_plot is not None:
+            files["identity_distances"] = save_identity_figure(
+                out_dir / names[3], self.identity_plot,
+                tolerance=self.result["config"]["identity_privacy"]["tolerance"])
         self.result["files"] = {key: str(path) for key, path in files.items()}
         _write_new(files["json"], json.dumps(self.result, indent=2))
         _write_new(files["markdown"], render_markdown(self.result))
@@ -104,7 +117,7 @@ def _write_new(path: Path, text: str) -> None:
         f.write(text)
 
 
-def free_audit_names(out_dir: Path) -> tuple[str, str, str]:
+def free_audit_names(out_dir: Path) -> tuple[str, ...]:
     """The first free set of audit file names in ``out_dir``.
 
     Parameters
@@ -115,15 +128,15 @@ def free_audit_names(out_dir: Path) -> tuple[str, str, str]:
     Returns
     -------
     names : tuple of str
-        ``("audit.json", "audit.md", "closest_pairs.png")``, or the same with the first suffix
-        ``-N`` (N >= 2) for which none of the three files exists.
+        ``("audit.json", "audit.md", "closest_pairs.png", "identity_distances.png")``, or the same
+        with the first suffix ``-N`` (N >= 2) for which none of the files exists.
     """
     n = 1
     while True:
         suffix = "" if n == 1 else f"-{n}"
         names = tuple(f"{Path(base).stem}{suffix}{Path(base).suffix}" for base in AUDIT_FILES)
         if not any((out_dir / name).exists() for name in names):
-            return names  # type: ignore[return-value]
+            return names
         n += 1
 
 
@@ -150,6 +163,8 @@ def apply_rule(result: dict[str, Any], config: AuditConfig) -> dict[str, dict[st
     - ``memorized_fraction``: at most ``rule.max_memorized_fraction`` of synthetic frames under the
       memorization threshold.
     - ``membership_inference_auc``: below ``rule.max_mia_auc``.
+    - ``identity_distance_median``, ``identity_distance_rank`` and ``reidentification_rate``
+      (when ``identity_privacy.enabled``): see :func:`synth.privacy.identity_privacy.identity_checks`.
 
     A check whose input was not computed (identity encoder disabled, MIA disabled) is listed with
     ``passed: None`` and does not decide the outcome; the report says so.
@@ -181,6 +196,10 @@ def apply_rule(result: dict[str, Any], config: AuditConfig) -> dict[str, dict[st
          "rule": "loss-threshold attack AUC < bound"} if auc is not None else
         {"passed": None, "value": None, "bound": config.rule.max_mia_auc,
          "rule": f"not run: {result['membership_inference'].get('skipped')}"})
+    if config.identity_privacy.enabled:
+        from synth.privacy.identity_privacy import identity_checks
+
+        checks.update(identity_checks(result.get("identity_privacy"), config.identity_privacy))
     return checks
 
 
@@ -302,9 +321,10 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
         },
     }
 
-    # 3. Embedding nearest neighbours (the disclosed identity encoder).
-    result["nearest_neighbour_embedding"] = _embedding_block(frames.train_used, frames.holdout, frames.synthetic,
-                                                             config, step)
+    # 3. Embedding nearest neighbours (the disclosed identity encoder), then identity privacy.
+    result["nearest_neighbour_embedding"], embedded = _embedding_block(frames.train_used, frames.holdout,
+                                                                       frames.synthetic, config, step)
+    result["identity_privacy"], identity_plot = _identity_privacy_block(embedded, frames, config, step)
 
     # 4. Memorization.
     threshold, memorization = _memorization_block(syn_nn.distance, hold_nn.distance, config)
@@ -327,7 +347,8 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
     result["inputs"] = _inputs_block(model_dir, corpus_dir, inputs, frames, config, int(generator.image_size))
     result["config"] = config.model_dump()
     result["created"] = utc_now()
-    return AuditReport(result, (frames.synthetic, frames.train_used.rgbd, syn_nn.distance, syn_nn.index))
+    return AuditReport(result, (frames.synthetic, frames.train_used.rgbd, syn_nn.distance, syn_nn.index),
+                       identity_plot)
 
 
 def _check_inputs(model_dir: Path, train_sessions: Sequence[str | os.PathLike] | None,
@@ -420,7 +441,10 @@ def _decide(result: dict[str, Any], config: AuditConfig, threshold: float) -> No
     result["thresholds"] = {"tolerance": config.rule.tolerance,
                             "max_memorized_fraction": config.rule.max_memorized_fraction,
                             "max_mia_auc": config.rule.max_mia_auc, "memorization_distance": threshold,
-                            "spaces": list(config.rule.spaces)}
+                            "spaces": list(config.rule.spaces),
+                            "identity_privacy": ({key: getattr(config.identity_privacy, key) for key in
+                                                  ("tolerance", "alpha", "reid_quantile", "max_reid_rate")}
+                                                 if config.identity_privacy.enabled else None)}
 
 
 def _baseline(train_subjects: list[str], holdout_subjects: list[str]) -> str:
@@ -462,20 +486,31 @@ def _inputs_block(model_dir: Path, corpus_dir: Path, inputs: _AuditInputs, frame
     return block
 
 
+@dataclass
+class _Embedded:
+    """The trained identity encoder and the embeddings of the three frame sets, for the identity checks."""
+
+    encoder: Any
+    train: np.ndarray
+    holdout: np.ndarray
+    synthetic: np.ndarray
+    trained_on: str
+
+
 def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: AuditConfig, step: Any
-                     ) -> dict[str, Any]:
-    """Identity-encoder NN distances, or ``{"skipped": reason}``."""
+                     ) -> tuple[dict[str, Any], _Embedded | None]:
+    """Identity-encoder NN distances (or ``{"skipped": reason}``) and the embeddings (None when skipped)."""
     from synth.privacy.identity import embed, train_identity_encoder
 
     if not config.identity.enabled:
-        return {"skipped": "identity.enabled=false", "synthetic_to_train": None, "holdout_to_train": None}
+        return {"skipped": "identity.enabled=false", "synthetic_to_train": None, "holdout_to_train": None}, None
     encoder_frames, labels, trained_on = train.rgbd, train.subject_ids, "training subjects"
     validation = _late_frames(train, config.identity.validation_fraction)
     if len(set(train.subject_ids)) < 2:
         # One training subject leaves nothing to tell apart: add the held-out subjects (disclosed).
         if set(holdout.subject_ids) <= set(train.subject_ids):
             return {"skipped": "fewer than two subjects in the training and held-out sessions",
-                    "synthetic_to_train": None, "holdout_to_train": None}
+                    "synthetic_to_train": None, "holdout_to_train": None}, None
         encoder_frames = np.concatenate([train.rgbd, holdout.rgbd])
         labels = np.concatenate([train.subject_ids, holdout.subject_ids])
         validation = np.concatenate([validation, _late_frames(holdout, config.identity.validation_fraction)])
@@ -493,7 +528,7 @@ def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: Au
     hold = nearest_neighbours(hold_emb, train_emb, chunk_size=chunk).distance
     # "Identity match": closer to a training identity than (1 - quantile) of held-out real faces are.
     match_threshold = float(np.quantile(hold, ic.match_quantile))
-    return {
+    block = {
         "space": "identity encoder: RMS distance between unit-norm embeddings "
                  "(x sqrt(dim) gives the Euclidean distance on the sphere)",
         "encoder": {**info, "trained_on": trained_on},
@@ -504,6 +539,39 @@ def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: Au
         "validation_fraction": ic.validation_fraction,
         "identity_match_fraction": float(np.mean(syn < match_threshold)),
     }
+    return block, _Embedded(encoder, train_emb, hold_emb, syn_emb, trained_on)
+
+
+def _identity_privacy_block(embedded: _Embedded | None, frames: _AuditFrames, config: AuditConfig, step: Any
+                            ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The ``identity_privacy`` block (None when disabled) and, when computed, its arrays for the figure."""
+    from synth.privacy.identity import subject_probabilities
+    from synth.privacy.identity_privacy import identity_labels, identity_privacy
+
+    if not config.identity_privacy.enabled:
+        return None, None
+    labels = identity_labels(frames.corpus.sequence_ids, frames.corpus.identities)
+    train_names = sorted({str(s) for s in frames.train_used.subject_ids})
+    skipped = {"identity_source": labels.source, "train_subjects": train_names}
+    if embedded is None:
+        return {**skipped, "skipped": "the identity encoder did not run (identity.enabled=false, or fewer than two "
+                                      "subjects)"}, None
+    if embedded.trained_on != "training subjects":
+        # Held-out subjects the encoder learned to tell apart are not new people to it.
+        return {**skipped, "skipped": f"fewer than two training subjects (the identity encoder was trained on "
+                                      f"{embedded.trained_on})"}, None
+    step("Identity privacy: %d synthetic identities against %d training subjects", len(labels.kinds),
+         len(train_names))
+    encoder = embedded.encoder
+    # Columns in the training subjects' sorted order, whatever order the head learned them in.
+    columns = [encoder.subjects.index(s) for s in train_names]
+    block = identity_privacy(
+        train_emb=embedded.train, train_subjects=frames.train_used.subject_ids, holdout_emb=embedded.holdout,
+        holdout_subjects=frames.holdout.subject_ids, synthetic_emb=embedded.synthetic, labels=labels,
+        probabilities=lambda x: subject_probabilities(encoder, x)[:, columns], config=config.identity_privacy,
+        seed=config.seed)
+    plot = block.pop("_plot", None)
+    return block, (None if plot is None else {**block, "_plot": plot})
 
 
 def _late_frames(frames: Any, fraction: float) -> np.ndarray:

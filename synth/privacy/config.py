@@ -49,6 +49,20 @@ class IdentityConfig(StrictModel):
     validation_fraction: float = Field(0.2, gt=0, lt=1)
 
 
+class IdentityPrivacyConfig(StrictModel):
+    """Identity privacy: per-identity distances and re-identification (see :mod:`synth.privacy.identity_privacy`)."""
+
+    enabled: bool = True
+    trim_fraction: float = Field(0.1, ge=0, lt=0.5)
+    min_frames: int = Field(3, ge=1)
+    groups_per_subject: int = Field(50, ge=1)
+    min_holdout_subjects: int = Field(4, ge=1)
+    tolerance: float = Field(0.05, ge=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    reid_quantile: float = Field(0.95, gt=0, lt=1)
+    max_reid_rate: float = Field(0.2, ge=0, le=1)
+
+
 class MemorizationConfig(StrictModel):
     """Threshold = ``scale`` times the ``quantile`` of held-out-to-train pixel NN distances, >= ``floor``."""
 
@@ -81,6 +95,7 @@ class AuditConfig(StrictModel):
     nearest: NearestConfig = NearestConfig()
     membership: MembershipConfig = MembershipConfig()
     identity: IdentityConfig = IdentityConfig()
+    identity_privacy: IdentityPrivacyConfig = IdentityPrivacyConfig()
     memorization: MemorizationConfig = MemorizationConfig()
     rule: RuleConfig = RuleConfig()
     report: ReportConfig = ReportConfig()

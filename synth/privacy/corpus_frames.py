@@ -4,7 +4,9 @@ A corpus (``emosync synth sample --out CORPUS``) is ``CORPUS/corpus.json`` plus 
 sequence under ``CORPUS/sessions/``. Generated frames are whole face crops, so unlike
 :func:`synth.generative.load_face_frames` (which cuts a face out of a camera frame) nothing is
 cropped here: each RGB/depth frame is converted with the same value maps and, only if its size
-differs from the audited model's, resized with area interpolation.
+differs from the audited model's, resized with area interpolation. Each frame also carries its
+sequence's ``identity`` (``corpus.json`` and the session's root metadata, which must agree), for
+the audit's identity checks (:mod:`synth.privacy.identity_privacy`).
 """
 
 from __future__ import annotations
@@ -37,12 +39,16 @@ class CorpusFrames:
         Frame number within its sequence.
     manifest : dict
         ``corpus.json`` as read.
+    identities : ndarray of str, shape (n,)
+        The ``identity`` of each frame's sequence (``"new-0007"``, ``"train:<subject_id>"``), ``""``
+        where neither ``corpus.json`` nor the session records one.
     """
 
     rgbd: np.ndarray
     sequence_ids: np.ndarray
     frame_index: np.ndarray
     manifest: dict[str, Any]
+    identities: np.ndarray
 
 
 def read_manifest(corpus_dir: str | os.PathLike) -> dict[str, Any]:
@@ -103,7 +109,7 @@ def load_corpus_frames(corpus_dir: str | os.PathLike, image_size: int, *, max_fr
     # Choose the kept frames up front, so a large corpus is never decoded whole.
     keep = evenly_spaced(total, max_frames)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    parts, ids, index = [], [], []
+    parts, ids, index, identities = [], [], [], []
     for record, fname, start, count in zip(manifest["sequences"], files, starts, counts):
         rows = keep[(keep >= start) & (keep < start + count)] - start
         if rows.size == 0:
@@ -115,17 +121,34 @@ def load_corpus_frames(corpus_dir: str | os.PathLike, image_size: int, *, max_fr
                                  "synthetic sequence holds one depth frame per RGB frame.")
             rgb = np.asarray(rgb_stream.data[rows])
             depth = np.asarray(depth_stream.data[rows])
+            identity = _sequence_identity(record, session.info, fname)
         rgb = _fit(rgb, image_size, cv2.INTER_AREA)
         depth = _fit(depth.astype(np.float32), image_size, cv2.INTER_AREA)
         parts.append(np.concatenate([rgb_to_unit(rgb), depth_to_unit(depth)], axis=1).astype(np.float32))
         ids += [str(record.get("id", fname.stem))] * len(rows)
         index.append(rows)
-    return CorpusFrames(np.concatenate(parts), np.array(ids), np.concatenate(index), manifest)
+        identities += [identity] * len(rows)
+    return CorpusFrames(np.concatenate(parts), np.array(ids), np.concatenate(index), manifest,
+                        np.array(identities, dtype=str))
+
+
+def _sequence_identity(record: dict[str, Any], info: dict[str, Any], fname: Path) -> str:
+    """A sequence's identity from ``corpus.json`` and its session's root metadata ("" when neither has one)."""
+    listed = record.get("identity")
+    stored = info.get("identity")
+    listed = "" if listed is None else str(listed)
+    stored = "" if stored is None else str(stored)
+    if listed and stored and listed != stored:
+        raise ValueError(f"{fname}: corpus.json gives sequence {record.get('id')!r} the identity {listed!r} but the "
+                         f"session's root metadata says {stored!r}; the identity audit cannot tell which is right. "
+                         "Re-sample the corpus (emosync synth sample) rather than editing corpus.json by hand.")
+    return listed or stored
 
 
 def write_reference_corpus(corpus_dir: str | os.PathLike, rgbd: np.ndarray, aus: np.ndarray, *,
                            model_dir: str | os.PathLike, note: str, frames_per_sequence: int = 30,
-                           fps: float = 30.0, rejection: dict[str, Any] | None = None) -> Path:
+                           fps: float = 30.0, rejection: dict[str, Any] | None = None,
+                           identities: np.ndarray | None = None) -> Path:
     """Write given frames in the corpus layout, to audit a reference "corpus" (copies, real held-out frames).
 
     The audit's calibration cases: training frames written as a corpus must fail it, real held-out
@@ -147,6 +170,16 @@ def write_reference_corpus(corpus_dir: str | os.PathLike, rgbd: np.ndarray, aus:
         What these frames are, e.g. ``"copies of training frames"``.
     frames_per_sequence : int
         Frames per session file.
+    fps : float
+        Frame rate written into the streams, in Hz.
+    rejection : dict | None
+        ``corpus.json``'s ``rejection`` record.
+    identities : ndarray of str, shape (n,) | None
+        The identity each frame is labelled with (``"new-0007"``, ``"train:<subject_id>"``), as an
+        identity-conditioned generator records it: a sequence never spans two identities (a new
+        sequence starts where the label changes), and each sequence's label goes into
+        ``corpus.json`` and its session's root metadata. None: no identity recorded (an AU-only
+        generator).
 
     Returns
     -------
@@ -162,16 +195,18 @@ def write_reference_corpus(corpus_dir: str | os.PathLike, rgbd: np.ndarray, aus:
         raise FileExistsError(f"{corpus_dir} exists and is not empty; choose a new folder.")
     if len(rgbd) != len(aus) or len(rgbd) == 0:
         raise ValueError(f"need as many AU rows as frames (> 0), got {len(rgbd)} frames and {len(aus)} AU rows")
+    if identities is not None and len(identities) != len(rgbd):
+        raise ValueError(f"need one identity per frame, got {len(identities)} identities for {len(rgbd)} frames")
     (corpus_dir / "sessions").mkdir(parents=True)
     rgb, depth = rgbd_to_images(rgbd)
     height, width = rgb.shape[1:3]
     sequences = []
-    for k, start in enumerate(range(0, len(rgbd), frames_per_sequence)):
-        stop = min(start + frames_per_sequence, len(rgbd))
+    for k, (start, stop) in enumerate(_sequence_bounds(len(rgbd), frames_per_sequence, identities)):
         name, sid = f"sessions/seq-{k:05d}.h5", f"reference-{k:05d}"
         times = np.arange(stop - start) / fps
-        with SessionWriter(corpus_dir / name, subject_id="sub-reference", notes=note,
-                           metadata={"synthetic": False, "reference_corpus": note}) as w:
+        identity = None if identities is None else str(identities[start])
+        metadata = {"synthetic": False, "reference_corpus": note, **({"identity": identity} if identity else {})}
+        with SessionWriter(corpus_dir / name, subject_id="sub-reference", notes=note, metadata=metadata) as w:
             w.add_stream(StreamSpec("RGB", "VideoRaw", height * width * 3, "int8", fps, f"{sid}-rgb",
                                     frame_shape=(height, width, 3), encoding="RGB8")).append(rgb[start:stop], times)
             w.add_stream(StreamSpec("Depth", "VideoRaw", height * width, "int16", fps, f"{sid}-depth",
@@ -182,7 +217,7 @@ def write_reference_corpus(corpus_dir: str | os.PathLike, rgbd: np.ndarray, aus:
             w.add_stream(StreamSpec("Markers", "Markers", 1, "string", 0.0, f"{sid}-markers")
                          ).append([[f"reference/{note}/none"]], [0.0])
         sequences.append({"id": f"seq-{k:05d}", "file": name, "emotion": None, "kind": "reference", "seed": None,
-                          "n_frames": stop - start, "fps": fps})
+                          "n_frames": stop - start, "fps": fps, **({"identity": identity} if identity else {})})
     manifest = {"synthetic": False, "reference_corpus": note,
                 "generator": {"kind": None, "model_dir": str(model_dir), "model_sha256": model_sha256(model_dir),
                               "config": {}},
@@ -190,3 +225,13 @@ def write_reference_corpus(corpus_dir: str | os.PathLike, rgbd: np.ndarray, aus:
                 "created": utc_now()}
     (corpus_dir / CORPUS_FILE).write_text(json.dumps(manifest, indent=2))
     return corpus_dir
+
+
+def _sequence_bounds(n_frames: int, frames_per_sequence: int, identities: np.ndarray | None) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each sequence: at most ``frames_per_sequence`` frames, one identity each."""
+    cuts = set(range(0, n_frames, frames_per_sequence))
+    if identities is not None:
+        labels = np.asarray(identities).astype(str)
+        cuts |= set((np.flatnonzero(labels[1:] != labels[:-1]) + 1).tolist())
+    starts = sorted(cuts)
+    return list(zip(starts, [*starts[1:], n_frames]))

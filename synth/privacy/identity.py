@@ -6,7 +6,9 @@ train one per audit, on the training sessions' face frames labelled by subject, 
 softmax (NormFace: class weights and embeddings on the unit sphere, so a frame's embedding
 lands near its subject's direction) and small random shifts so it keys on the face rather than
 on exact pixel positions. Its architecture, steps and held-back accuracy are reported with the
-audit, so a reader can judge how much to trust the embedding figures.
+audit, so a reader can judge how much to trust the embedding figures. The trained subject
+classifier is kept with the encoder (:func:`subject_probabilities`): the audit's
+re-identification attack asks it "which training subject is this?".
 """
 
 from __future__ import annotations
@@ -49,6 +51,29 @@ class IdentityEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shape (n, embed_dim), each row of unit length."""
         return F.normalize(self.project(self.features(x)), dim=1)
+
+    def set_subject_head(self, subjects: list[str], weights: torch.Tensor, logit_scale: float) -> None:
+        """Keep the trained subject classifier: one unit direction per subject and the softmax temperature.
+
+        The re-identification attack of the audit (:mod:`synth.privacy.identity_privacy`) asks this
+        head "which training subject is this?", so it is kept with the encoder rather than dropped
+        after training.
+
+        Parameters
+        ----------
+        subjects : list of str
+            Subject of each row of ``weights``.
+        weights : Tensor, shape (n_subjects, embed_dim)
+            Class weights; stored normalized to unit length.
+        logit_scale : float
+            Logits are ``logit_scale * cos(embedding, direction)``.
+        """
+        if weights.shape != (len(subjects), self.project.out_features):
+            raise ValueError(f"weights must have shape {(len(subjects), self.project.out_features)} "
+                             f"(n_subjects, embed_dim), got {tuple(weights.shape)}")
+        self.subjects = list(subjects)
+        self.logit_scale = float(logit_scale)
+        self.register_buffer("subject_directions", F.normalize(weights.detach().float(), dim=1))
 
 
 def _augment(x: torch.Tensor, shift_px: int, gain: float, generator: torch.Generator) -> torch.Tensor:
@@ -121,8 +146,8 @@ def train_identity_encoder(rgbd: np.ndarray, labels: np.ndarray, *, steps: int =
         loss.backward()
         optimizer.step()
     encoder.eval()
-    with torch.no_grad():
-        predicted = (embed(encoder, rgbd) @ F.normalize(class_weights, dim=1).numpy().T).argmax(1)
+    encoder.set_subject_head([str(n) for n in names], class_weights.detach(), logit_scale)
+    predicted = subject_probabilities(encoder, embed(encoder, rgbd)).argmax(1)
     correct = predicted == y
     info = {
         "architecture": f"3 strided conv layers ({width}/{2 * width}/{4 * width} ch) + linear to {embed_dim}, "
@@ -137,6 +162,30 @@ def train_identity_encoder(rgbd: np.ndarray, labels: np.ndarray, *, steps: int =
     logger.info("Identity encoder: %d subjects, train accuracy %.3f, validation accuracy %s", len(names),
                 info["train_accuracy"], info["validation_accuracy"])
     return encoder, info
+
+
+def subject_probabilities(encoder: IdentityEncoder, embeddings: np.ndarray) -> np.ndarray:
+    """Softmax over the training subjects of the encoder's subject head, for given embeddings.
+
+    Parameters
+    ----------
+    encoder : IdentityEncoder
+        Trained by :func:`train_identity_encoder` (which keeps its subject head).
+    embeddings : ndarray of float, shape (n, embed_dim)
+        Embeddings (:func:`embed`) or identity centroids; each row is normalized to unit length
+        first, as the head compares directions.
+
+    Returns
+    -------
+    probabilities : ndarray of float64, shape (n, n_subjects)
+        Columns in the order of ``encoder.subjects``; rows sum to 1.
+    """
+    if getattr(encoder, "subject_directions", None) is None:
+        raise ValueError("This identity encoder has no subject head; train it with train_identity_encoder.")
+    x = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
+    with torch.no_grad():
+        logits = encoder.logit_scale * F.normalize(x, dim=1) @ encoder.subject_directions.T
+        return torch.softmax(logits.double(), dim=1).numpy()
 
 
 def embed(encoder: IdentityEncoder, rgbd: np.ndarray, *, batch_size: int = 256) -> np.ndarray:

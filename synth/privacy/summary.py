@@ -82,6 +82,7 @@ def render_markdown(result: dict[str, Any]) -> str:
                   f"{_fmt(100 * emb['identity_match_fraction'], 3)} % of synthetic frames are closer to a training "
                   f"identity than {_fmt(100 * (1 - emb['identity_match_quantile']), 3)} % of held-out real "
                   "faces are.", ""]
+    lines += _identity_rows(result.get("identity_privacy"), result.get("files", {}))
     lines += [
         "## Memorization",
         "",
@@ -113,6 +114,60 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _identity_rows(block: dict[str, Any] | None, files: dict[str, str]) -> list[str]:
+    """The "New people?" section: per-identity distances and the re-identification attack."""
+    lines = ["## New people? Identity distances and re-identification", ""]
+    if block is None:
+        return [*lines, "Not run (identity_privacy.enabled=false).", ""]
+    lines += [f"Identities: {block['identity_source']}.", ""]
+    if block.get("skipped"):
+        return [*lines, f"Not run: {block['skipped']}.", ""]
+    test, reid, n = block["distance_test"], block["reidentification"], block["n_identities"]
+    bound, rank = test["holdout_median_lower_bound"], test["rank_test"]
+    holdout = ", ".join(f"{s['subject']} {_fmt(s['distance'], 3)}" for s in block["holdout"]["subjects"])
+    lines += [
+        f"{n['total']} synthetic identities ({n['new']} new, {n['leak']} labelled `train:<subject>`, "
+        f"{n['labelled']} otherwise labelled, {n['sequence']} single sequences; {n['excluded_few_frames']} left out "
+        f"with fewer than the minimum frames), each summarized by the robust centroid of its identity-encoder "
+        f"embeddings and measured by the distance to the nearest training subject's centroid (0-2). The reference is "
+        f"real new people: the held-out subjects who are not training subjects, each measured on "
+        f"{block['groups_per_subject']} groups of {block['group_size']} frames (as many as a synthetic identity has).",
+        "",
+        f"Mode: {block['mode']}.",
+        "",
+        "| | median distance | p05 | min | n |",
+        "|---|---|---|---|---|",
+        f"| synthetic identities | {_fmt(block['synthetic']['distance']['median'])} | "
+        f"{_fmt(block['synthetic']['distance']['p05'])} | {_fmt(block['synthetic']['distance']['min'])} | "
+        f"{block['synthetic']['distance']['n']} |",
+        f"| held-out subjects | {_fmt(block['holdout']['distance']['median'])} | "
+        f"{_fmt(block['holdout']['distance']['p05'])} | {_fmt(block['holdout']['distance']['min'])} | "
+        f"{block['holdout']['distance']['n']} |",
+        "",
+        f"Held-out subjects: {holdout}. Lower bound of their median: {_fmt(bound['value'])} (order statistic "
+        f"{bound['order']} of {bound['k']}, confidence {_fmt(bound['confidence'], 3)}). One-sided rank test "
+        f"(synthetic closer): p = {_fmt(rank['p_value'], 3)} (smallest attainable {_fmt(rank['min_attainable_p'], 3)}; "
+        f"AUC {_fmt(rank['auc'], 3)}, 0.5 = no difference).",
+        "",
+        f"Re-identification (\"which training subject is this?\", the encoder's subject head): "
+        f"{reid['n_reidentified']} of {n['total']} identities ({_fmt(100 * reid['rate'], 3)} %) are attributed to a "
+        f"training subject more confidently (probability {_fmt(reid['threshold'], 6)}) than the "
+        f"{_fmt(reid['quantile'], 3)} quantile of held-out subjects; real new people would exceed it "
+        f"{_fmt(100 * reid['expected_rate_new_people'], 3)} % of the time (exact p of this many: "
+        f"{_fmt(reid['p_value'], 3)}). Per training subject: "
+        + ", ".join(f"{k} {v}" for k, v in reid["attributed"].items()) + ".",
+        "",
+    ]
+    leak = reid.get("leak_control")
+    if leak:
+        lines += [f"Leaking control: {leak['n']} identities labelled `train:<subject>`; the attack names that subject "
+                  f"for {_fmt(None if leak['accuracy'] is None else 100 * leak['accuracy'], 3)} % of them (chance "
+                  f"{_fmt(100 * leak['chance'], 3)} %, binomial p {_fmt(leak['p_value'], 3)}).", ""]
+    if files.get("identity_distances"):
+        lines += [f"Histograms: `{_basename(files['identity_distances'])}`.", ""]
+    return lines
 
 
 def _basename(path: str) -> str:

@@ -227,12 +227,17 @@ def test_rule_bounds_are_applied_as_documented():
 
     config = load_audit_config()  # tolerance 0.05, max memorized 0.02, max AUC 0.6
     ok = apply_rule(_result(0.5 * 0.951, 0.59, 0.02), config)
-    assert all(c["passed"] for c in ok.values()) and set(ok) == {
-        "nn_pixel_p01", "nn_pixel_median", "nn_embedding_p01", "nn_embedding_median", "memorized_fraction",
-        "membership_inference_auc"}
+    frame_checks = {"nn_pixel_p01", "nn_pixel_median", "nn_embedding_p01", "nn_embedding_median",
+                    "memorized_fraction", "membership_inference_auc"}
+    identity = {"identity_distance_median", "identity_distance_rank", "reidentification_rate"}
+    assert all(ok[name]["passed"] for name in frame_checks) and set(ok) == frame_checks | identity
+    # No identity block in this result: the identity checks are listed, not run, and do not decide.
+    assert all(ok[name]["passed"] is None and ok[name]["rule"].startswith("not run") for name in identity)
     bad = apply_rule(_result(0.5 * 0.949, 0.6, 0.021), config)
-    assert [k for k, c in bad.items() if not c["passed"]] == [
+    assert [k for k, c in bad.items() if c["passed"] is False] == [
         "nn_pixel_p01", "nn_embedding_p01", "memorized_fraction", "membership_inference_auc"]
+    assert set(apply_rule(_result(0.5, 0.5, 0.0), load_audit_config("audit", ["identity_privacy.enabled=false"]))
+               ) == frame_checks
     skipped = apply_rule(_result(0.5, None, 0.0, embedding=False), config)
     assert skipped["nn_embedding_p01"]["passed"] is None and skipped["membership_inference_auc"]["passed"] is None
     only_pixel = apply_rule(_result(0.5, 0.5, 0.0), load_audit_config("audit", ["rule.spaces=[pixel]"]))

@@ -96,7 +96,8 @@ def test_audit_flags_a_corpus_of_training_copies(rig_sessions, tiny_model, tmp_p
     assert f"measured: {100 * mem['holdout_fraction_under_threshold']:.3g} % of held-out" in markdown
     first = files["json"].read_text()
     again = report.write(tmp_path / "out")  # a second audit never overwrites the first
-    assert [p.name for p in again.values()] == ["audit-2.json", "audit-2.md", "closest_pairs-2.png"]
+    assert [p.name for p in again.values()] == ["audit-2.json", "audit-2.md", "closest_pairs-2.png",
+                                                "identity_distances-2.png"]
     assert files["json"].read_text() == first
 
 

@@ -1,0 +1,72 @@
+"""The Flower ``ClientApp`` of a site: handshake and local training (see :mod:`.protocol`).
+
+A SuperNode runs it with its node config: ``sessions`` (files, folders or globs separated by
+``os.pathsep``), ``site-name`` and, for benchmarks, ``slowdown`` (a straggler factor). Flower starts a
+fresh process per message, so nothing is kept between rounds; an exception becomes an error reply
+that names the site, and the server goes on with the other sites.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from acquisition.utils.version import software_version
+
+from ..config import PretrainConfig
+from . import protocol as p
+from .site import build_site_model, load_site, resolve_sessions, train_site
+from .weights import from_array_record, to_array_record
+
+app = ClientApp()
+
+
+def _site(context: Context) -> str:
+    return str(context.node_config.get("site-name", f"node-{context.node_id}"))
+
+
+def _site_data(msg: Message, context: Context):
+    site = _site(context)
+    config = PretrainConfig.model_validate(json.loads(msg.content[p.CONFIG]["pretrain-config"]))
+    sessions = resolve_sessions(str(context.node_config.get("sessions", "")), site=site)
+    return site, config, load_site(sessions, config, site=site)
+
+
+def _seed(round_seed: int, site: str) -> int:
+    # the server sends one seed per round; each site mixes in its name so sites draw different batches
+    return (round_seed * 1_000_003 + zlib.crc32(site.encode())) % 2**62
+
+
+@app.query()
+def handshake(msg: Message, context: Context) -> Message:
+    """Check versions and modalities; answer with the model config this site's data implies."""
+    site = _site(context)
+    theirs, ours = str(msg.content[p.CONFIG]["emosync-version"]), software_version()
+    if theirs != ours:
+        raise ValueError(f"Site {site!r} runs emosync {ours}, the server {theirs}: install the server's version "
+                         "at the site (model layouts can differ between versions).")
+    site, config, dataset = _site_data(msg, context)
+    model, _ = build_site_model(config, dataset)
+    # the modality order is kept (no sort_keys): it orders the encoders and the loss's pairs
+    return Message(p.site_reply(site, json.dumps(model.config), ours, len(dataset)), reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Train the received global model on this site's sessions; reply with the new weights."""
+    site, config, dataset = _site_data(msg, context)
+    c = msg.content[p.CONFIG]
+    tic = time.monotonic()
+    update = train_site(dataset, config, from_array_record(msg.content[p.ARRAYS]), steps=int(c["local-steps"]),
+                        lr=float(c["lr"]), proximal_mu=float(c["proximal-mu"]), seed=_seed(int(c["seed"]), site))
+    # node config `slowdown` (benchmarks only): a straggler site, `slowdown` times slower than its hardware
+    slowdown = float(context.node_config.get("slowdown", 1.0))
+    if slowdown > 1:
+        time.sleep((slowdown - 1) * (time.monotonic() - tic))
+    record: ArrayRecord = to_array_record(update.state)
+    metrics = MetricRecord({p.N_EXAMPLES: update.n_windows, "loss": update.loss, "version": int(c["version"])})
+    return Message(RecordDict({p.ARRAYS: record, p.METRICS: metrics}), reply_to=msg)

@@ -1,0 +1,222 @@
+"""Generators of new people: the identity input, the identity prior, and the corpus contract.
+
+One tiny identity diffusion model (``configs/synth/tiny-diffusion-identity.yaml``, 16 px, 40
+steps) is trained once per test session on three light-rig subjects (``sub-id000..002``, wide
+identity family), and one AU-only model for two steps on the same sessions. Sampling goes
+through the real CLI and the real session files; the rule, determinism, the contract fields
+other helpers read (``identity`` per sequence and per session, the top-level ``identities``),
+the leaking control, clear errors and resume are checked on what was written.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from acquisition import open_session
+from acquisition.annotate.action_units import AU_INDEX
+from synth.generative import load_generator, read_model_card
+from synth.generative.config import load_synth_config
+from synth.generative.identity import IdentityPrior, identity_noise, nearest_distances
+from synth.generative.train import build_generator, train_generator
+
+RIG = ["face.family=wide", "timeline.expressions_per_minute=40", "timeline.emotions=[happiness,surprise]"]
+
+
+@pytest.fixture(scope="session")
+def subject_sessions(tmp_path_factory):
+    from synth.rig.offline import write_rig_session
+
+    folder = tmp_path_factory.mktemp("id_rig")
+    return [write_rig_session(folder / f"sub{k}.h5", duration_s=4.0, seed=20 + k, profile="light",
+                              overrides=[f"identity_seed={k}", *RIG], modalities=("rgb", "depth", "au"))
+            for k in range(3)]
+
+
+@pytest.fixture(scope="session")
+def identity_model(subject_sessions, tmp_path_factory):
+    out = tmp_path_factory.mktemp("id_model") / "model"
+    return train_generator(subject_sessions, load_synth_config("tiny-diffusion-identity"), out, progress=False)
+
+
+@pytest.fixture(scope="session")
+def au_only_model(subject_sessions, tmp_path_factory):
+    out = tmp_path_factory.mktemp("au_model") / "model"
+    config = load_synth_config("tiny-diffusion", ["optim.steps=2", "data.image_size=16", "data.max_frames=32",
+                                                  "model.num_inference_steps=2"])
+    return train_generator(subject_sessions, config, out, progress=False)
+
+
+@pytest.fixture
+def cli():
+    from emosync import app
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, ["synth", "sample", *map(str, args), "--no-progress"])
+
+
+def _frames(corpus_dir, seq_id):
+    with open_session(corpus_dir / "sessions" / f"{seq_id}.h5") as session:
+        return np.asarray(session.streams["RGB"].data[:]), dict(session.info)
+
+
+# --------------------------------------------------------------------------- model and prior
+def test_identity_table_and_card(identity_model):
+    card = read_model_card(identity_model)
+    assert card["identity"]["subjects"] == ["sub-id000", "sub-id001", "sub-id002"]
+    assert "Dirichlet" in card["identity"]["description"] and card["identity"]["min_distance"] > 0
+    assert (identity_model / "weights" / "identity.safetensors").is_file()
+    gen = load_generator(identity_model)
+    assert gen.has_identity and gen.identity_embeddings().shape == (3, 8)
+    # jointly learned: the table moved away from its seeded initialization
+    fresh = build_generator(load_synth_config("tiny-diffusion-identity"), subjects=gen.subjects)
+    assert not np.allclose(fresh.identity_embeddings(), gen.identity_embeddings())
+
+
+@pytest.mark.parametrize("kind", ["mixture", "gaussian"])
+def test_new_identities_obey_the_rule_and_the_seed(identity_model, kind):
+    gen = load_generator(identity_model)
+    config = load_synth_config("tiny-diffusion-identity", [f"model.identity.prior={kind}"]).model.identity
+    prior = IdentityPrior.fit(gen.identity_embeddings(), gen.subjects, config)
+    new = prior.draw(6, seed=3)
+    assert new.shape == (6, 8)
+    # the rule: at least min_distance from every training embedding and from every other new identity
+    assert nearest_distances(new, prior.embeddings).min() >= prior.min_distance
+    pairwise = [nearest_distances(new[i], np.delete(new, i, axis=0))[0] for i in range(len(new))]
+    assert min(pairwise) >= prior.min_distance
+    np.testing.assert_array_equal(new, prior.draw(6, seed=3))
+    assert not np.allclose(new, prior.draw(6, seed=4))
+    with pytest.raises(ValueError, match="supports at most 20"):
+        prior.draw(21, seed=3)
+
+
+def test_identity_is_held_over_a_sequence(identity_model):
+    gen = load_generator(identity_model)
+    v = gen.prior.draw(2, seed=0)
+    aus = np.zeros((4, 17), np.float32)
+    aus[:, AU_INDEX[12]] = np.linspace(0, 4, 4)  # AU12 rises over the sequence
+    seq = gen.sample(aus, seed=5, identity=v[0], batch_size=4)
+    # one vector for every frame: the frames equal those generated one at a time with that vector
+    one_by_one = np.concatenate([gen.sample(aus[i:i + 1], seed=5, identity=v[0]) for i in range(4)])
+    np.testing.assert_allclose(seq, one_by_one, atol=1e-5)
+    # and identity is an input of its own: another identity, same AUs and noise, another face
+    other = gen.sample(aus, seed=5, identity=v[1], batch_size=4)
+    assert np.abs(other - seq).mean() > 1e-3
+    with pytest.raises(ValueError, match=r"identity must have shape \(n_frames, 8\)"):
+        gen.sample(aus, seed=5, identity=np.zeros(3, np.float32))
+
+
+def test_noise_schemes_and_flicker(identity_model):
+    from synth.scoring.coherence import frame_flicker
+
+    walk = identity_noise((4, 16, 16), 400, scheme="walk", seed=1, rho=0.9)
+    assert abs(walk.std() - 1) < 0.05
+    lag1 = np.corrcoef(walk[:-1].ravel(), walk[1:].ravel())[0, 1]
+    assert abs(lag1 - 0.9) < 0.02
+    gen = load_generator(identity_model)
+    aus = np.zeros((6, 17), np.float32)  # a still face: any flicker comes from the noise scheme
+    v = gen.prior.draw(1, seed=0)[0]
+    flicker = {s: frame_flicker(gen.sample(aus, seed=2, identity=v, noise=s)) for s in ("shared", "walk",
+                                                                                       "independent")}
+    assert flicker["shared"] < 1e-6 < flicker["walk"] < flicker["independent"], flicker
+
+
+@pytest.mark.parametrize("name, size", [("diffusion-64-cpu", 64), ("diffusion-128", 128)])
+def test_shipped_identity_configs(name, size):
+    config = load_synth_config(name)
+    assert config.data.image_size == size and config.model.identity.enabled
+    assert config.model.identity.max_new_identities >= 50  # the issue's 50 new identities per corpus
+
+
+def test_identity_config_refusals(subject_sessions, tmp_path):
+    with pytest.raises(ValueError, match="cannot be combined"):
+        load_synth_config("tiny-diffusion-identity", ["privacy.dp_sgd=true", "privacy.noise_multiplier=1.0"])
+    with pytest.raises(ValueError, match="sessions hold 1 subject"):
+        train_generator(subject_sessions[:1], load_synth_config("tiny-diffusion-identity"), tmp_path / "m",
+                        progress=False)
+
+
+# --------------------------------------------------------------------------- corpus contract
+def test_sample_new_identities_contract_and_determinism(identity_model, cli, tmp_path):
+    args = [identity_model, "--emotion", "happiness,surprise", "--kind", "micro", "--n", 5, "--new-identities", 2,
+            "--seed", 3, "--fps", 10, "--frames", 8]
+    result = cli(*args, "--out", tmp_path / "c1")
+    assert result.exit_code == 0, result.output
+    assert "2 new identities" in result.output
+    corpus = json.loads((tmp_path / "c1" / "corpus.json").read_text())
+    ids = corpus["identities"]
+    assert (ids["kind"], ids["n"]) == ("new", 2) and ids["min_distance"] > 0 and ids["prior"]["kind"] == "mixture"
+    assert [s["identity"] for s in corpus["sequences"]] == ["new-0000", "new-0001"] * 2 + ["new-0000"]
+    for entry in corpus["sequences"]:
+        _, info = _frames(tmp_path / "c1", entry["id"])
+        assert info["identity"] == entry["identity"]
+    # deterministic from the seed: the same identities and frames again; another seed, other people
+    assert cli(*args, "--out", tmp_path / "c2").exit_code == 0
+    again = json.loads((tmp_path / "c2" / "corpus.json").read_text())
+    assert again["identities"]["vectors"] == ids["vectors"]
+    np.testing.assert_array_equal(_frames(tmp_path / "c1", "seq-00003")[0], _frames(tmp_path / "c2", "seq-00003")[0])
+    assert cli(*args[:-6], "--seed", 4, "--fps", 10, "--frames", 8, "--out", tmp_path / "c3").exit_code == 0
+    other = json.loads((tmp_path / "c3" / "corpus.json").read_text())["identities"]["vectors"]
+    assert not np.allclose(other, ids["vectors"])
+    # the sequences of one identity share a face: closer to each other than to the other identity's
+    a0, a2, b1 = (_frames(tmp_path / "c1", f"seq-0000{i}")[0][0].astype(float) for i in (0, 2, 1))
+    assert np.abs(a0 - a2).mean() < np.abs(a0 - b1).mean()
+
+
+def test_leaking_control_writes_training_ids(identity_model, cli, tmp_path):
+    result = cli(identity_model, "--emotion", "happiness", "--n", 4, "--identities-from-training", "--fps", 10,
+                 "--frames", 8,
+                 "--out", tmp_path / "leak")
+    assert result.exit_code == 0, result.output
+    corpus = json.loads((tmp_path / "leak" / "corpus.json").read_text())
+    assert corpus["identities"]["kind"] == "train" and corpus["identities"]["n"] == 3
+    labels = [s["identity"] for s in corpus["sequences"]]
+    assert labels == ["train:sub-id000", "train:sub-id001", "train:sub-id002", "train:sub-id000"]
+    assert _frames(tmp_path / "leak", "seq-00001")[1]["identity"] == "train:sub-id001"
+    np.testing.assert_allclose(corpus["identities"]["vectors"], load_generator(identity_model).identity_embeddings())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--new-identities", 21], "supports at most 20"),
+    (["--new-identities", 2, "--identities-from-training"], "not both"),
+    (["--new-identities", 0], "at least 1"),
+])
+def test_identity_bad_input_writes_nothing(identity_model, cli, tmp_path, args, message):
+    result = cli(identity_model, "--emotion", "happiness", "--n", 2, *args, "--out", tmp_path / "bad")
+    assert result.exit_code != 0 and message in " ".join(result.output.split())
+    assert not (tmp_path / "bad").exists()
+
+
+def test_au_only_model_samples_identity_none(au_only_model, cli, tmp_path):
+    result = cli(au_only_model, "--emotion", "happiness", "--n", 2, "--fps", 10, "--frames", 8, "--out", tmp_path / "c")
+    assert result.exit_code == 0, result.output
+    corpus = json.loads((tmp_path / "c" / "corpus.json").read_text())
+    assert corpus["identities"]["kind"] == "none" and corpus["identities"]["n"] == 0
+    assert {s["identity"] for s in corpus["sequences"]} == {"none"}
+    assert _frames(tmp_path / "c", "seq-00000")[1]["identity"] == "none"
+    for flag in (["--new-identities", "5"], ["--identities-from-training"]):
+        result = cli(au_only_model, "--emotion", "happiness", "--n", 2, *flag, "--out", tmp_path / "x")
+        assert result.exit_code != 0 and "has no identity input" in " ".join(result.output.split())
+        assert not (tmp_path / "x").exists()
+
+
+def test_interrupted_sampling_resumes_with_the_same_people(identity_model, cli, tmp_path):
+    common = [identity_model, "--emotion", "happiness,surprise", "--new-identities", 2, "--fps", 10, "--frames", 8]
+    assert cli(*common, "--n", 3, "--seed", 7, "--out", tmp_path / "whole").exit_code == 0
+    # an interrupted run left two sequences; --append (no seed, no identities) finishes it
+    assert cli(*common, "--n", 2, "--seed", 7, "--out", tmp_path / "part").exit_code == 0
+    result = cli(identity_model, "--emotion", "happiness,surprise", "--fps", 10, "--frames", 8, "--n", 1,
+                 "--append",
+                 "--out", tmp_path / "part")
+    assert result.exit_code == 0, result.output
+    whole, part = (json.loads((tmp_path / d / "corpus.json").read_text()) for d in ("whole", "part"))
+    assert [s["identity"] for s in part["sequences"]] == [s["identity"] for s in whole["sequences"]]
+    assert part["identities"]["vectors"] == whole["identities"]["vectors"]
+    np.testing.assert_array_equal(_frames(tmp_path / "part", "seq-00002")[0],
+                                  _frames(tmp_path / "whole", "seq-00002")[0])
+    # appending other people to a corpus is refused
+    result = cli(*common[:-6], "--new-identities", 3, "--n", 1, "--append", "--out", tmp_path / "part")
+    assert result.exit_code != 0 and "continues with the same identities" in " ".join(result.output.split())
