@@ -59,6 +59,11 @@ def print_summary(summary: dict[str, Any]) -> None:
                       str(s["dropped_samples_estimate"]), str(co["n"]), offset,
                       str(max(len(s["clock_segments"]) - 1, 0)), _jitter_text(s))
     console.print(table)
+    for name, s in summary["streams"].items():
+        stamps = s.get("frame_stamps")
+        if stamps and stamps.get("checked"):
+            console.print(f"{escape(name)}: {stamps['dropped_frames']} frame(s) dropped by the stamped frame indices "
+                          f"({stamps['first_index']}..{stamps['last_index']}, {stamps['unreadable']} unreadable)")
     for name, failure in summary.get("failed_streams", {}).items():
         console.print(f"[bold red]not recorded:[/] stream {escape(name)} (type {escape(str(failure.get('type')))}, "
                       f"source_id {escape(str(failure.get('source_id')))}): {escape(str(failure.get('error')))}")

@@ -117,8 +117,16 @@ def record(
     all_streams: bool = typer.Option(False, "--all", help="Record every visible stream (and later ones)."),
     duration: Optional[float] = typer.Option(None, help="Stop after this many seconds (default: Ctrl-C)."),
     camera: Optional[str] = typer.Option(None, help="Also capture this OpenCV camera (index or video file)."),
+    fps: Optional[float] = typer.Option(
+        None, help="With --camera: frame rate to ask of the camera (Hz; a video file is paced at it). The rate "
+                   "delivered is measured and stored as the stream attribute delivered_fps."),
+    exposure: Optional[float] = typer.Option(
+        None, help="With --camera: manual exposure in the driver's units (OpenCV CAP_PROP_EXPOSURE; V4L2: "
+                   "100 us steps). Default: auto exposure."),
     video_compression: str = typer.Option(
-        "none", help="Per-frame video compression: none, png, jpeg, or per stream: 'RGB=jpeg,Depth=png'."),
+        "none", help="How video frames are stored: none (raw), png, jpeg (per frame), lz4, blosc2 (lossless HDF5 "
+                     "filters, need hdf5plugin), or auto (the most compact lossless form that keeps up, measured "
+                     "on the first frames); per stream: 'RGB=auto,Depth=png'."),
     subject: str = typer.Option("sub-unknown", help="Pseudonymous subject id (never a name)."),
     notes: str = typer.Option("", help="Free-text notes stored in the file."),
     wait: float = typer.Option(10.0, help="Seconds to wait for the requested streams."),
@@ -148,8 +156,15 @@ def record(
 
     Example: emosync record session.h5 --all --duration 60
 
+    Example: emosync record s.h5 --all --duration 60 --video-compression RGB=auto
+
+    Example: emosync record s.h5 --stream "type='EMG'" --camera 0 --fps 120 --exposure 50
+
     Example: emosync record --remote 22345 --root /data/study
     """
+    if (fps is not None or exposure is not None) and camera is None:
+        raise fail("--fps and --exposure set the camera captured with --camera; add --camera INDEX (an LSL camera "
+                   "is set where it is published, e.g. emosync stream-camera --fps 120).")
     if remote is not None:
         if fname is not None or duration is not None or rename_existing or json_out:
             raise fail("With --remote the client names the files and starts and stops each recording: drop FNAME, "
@@ -157,6 +172,9 @@ def record(
                        "--template or the client's 'filename' command).")
         if all_streams and stream:
             raise fail("Pass either --stream queries or --all, not both.")
+        if fps is not None or exposure is not None:
+            raise fail("--fps and --exposure are not available with --remote yet; publish the camera with "
+                       "emosync stream-camera --fps ... --exposure ... and record it as an LSL stream.")
         _serve_remote(remote, root=root, template=template, streams=stream, camera=camera,
                       video_compression=video_compression, subject=subject, notes=notes, wait=wait,
                       allow_missing=allow_missing)
@@ -172,8 +190,9 @@ def record(
                                            StreamOpenError)
 
     try:
-        recorder = SessionRecorder(fname, streams=stream, all_streams=all_streams, camera=camera,
-                                   video_compression=video_compression, subject_id=subject, notes=notes,
+        recorder = SessionRecorder(fname, streams=stream, all_streams=all_streams, camera=camera, camera_fps=fps,
+                                   camera_exposure=exposure, video_compression=video_compression, subject_id=subject,
+                                   notes=notes,
                                    if_exists="rename" if rename_existing else "error", allow_missing=allow_missing,
                                    settings=RecorderSettings(wait_timeout_s=wait))
         recorder.start()

@@ -58,17 +58,24 @@ def stream_camera(
     name: Optional[str] = typer.Option(None, help="LSL stream name (default Camera<index>)."),
     width: Optional[int] = typer.Option(None, help="Frame width to publish (pixels; with --height)."),
     height: Optional[int] = typer.Option(None, help="Frame height to publish (pixels; with --width)."),
-    fps: Optional[float] = typer.Option(None, help="Highest frame rate to publish (Hz; default: the camera's)."),
+    fps: Optional[float] = typer.Option(
+        None, help="Frame rate to ask of the camera and the highest to publish (Hz; a video file is paced at it; "
+                   "default: the camera's). The delivered rate is measured and reported."),
+    exposure: Optional[float] = typer.Option(
+        None, help="Manual exposure in the driver's units (OpenCV CAP_PROP_EXPOSURE; V4L2: 100 us steps). "
+                   "Default: auto exposure."),
     duration: Optional[float] = typer.Option(None, help="Seconds to stream (default: until Ctrl-C)."),
 ) -> None:
     """Publish a camera as an LSL VideoRaw RGB8 stream (plus <name>-FrameIndex) for any recorder.
 
     Example: emosync stream-camera --device 0 --name Camera0 --width 640 --height 480 --fps 30
+
+    Example: emosync stream-camera --device 0 --fps 120 --exposure 50
     """
     from acquisition.devices.camera_stream import CameraStreamer
 
     try:
-        streamer = CameraStreamer(device, name=name, width=width, height=height, fps=fps)
+        streamer = CameraStreamer(device, name=name, width=width, height=height, fps=fps, exposure=exposure)
     except (ValueError, RuntimeError) as err:
         raise fail(str(err)) from None
     h, w = streamer.frame_shape[:2]
@@ -77,7 +84,9 @@ def stream_camera(
     stop = threading.Event()
     install_stop_handlers(stop)
     streamer.run(duration, stop_event=stop)
-    console.print("Frames " + ", ".join(f"{k}: {v}" for k, v in streamer.stats().items()))
+    console.print("Frames " + ", ".join(f"{k}: {v}" for k, v in streamer.stats().items())
+                  + f"; delivered {streamer.delivered_fps:.2f} fps (over the first seconds; asked "
+                  + ("-" if fps is None else f"{fps:g}") + ")")
 
 
 def replay(

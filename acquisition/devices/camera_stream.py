@@ -42,8 +42,13 @@ class CameraStreamer:
         resized (``cv2.INTER_AREA``).
         Give both or neither.
     fps : float | None
-        Highest frame rate to publish (Hz); faster frames are dropped. Also the stream's
-        nominal rate (default: the source's rate).
+        Frame rate to ask of the camera (a video file is paced at it) and the highest rate to
+        publish (Hz); faster frames are dropped. Also the stream's nominal rate (default: the
+        source's rate). The delivered rate is measured over the first seconds and logged (see
+        :meth:`stats`).
+    exposure : float | None
+        Manual exposure in the driver's units (see :class:`~acquisition.devices.camera.CameraCapture`);
+        None keeps auto exposure.
     publish_frame_index : bool
         Also publish ``<name>-FrameIndex`` (``[frame_index, lsl_time, unix_time]`` per frame).
 
@@ -55,14 +60,15 @@ class CameraStreamer:
     """
 
     def __init__(self, source: int | str, *, name: str | None = None, width: int | None = None,
-                 height: int | None = None, fps: float | None = None, publish_frame_index: bool = True) -> None:
+                 height: int | None = None, fps: float | None = None, exposure: float | None = None,
+                 publish_frame_index: bool = True) -> None:
         if (width is None) != (height is None):
             raise ValueError(f"Give both width and height, or neither (got width={width}, height={height}).")
         if fps is not None and not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}.")
         # The size and rate go to the driver as hints first; whatever it delivers is resized/dropped below.
         self.capture = CameraCapture(source, name=name, publish_frame_index=publish_frame_index, width=width,
-                                     height=height, fps=fps)
+                                     height=height, fps=fps, exposure=exposure)
         spec = self.capture.spec
         h0, w0 = spec.frame_shape[:2]  # type: ignore[index]
         self.frame_shape = (int(height), int(width), 3) if width is not None else (h0, w0, 3)
@@ -79,6 +85,9 @@ class CameraStreamer:
         info.desc().append_child_value("capture", "opencv")
         info.desc().append_child_value("camera_source", str(source))
         info.desc().append_child_value("clock", "local_clock() of this host when the frame was read")
+        for key, value in (("requested_fps", fps), ("requested_exposure", exposure)):
+            if value is not None:
+                info.desc().append_child_value(key, repr(float(value)))
         self._outlet = pylsl.StreamOutlet(info, max_buffered=VIDEO_MAX_BUFFERED_S)
         self.n_published = 0
         self.n_dropped = 0
@@ -90,8 +99,10 @@ class CameraStreamer:
         self.capture.start(self._on_frame)
 
     def _on_frame(self, rgb: np.ndarray, stamp: float) -> None:
-        # Throttle with a small tolerance so a 30 Hz camera is not halved by jitter at --fps 30.
-        if stamp - self._last_stamp < 0.8 / self.fps:
+        # Throttle with a small tolerance so a 30 Hz camera is not halved by jitter at --fps 30. A file is
+        # already paced at fps by the capture; a frame it delivers late is followed by one on time, which
+        # the throttle would drop.
+        if not self.capture.is_file and stamp - self._last_stamp < 0.8 / self.fps:
             self.n_dropped += 1
             return
         self._last_stamp = stamp
@@ -127,3 +138,8 @@ class CameraStreamer:
     def stats(self) -> dict[str, int]:
         """Frames read, published and dropped by the ``fps`` limit."""
         return {"read": self.capture.n_frames, "published": self.n_published, "dropped": self.n_dropped}
+
+    @property
+    def delivered_fps(self) -> float:
+        """Frames per second the camera delivered over its first seconds (Hz; NaN before two frames)."""
+        return self.capture.rate_report()["delivered_fps"]

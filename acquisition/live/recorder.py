@@ -35,7 +35,8 @@ import numpy as np
 import pylsl
 
 from acquisition.lsl import spec_from_stream_info, time_correction_ex
-from acquisition.session.format import FRAME_COMPRESSIONS, StreamSpec
+from acquisition.session.compression_choice import choose_frame_compression, describe_choice
+from acquisition.session.format import FRAME_COMPRESSIONS, IMAGE_COMPRESSIONS, StreamSpec
 from acquisition.session.frame_codec import encode_frame
 from acquisition.session.writer import SessionWriter, check_output_path
 from acquisition.utils.docs import fill_doc
@@ -90,6 +91,17 @@ class RecorderSettings:
     inlet_buffer_max_bytes: int = 1_000_000_000
     min_free_bytes: int = 256 * 1024
     max_backlog_chunks: int = 2000
+    #: ``--video-compression auto``: a form must store this many times the stream's nominal rate.
+    auto_margin: float = 2.0
+    #: ``auto``: frames to measure the forms on, and how long to wait for them (seconds).
+    auto_calibration_frames: int = 12
+    auto_calibration_timeout_s: float = 3.0
+
+
+#: Threads that encode PNG/JPEG frames (filters run in the one writer thread).
+_ENCODE_WORKERS = 2
+#: What ``--video-compression`` accepts: a storage form, or ``auto`` (measured per stream at the start).
+RECORD_COMPRESSIONS = (*FRAME_COMPRESSIONS, "auto")
 
 
 def _stream_key(info: pylsl.StreamInfo) -> tuple[str, str]:
@@ -120,7 +132,8 @@ def parse_compression(value: str | dict[str, str]) -> tuple[str, dict[str, str]]
     """Parse a compression choice into ``(default, {stream name: codec})``.
 
     ``"png"`` applies to every video stream; ``"RGB=jpeg,Depth=png"`` or a dict names streams
-    (unnamed video streams stay uncompressed).
+    (unnamed video streams stay uncompressed). Each codec is one of :data:`RECORD_COMPRESSIONS`:
+    ``none``, ``png``, ``jpeg``, ``lz4``, ``blosc2`` or ``auto``.
     """
     if isinstance(value, str) and "=" not in value:
         default, per_stream = value, {}
@@ -131,9 +144,10 @@ def parse_compression(value: str | dict[str, str]) -> tuple[str, dict[str, str]]
                 raise ValueError(f"Cannot parse video compression {value!r}; use e.g. 'png' or 'RGB=jpeg,Depth=png'.")
             value = {name.strip(): codec.strip() for name, codec in pairs}
         default, per_stream = "none", dict(value)
-    for codec in (default, *per_stream.values()):
-        if codec not in FRAME_COMPRESSIONS:
-            raise ValueError(f"Video compression must be one of {FRAME_COMPRESSIONS}, got {codec!r}.")
+    for name, codec in (("every video stream", default), *per_stream.items()):
+        if codec not in RECORD_COMPRESSIONS:
+            raise ValueError(f"Invalid video compression {codec!r} for {name}: allowed values are "
+                             f"{', '.join(RECORD_COMPRESSIONS)} (e.g. 'lz4', or per stream 'RGB=auto,Depth=png').")
     return default, per_stream
 
 
@@ -147,6 +161,7 @@ class _StreamWorker:
         self.n_received = 0
         self.last_receive_time = 0.0
         self.inlet: pylsl.StreamInlet | None = None
+        self.auto_compression = False
         self.threads = [threading.Thread(target=self._pull, name=f"pull-{file_name}", daemon=True)]
 
     def start(self) -> None:
@@ -181,8 +196,10 @@ class _StreamWorker:
         else:
             return None
         self.inlet = inlet
+        compression = self.recorder._compression_for(full_info)
+        self.auto_compression = compression == "auto"
         return spec_from_stream_info(full_info, name=self.file_name,
-                                     compression=self.recorder._compression_for(full_info))
+                                     compression="none" if self.auto_compression else compression)
 
     def _pull(self) -> None:
         """Thread body: open the stream, then pull it until the recording stops; report any failure."""
@@ -195,7 +212,16 @@ class _StreamWorker:
         if spec is None:
             rec._stream_failed(self, "could not be opened: the recording stopped before the stream answered")
             return
+        first: list[tuple[Any, np.ndarray]] = []
+        if self.auto_compression and spec.encoding is not None:
+            try:
+                first = self._calibrate(spec)
+            except Exception as err:  # noqa: BLE001 -- reported like any stream that cannot be recorded
+                rec._stream_failed(self, f"could not choose its video compression: {err}")
+                return
         rec._put(("create", spec))
+        for samples, stamps in first:  # the calibration frames are recorded too
+            rec._put(("data", self.file_name, self._convert(spec, samples, len(stamps)), stamps))
         offsets = threading.Thread(target=self._collect_offsets, name=f"offsets-{self.file_name}", daemon=True)
         offsets.start()
         self.threads.append(offsets)
@@ -236,13 +262,39 @@ class _StreamWorker:
                 time.sleep(rec.settings.pull_interval_s)
         inlet.close_stream()
 
+    def _calibrate(self, spec: StreamSpec) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Pull the first frames, measure the storage forms on them and set ``spec.compression`` (``auto``).
+
+        Returns the pulled chunks, which are recorded like any others.
+        """
+        rec, inlet = self.recorder, self.inlet
+        assert inlet is not None
+        s = rec.settings
+        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        n, wanted = 0, max(1, s.auto_calibration_frames)
+        buffer = np.empty((wanted, spec.channel_count), dtype=inlet.np_dtype)  # a frame value by value is slow
+        deadline = time.monotonic() + s.auto_calibration_timeout_s
+        while n < wanted and time.monotonic() < deadline and not rec._stop.is_set():
+            samples, stamps = inlet.pull_chunk(timeout=0.05, max_samples=wanted - n, dest_obj=buffer, as_numpy=True)
+            if len(stamps):
+                chunks.append((samples[: len(stamps)].copy(), np.asarray(stamps)))
+                n += len(stamps)
+                self.n_received += len(stamps)
+                self.last_receive_time = time.monotonic()
+        if n == 0:
+            raise TimeoutError(f"no frame arrived within {s.auto_calibration_timeout_s:g} s to measure the storage "
+                               "forms on; start the camera first, or name a form (e.g. --video-compression lz4)")
+        frames = np.concatenate([c[0] for c in chunks]).view(spec.stored_dtype).reshape(n, *spec.frame_shape)
+        rec._apply_auto_choice(spec, frames)
+        return chunks
+
     def _convert(self, spec: StreamSpec, samples: np.ndarray, n: int) -> Any:
         if spec.channel_format == "string":
             return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(samples)
         data = samples[:n]
         if spec.encoding is not None:
             frames = data.view(spec.stored_dtype).reshape(n, *spec.frame_shape)  # type: ignore[misc]
-            if spec.compression != "none":
+            if spec.compression in IMAGE_COMPRESSIONS:
                 return [self.recorder._encoder.submit(encode_frame, f.copy(), spec.compression) for f in frames]
             return frames.copy()
         return data.copy()
@@ -282,10 +334,22 @@ class SessionRecorder:
         Record every stream visible on the network (now and later).
     camera : int | str | None
         Also capture this OpenCV camera (device index or video file/URL) directly.
+    camera_fps : float | None
+        Frame rate to ask of the camera (Hz; a video file is paced at this rate). The rate it
+        delivers is measured over the first seconds, logged, and stored as the stream attribute
+        ``delivered_fps``.
+    camera_exposure : float | None
+        Manual exposure to ask of the camera, in the driver's units (``cv2.CAP_PROP_EXPOSURE``;
+        V4L2: 100 us steps); auto exposure is switched off first. None keeps auto exposure.
     video_compression : str | dict
-        Per-frame compression of video streams: ``"none"``, ``"png"`` or ``"jpeg"`` for all,
-        or per stream name, e.g. ``{"RGB": "jpeg", "Depth": "png"}`` (others: none), or the
-        same as text: ``"RGB=jpeg,Depth=png"``.
+        How video frames are stored: ``"none"`` (raw), ``"png"`` or ``"jpeg"`` (one image per frame,
+        encoded in a thread pool), ``"lz4"`` or ``"blosc2"`` (raw frames through a lossless HDF5
+        filter of ``hdf5plugin``), or ``"auto"``: at the start, the lossless forms are measured on the
+        stream's first frames and the most compact one that keeps up with its nominal rate (with
+        ``settings.auto_margin``) is chosen, logged and stored in the stream's ``compression_choice``
+        attribute (see :mod:`acquisition.session.compression_choice`). One form for all video
+        streams, or per stream name, e.g. ``{"RGB": "auto", "Depth": "png"}`` (others: none), or
+        the same as text: ``"RGB=auto,Depth=png"``.
     subject_id, session_id, notes : str
         Stored in the session's root metadata.
     if_exists : ``"error"`` | ``"rename"``
@@ -306,7 +370,8 @@ class SessionRecorder:
     """
 
     def __init__(self, fname: str | Path, *, streams: Sequence[str] = (), all_streams: bool = False,
-                 camera: int | str | None = None, video_compression: str | dict[str, str] = "none",
+                 camera: int | str | None = None, camera_fps: float | None = None,
+                 camera_exposure: float | None = None, video_compression: str | dict[str, str] = "none",
                  subject_id: str = "sub-unknown", session_id: str | None = None, notes: str = "",
                  if_exists: str = "error", allow_missing: bool = False,
                  settings: RecorderSettings | None = None) -> None:
@@ -322,6 +387,7 @@ class SessionRecorder:
         self.predicates = list(streams)
         self.all_streams = all_streams
         self.camera_source = camera
+        self._camera_options = {"fps": camera_fps, "exposure": camera_exposure}
         self.settings = settings or RecorderSettings()
         self._writer_args = dict(subject_id=subject_id, session_id=session_id, notes=notes)
         self._if_exists = if_exists
@@ -336,7 +402,7 @@ class SessionRecorder:
         self._writer_thread: threading.Thread | None = None
         self._resolver_thread: threading.Thread | None = None
         self._camera: CameraCapture | None = None
-        self._encoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode")
+        self._encoder = ThreadPoolExecutor(max_workers=_ENCODE_WORKERS, thread_name_prefix="encode")
         self.error: BaseException | None = None
         self.start_time: float | None = None
         self._last_size = 0
@@ -362,9 +428,15 @@ class SessionRecorder:
         if self.camera_source is not None:
             from acquisition.devices.camera import CameraCapture
 
-            camera = CameraCapture(self.camera_source)
+            camera = CameraCapture(self.camera_source, **self._camera_options)
             default, per_stream = self._compression
-            camera.spec.compression = per_stream.get(camera.name, default)
+            compression = per_stream.get(camera.name, default)
+            if compression == "auto":
+                # A camera is captured in-process: measure on its first frame (it has only one so far).
+                first = camera.first_frame_rgb()
+                self._apply_auto_choice(camera.spec, np.repeat(first[None], self.settings.auto_calibration_frames, 0))
+            else:
+                camera.spec.compression = compression
         # The LSL clock at the wall-clock start lets exports place the first sample in real time.
         self._writer = SessionWriter(self.fname, if_exists="error", metadata={"start_lsl_time": pylsl.local_clock()},
                                      **self._writer_args)  # type: ignore[arg-type]
@@ -409,6 +481,7 @@ class SessionRecorder:
         self._stop.set()
         if self._camera is not None:
             self._camera.stop()
+            self._put(("final_attrs", self._camera.spec.group_name, self._camera.rate_report()))
         for worker in list(self._workers.values()):
             worker.join(timeout=5)
         self._put(("close", None))
@@ -449,6 +522,14 @@ class SessionRecorder:
     def _compression_for(self, info: pylsl.StreamInfo) -> str:
         default, per_stream = self._compression
         return per_stream.get(info.name(), default)
+
+    def _apply_auto_choice(self, spec: StreamSpec, frames: np.ndarray) -> None:
+        """Measure the storage forms on ``frames``; set ``spec.compression`` and record why (``auto``)."""
+        choice = choose_frame_compression(spec, frames, margin=self.settings.auto_margin,
+                                          image_workers=_ENCODE_WORKERS)
+        spec.compression = choice.compression
+        spec.extra.update(describe_choice(choice))
+        logger.info("Stream %s: video compression auto -> %s (%s)", spec.name, choice.compression, choice.reason)
 
     def _put(self, item: tuple) -> None:
         self._queue.put(item)
@@ -560,6 +641,8 @@ class SessionRecorder:
                         batches.setdefault(item[1], []).append((item[2], item[3]))
                     elif kind == "offsets":
                         offsets.setdefault(item[1], []).append(item[2])
+                    elif kind == "final_attrs" and item[1] in writer.streams:
+                        writer.streams[item[1]].final_attrs.update(item[2])
                 done = closing and self._queue.empty()
                 if done or time.monotonic() - last_flush >= self.settings.flush_interval_s:
                     self._write_batches(writer, batches, offsets)

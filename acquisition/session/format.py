@@ -37,8 +37,14 @@ FRAME_ENCODINGS: dict[str, dict[str, Any]] = {
     "DEPTH16-mm": {"lsl_format": "int16", "dtype": np.uint16, "channels": 1},
 }
 
-#: Per-frame compression choices: lossless PNG (RGB and depth) or JPEG (RGB only).
-FRAME_COMPRESSIONS = ("none", "png", "jpeg")
+#: How video frames can be stored: raw (``none``); one image per frame, lossless PNG (RGB and
+#: depth) or JPEG (RGB only); or raw frames through a lossless HDF5 chunk filter of
+#: ``hdf5plugin`` (``lz4``: HDF5's LZ4 filter; ``blosc2``: Blosc2 with LZ4 and bit-shuffle).
+FRAME_COMPRESSIONS = ("none", "png", "jpeg", "lz4", "blosc2")
+#: The forms that store one encoded image per frame (variable-length bytes, decoded on read).
+IMAGE_COMPRESSIONS = ("png", "jpeg")
+#: The forms that store raw frames through an HDF5 filter (readers need ``import hdf5plugin``).
+FILTER_COMPRESSIONS = ("lz4", "blosc2")
 
 #: How LSL stream types map to modalities (case-insensitive); anything else is ``misc``.
 MODALITY_BY_LSL_TYPE = {
@@ -79,7 +85,8 @@ class StreamSpec:
     encoding : str | None
         ``"RGB8"`` or ``"DEPTH16-mm"`` for video frames, else None.
     compression : str
-        Per-frame compression for video streams: ``"none"``, ``"png"`` or ``"jpeg"``.
+        How video frames are stored: ``"none"``, ``"png"``, ``"jpeg"``, ``"lz4"`` or ``"blosc2"``
+        (see :data:`FRAME_COMPRESSIONS`).
     can_drop_samples : bool
         True for streams whose source may skip samples (cameras, markers).
     info_xml : str

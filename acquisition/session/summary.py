@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.session.format import IMAGE_COMPRESSIONS
+from acquisition.session.frame_stamp import frame_drop_report, is_stamped, stream_frame_indices
 from acquisition.session.reader import Session, Stream
 
 #: A gap is a pause between consecutive samples longer than this many sample periods...
@@ -22,7 +24,7 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def summarize_stream(stream: Stream) -> dict[str, Any]:
+def summarize_stream(stream: Stream, *, check_frame_stamps: bool | None = None) -> dict[str, Any]:
     """Summary of one stream (JSON-able).
 
     Returns a dict with ``type``, ``modality``, ``source_id``, ``hostname``,
@@ -32,7 +34,13 @@ def summarize_stream(stream: Stream) -> dict[str, Any]:
     ``dropped_samples_estimate``, ``clock_offsets`` (count, span, mean/std/min/max offset,
     median uncertainty, in s), ``clock_segments`` (one per clock reset: span, drift in ppm,
     fit residual), ``dejittered``, ``jitter_before_s`` / ``jitter_after_s`` (SD of sample
-    intervals), ``shape``, ``dtype``, ``compression`` and ``stored_bytes``.
+    intervals), ``shape``, ``dtype``, ``compression`` and ``stored_bytes``. Video streams whose
+    frames carry frame-index stamps (:mod:`acquisition.session.frame_stamp`, e.g. the highspeed
+    simulated rig) also get ``frame_stamps``: frames dropped between the first and last stamp
+    (``dropped_frames``, ``gaps``), repeated and unreadable ones, counted from the stamps themselves.
+    ``check_frame_stamps``: read the stamps (True), or not (False); None (default) reads them unless
+    the frames are stored as PNG/JPEG images, where decoding every frame would take minutes for a
+    long recording (``frame_stamps`` is then ``{"checked": False, ...}`` with the call that does it).
     """
     info = stream.info
     n = stream.n_samples
@@ -79,10 +87,18 @@ def summarize_stream(stream: Stream) -> dict[str, Any]:
             dropped = int(np.sum(np.round(dt[late] * srate) - 1))
     out["gaps"] = gaps
     out["dropped_samples_estimate"] = dropped if srate > 0 else None
+    if stream.modality == "rgb" and is_stamped(info):
+        if check_frame_stamps is None:
+            check_frame_stamps = info.get("compression", "none") not in IMAGE_COMPRESSIONS
+        if check_frame_stamps:
+            out["frame_stamps"] = {"checked": True, **frame_drop_report(stream_frame_indices(stream))}
+        else:
+            out["frame_stamps"] = {"checked": False, "how": "frames stored as images: count drops with "
+                                   "acquisition.session.frame_stamp.frame_drop_report(stream_frame_indices(stream))"}
     return out
 
 
-def summarize_session(session: Session) -> dict[str, Any]:
+def summarize_session(session: Session, *, check_frame_stamps: bool | None = None) -> dict[str, Any]:
     """Summary of a session (JSON-able): file, root metadata and every stream (see :func:`summarize_stream`)."""
     meta = {k: v for k, v in session.info.items()}
     return {
@@ -94,5 +110,6 @@ def summarize_session(session: Session) -> dict[str, Any]:
         "start_time": meta.get("start_time"),
         "stop_time": meta.get("stop_time"),
         "synthetic": bool(meta.get("synthetic", False)),
-        "streams": {name: summarize_stream(stream) for name, stream in session.streams.items()},
+        "streams": {name: summarize_stream(stream, check_frame_stamps=check_frame_stamps)
+                    for name, stream in session.streams.items()},
     }

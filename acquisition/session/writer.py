@@ -45,8 +45,9 @@ import numpy as np
 
 from acquisition.utils.logs import logger
 from acquisition.utils.version import software_version
-from acquisition.session.frame_codec import encode_frame
-from acquisition.session.format import SCHEMA_NAME, SCHEMA_VERSION, STREAMS_GROUP, StreamSpec
+from acquisition.session.frame_codec import encode_frame, filter_options, open_frame_dataset
+from acquisition.session.format import (FILTER_COMPRESSIONS, IMAGE_COMPRESSIONS, SCHEMA_NAME, SCHEMA_VERSION,
+                                        STREAMS_GROUP, StreamSpec)
 
 #: Target size of one numeric HDF5 chunk: small enough to flush often, large enough to read fast.
 _CHUNK_BYTES = 256 * 1024
@@ -116,11 +117,15 @@ class StreamWriter:
         self.spec = spec
         self._session = session
         self.n_samples = 0
+        #: Stream attributes known only once recording ran (e.g. a camera's delivered frame rate),
+        #: stored when the session closes (SWMR forbids new attributes while a file is live).
+        self.final_attrs: dict[str, Any] = {}
         self._bind()
 
     def _bind(self) -> None:
         group = self._session._file[STREAMS_GROUP][self.spec.group_name]
-        self._data = group["data"]
+        raw_frames = self.spec.frame_shape is not None and self.spec.compression not in IMAGE_COMPRESSIONS
+        self._data = open_frame_dataset(group) if raw_frames else group["data"]
         self._timestamps = group["timestamps"]
         self._offsets = group["clock_offsets"]
         self.n_samples = min(self._data.shape[0], self._timestamps.shape[0])
@@ -153,7 +158,7 @@ class StreamWriter:
                 )
             if data.dtype != spec.stored_dtype:
                 data = data.astype(spec.stored_dtype)
-            if spec.compression != "none":
+            if spec.compression in IMAGE_COMPRESSIONS:
                 self.append_encoded([encode_frame(frame, spec.compression) for frame in data], timestamps)
                 return
         self._write(data, timestamps)
@@ -163,8 +168,9 @@ class StreamWriter:
         timestamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
         if len(frames) != timestamps.shape[0]:
             raise ValueError(f"{len(frames)} encoded frames but {timestamps.shape[0]} timestamps")
-        if self.spec.compression == "none":
-            raise ValueError(f"Stream {self.spec.name!r} stores raw frames; use append().")
+        if self.spec.compression not in IMAGE_COMPRESSIONS:
+            raise ValueError(f"Stream {self.spec.name!r} stores raw frames (compression {self.spec.compression!r}); "
+                             "use append().")
         self._write(list(frames), timestamps)
 
     def _write(self, data: np.ndarray | list[np.ndarray], timestamps: np.ndarray) -> None:
@@ -508,12 +514,16 @@ class SessionWriter:
         self._file.close()
         if not self._appending:
             final_attrs.setdefault("stop_time", _dt.datetime.now(_dt.timezone.utc).isoformat())
-        if not final_attrs:
+        stream_attrs = {w.spec.group_name: w.final_attrs for w in self.streams.values() if w.final_attrs}
+        if not final_attrs and not stream_attrs:
             return
         # SWMR forbids new attributes while live, so end-of-session facts go in after closing.
         with h5py.File(self.fname, "r+", libver="latest") as f:
             for key, value in final_attrs.items():
                 f.attrs[key] = _attr_value(value)
+            for group_name, attrs in stream_attrs.items():
+                for key, value in attrs.items():
+                    f[STREAMS_GROUP][group_name].attrs[key] = _attr_value(value)
 
     def __enter__(self) -> SessionWriter:
         return self
@@ -709,7 +719,13 @@ def _spec_attrs(spec: StreamSpec) -> dict[str, Any]:
 
 def _create_datasets(group: h5py.Group, spec: StreamSpec) -> None:
     shape = spec.sample_shape
-    if spec.compression != "none":
+    if spec.compression in FILTER_COMPRESSIONS:
+        # One frame per chunk: a frame is read without its neighbours, and a time window is read
+        # chunk by chunk straight into the caller's array (benchmarks/highspeed.py times it).
+        group.create_dataset("data", shape=(0, *shape), maxshape=(None, *shape), chunks=(1, *shape),
+                             dtype=np.dtype(spec.stored_dtype),
+                             **filter_options(spec.compression, np.dtype(spec.stored_dtype).itemsize))
+    elif spec.compression in IMAGE_COMPRESSIONS:
         group.create_dataset("data", shape=(0,), maxshape=(None,), chunks=(64,),
                              dtype=h5py.vlen_dtype(np.uint8))
     elif spec.channel_format == "string":

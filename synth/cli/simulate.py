@@ -17,7 +17,8 @@ console = Console() if sys.stdout.isatty() else Console(width=160)
 
 def simulate(
     profile: str = typer.Option("default",
-                                help="Rig profile in configs/rig/ (default, light, realistic) or a YAML path."),
+                                help="Rig profile in configs/rig/ (default, light, realistic, highspeed) "
+                                     "or a YAML path."),
     duration: Optional[float] = typer.Option(None, help="Seconds to run (default: until Ctrl-C)."),
     seed: int = typer.Option(0, help="Seed of the AU timeline and all signals (same seed, same samples)."),
     name_prefix: str = typer.Option("", help="Prefix for every stream name (to run several rigs at once)."),

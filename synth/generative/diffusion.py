@@ -320,7 +320,9 @@ class DiffusionGenerator:
         quiet = diffusers_logging.is_progress_bar_enabled()
         diffusers_logging.disable_progress_bar()  # a bar for loading two small components is noise
         try:
-            pipeline = AUConditionedFacePipeline.from_pretrained(folder.weights, local_files_only=True)
+            # low_cpu_mem_usage=False: the default asks for `accelerate`, and warns without it; these models are small.
+            pipeline = AUConditionedFacePipeline.from_pretrained(folder.weights, local_files_only=True,
+                                                                 low_cpu_mem_usage=False)
         finally:
             if quiet:
                 diffusers_logging.enable_progress_bar()

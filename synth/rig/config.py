@@ -11,13 +11,31 @@ from synth.facs import TimelineConfig
 
 
 class VideoConfig(StrictModel):
-    """A simulated camera (RGB8 or DEPTH16-mm frames)."""
+    """A simulated camera (RGB8 or DEPTH16-mm frames).
+
+    ``frame_bank`` > 0 renders that many frames once, at start, and cycles them (frame ``k`` is
+    bank frame ``k % frame_bank``): a camera that costs almost no CPU, for recording at high frame
+    rates; its faces follow the AU timeline only for the bank's first pass. ``stamp_frame_index``
+    draws each RGB frame's running index into its top-left corner
+    (:mod:`acquisition.session.frame_stamp`), so dropped frames show in the file.
+    """
 
     enabled: bool = True
     name: str
     width: int = Field(640, ge=64, le=4096)
     height: int = Field(480, ge=64, le=4096)
-    fps: float = Field(30.0, gt=0, le=240)
+    fps: float = Field(30.0, gt=0, le=1000)
+    frame_bank: int = Field(0, ge=0, le=2000)
+    stamp_frame_index: bool = False
+
+    @model_validator(mode="after")
+    def _check_stamp_fits(self) -> VideoConfig:
+        from acquisition.session.frame_stamp import STAMP_SHAPE_PX
+
+        if self.stamp_frame_index and (self.height < STAMP_SHAPE_PX[0] or self.width < STAMP_SHAPE_PX[1]):
+            raise ValueError(f"stamp_frame_index needs frames of at least {STAMP_SHAPE_PX[1]}x{STAMP_SHAPE_PX[0]} "
+                             f"pixels, got {self.width}x{self.height}")
+        return self
 
 
 class EMGChannelConfig(StrictModel):

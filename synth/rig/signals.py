@@ -15,6 +15,7 @@ import numpy as np
 from scipy import signal
 
 from acquisition.annotate.action_units import AU_IDS, AU_INDEX
+from acquisition.session.frame_stamp import stamp_frame_index
 from synth.facs import AUTimeline, muscle_activation
 
 from synth.rig.camera import CameraEffects
@@ -241,4 +242,31 @@ class FaceVideoGenerator(SampleGenerator):
         return np.stack([r[0] for r in rendered]), np.stack([r[1] for r in rendered])
 
 
-__all__ = ["AU_IDS", "AUIntensityGenerator", "EMGGenerator", "EEGGenerator", "FaceVideoGenerator"]
+class FrameBankVideoGenerator(SampleGenerator):
+    """A cheap camera: ``bank_size`` frames of a :class:`FaceVideoGenerator`, rendered once, then cycled.
+
+    Frame ``k`` is bank frame ``k % bank_size``; with ``stamp`` its RGB frame also carries ``k``
+    in its top-left corner (:func:`acquisition.session.frame_stamp.stamp_frame_index`). A frame
+    costs one copy instead of a rendering (about 4 ms at 640x480), so the rig can publish VGA at
+    hundreds of frames per second. ``next_samples(n)`` returns ``(rgb, depth)`` as
+    :class:`FaceVideoGenerator` does.
+    """
+
+    def __init__(self, renderer: FaceVideoGenerator, bank_size: int, *, stamp: bool = False) -> None:
+        super().__init__(renderer.srate_hz)
+        if bank_size < 1:
+            raise ValueError(f"bank_size must be >= 1, got {bank_size}")
+        self._rgb_bank, self._depth_bank = renderer.next_samples(int(bank_size))
+        self.stamp = stamp
+
+    def _generate(self, n: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        k = self.position + np.arange(n)
+        rows = k % self._rgb_bank.shape[0]
+        rgb = np.take(self._rgb_bank, rows, axis=0)
+        if self.stamp:
+            stamp_frame_index(rgb, k)
+        return rgb, np.take(self._depth_bank, rows, axis=0)
+
+
+__all__ = ["AU_IDS", "AUIntensityGenerator", "EMGGenerator", "EEGGenerator", "FaceVideoGenerator",
+           "FrameBankVideoGenerator"]

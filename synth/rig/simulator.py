@@ -19,6 +19,7 @@ import pylsl
 
 from acquisition.utils.logs import logger, verbose
 from acquisition.lsl import make_stream_info
+from acquisition.session.frame_stamp import STAMP_LAYOUT
 from acquisition.annotate.action_units import AU_LABELS
 from synth.facs import AUTimeline, generate_timeline
 
@@ -27,7 +28,8 @@ from synth.rig.config import RigConfig
 from synth.rig.confounds import HEAD_POSE_COLUMNS, ConfoundTimeline, with_confounds
 from synth.rig.idle import IdleTimeline
 from synth.rig.subjects import SubjectProfile, draw_subject
-from synth.rig.signals import AUIntensityGenerator, EEGGenerator, EMGGenerator, FaceVideoGenerator, SampleGenerator
+from synth.rig.signals import (AUIntensityGenerator, EEGGenerator, EMGGenerator, FaceVideoGenerator,
+                               FrameBankVideoGenerator, SampleGenerator)
 
 #: Seconds of timeline drawn when no duration is given (the rig can run this long).
 DEFAULT_HORIZON_S = 4 * 3600.0
@@ -151,9 +153,12 @@ class SimulatedRig:
                 camera = CameraEffects(video.width, video.height, self.seed,
                                        lighting=c.lighting if c.lighting.enabled else None,
                                        noise=c.camera_noise if c.camera_noise.enabled else None)
-            return FaceVideoGenerator(video, self.timeline, identity_seed=c.identity_seed,
+            face = FaceVideoGenerator(video, self.timeline, identity_seed=c.identity_seed,
                                       head_pose=getattr(self.timeline, "head_pose", None), camera=camera,
                                       family=c.face.family)
+            if video.frame_bank:
+                return FrameBankVideoGenerator(face, video.frame_bank, stamp=c.rgb.stamp_frame_index)
+            return face
         if key == "emg":
             return EMGGenerator(c.emg, self.timeline, self.seed, subject=self.subject, speech=self._speech(),
                                 speech_drive=c.talking.emg_drive)
@@ -197,9 +202,11 @@ class SimulatedRig:
         if self._threads:
             raise RuntimeError("The rig is already running; call stop() first.")
         c = self.config
+        enabled = self.enabled_streams
+        # Before t0: a frame bank renders for a second or more, which must not eat into start_delay_s.
+        video_generator = self.make_generator("video") if {"rgb", "depth"} & set(enabled) else None
         self.t0 = pylsl.local_clock() + c.start_delay_s
         self._stop.clear()
-        enabled = self.enabled_streams
         video_outlets = []
         for key, video, encoding, fmt in (("rgb", c.rgb, "RGB8", "int8"), ("depth", c.depth, "DEPTH16-mm", "int16")):
             if key not in enabled:
@@ -207,6 +214,8 @@ class SimulatedRig:
             shape = (video.height, video.width, 3) if key == "rgb" else (video.height, video.width)
             info = self._info(key, type="VideoRaw", channel_count=int(np.prod(shape)), nominal_srate=video.fps,
                               channel_format=fmt, encoding=encoding, frame_shape=shape, can_drop_samples=True)
+            if key == "rgb" and video.stamp_frame_index:  # readers find dropped frames from the stamps
+                info.desc().append_child_value("frame_stamp", STAMP_LAYOUT)
             video_outlets.append((key, pylsl.StreamOutlet(info, max_buffered=VIDEO_MAX_BUFFERED_S)))
         if video_outlets:
             if "rgb" in enabled and "depth" in enabled and (c.rgb.width, c.rgb.height, c.rgb.fps) != (
@@ -221,7 +230,7 @@ class SimulatedRig:
                 return [chosen[k].reshape(chosen[k].shape[0], -1) for k in keys]
 
             video_cfg = c.rgb if "rgb" in enabled else c.depth
-            self._add_source("video", self.make_generator("video"), video_outlets, frames_to_lsl, 1.0 / video_cfg.fps)
+            self._add_source("video", video_generator, video_outlets, frames_to_lsl, 1.0 / video_cfg.fps)
         if "emg" in enabled:
             labels = [ch.label for ch in c.emg.channels]
             info = self._info("emg", type="EMG", channel_count=len(labels), nominal_srate=c.emg.srate_hz,

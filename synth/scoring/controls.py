@@ -5,7 +5,8 @@
   people it never saw, so a generator cannot be expected to beat it, and a score near it means
   the generated faces are as readable as real ones.
 - memorization (:func:`retrieve_by_aus`): for each requested frame, the training frame whose
-  AUs are nearest, measured by the same estimator: what a generator that only copies its
+  AUs are nearest (each sequence from the one training subject that fits it best), measured by the
+  same estimator: what a generator that only copies its
   training data would score.
 - floor (:func:`shuffled_requests`): the synthetic measurements against requests permuted over
   all frames of the corpus: r near 0 by construction, the value of a generator that ignores
@@ -102,28 +103,50 @@ def ceiling_predictions(rgbd: np.ndarray, aus: np.ndarray, subjects: np.ndarray,
     return measured, len(folds)
 
 
-def retrieve_by_aus(requested: np.ndarray, pool_aus: np.ndarray, *, chunk_size: int = 2048) -> np.ndarray:
+def retrieve_by_aus(requested: np.ndarray, pool_aus: np.ndarray, *, bounds: Sequence[tuple[int, int]] | None = None,
+                    pool_groups: np.ndarray | None = None, chunk_size: int = 2048) -> np.ndarray:
     """Row of the pool frame whose AU vector is nearest (Euclidean, all 17 AUs) to each request.
+
+    With ``bounds`` and ``pool_groups`` every sequence is retrieved from one group (one training
+    subject): the group whose nearest frames are nearest in sum over the sequence. A generator that
+    memorized its data replays one person per sequence, and the estimator normalizes each sequence by
+    its median frame, which only means something within one person; frame by frame retrieval across
+    people would make the baseline flicker between faces and score worse than memorization would.
 
     Parameters
     ----------
     requested : array of float, shape (n_requests, 17)
     pool_aus : array of float, shape (n_pool, 17)
+    bounds : sequence of (start, stop) | None
+        Rows of ``requested`` per sequence; None retrieves every frame on its own.
+    pool_groups : array, shape (n_pool,) | None
+        Group (subject) of each pool frame; needed with ``bounds``.
     chunk_size : int
         Requests per distance block (memory ~ ``chunk_size * n_pool`` floats).
 
     Returns
     -------
     index : array of int64, shape (n_requests,)
-        Ties go to the lowest pool row.
+        Ties go to the lowest pool row (and, between groups, to the first group in sorted order).
     """
     pool = torch.as_tensor(np.asarray(pool_aus, dtype=np.float64))
     req = np.asarray(requested, dtype=np.float64)
     if len(pool) == 0:
         raise ValueError("The training pool holds no frames to retrieve from.")
-    out = [torch.cdist(torch.as_tensor(req[i:i + chunk_size]), pool).argmin(1).numpy()
-           for i in range(0, len(req), chunk_size)]
-    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+    if bounds is None:
+        out = [torch.cdist(torch.as_tensor(req[i:i + chunk_size]), pool).argmin(1).numpy()
+               for i in range(0, len(req), chunk_size)]
+        return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+    if pool_groups is None or len(pool_groups) != len(pool):
+        raise ValueError("Retrieval by sequence needs pool_groups: one group (subject) per pool frame.")
+    groups = np.asarray(pool_groups)
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    index = np.zeros(len(req), np.int64)
+    for a, b in bounds:
+        dist = torch.cdist(torch.as_tensor(req[a:b]), pool).numpy()
+        best = min(members, key=lambda rows: dist[:, rows].min(1).sum())
+        index[a:b] = best[dist[:, best].argmin(1)]
+    return index
 
 
 def shuffled_requests(requested: np.ndarray, *, seed: int) -> np.ndarray:

@@ -39,6 +39,8 @@ class CorpusSequences:
         ``(start, stop)`` rows of each sequence, in corpus order.
     ids : list of str
         Each sequence's id in ``corpus.json``.
+    records : list of dict
+        Each read sequence's record in ``corpus.json`` (emotion, kind, identity, ...).
     manifest : dict
         ``corpus.json`` as read.
     """
@@ -47,6 +49,7 @@ class CorpusSequences:
     requested: np.ndarray
     bounds: list[tuple[int, int]]
     ids: list[str]
+    records: list[dict[str, Any]]
     manifest: dict[str, Any]
 
 
@@ -104,7 +107,7 @@ def read_corpus_sequences(corpus_dir: str | os.PathLike, image_size: int, *,
         bounds.append((start, start + len(frames)))
         start += len(frames)
     return CorpusSequences(np.concatenate(rgbd), np.concatenate(requested), bounds,
-                           [str(r.get("id", Path(r["file"]).stem)) for r in records], manifest)
+                           [str(r.get("id", Path(r["file"]).stem)) for r in records], list(records), manifest)
 
 
 def session_subject(fname: str | os.PathLike) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from acquisition.annotate.action_units import AU_LABELS
+from synth.scoring.grid import GridInputs, plot_score_grid
 
 #: The sets in the order they are shown, with the colour of each in the figure.
 SET_COLOURS = {"synthetic": "tab:blue", "ceiling": "tab:green", "memorization": "tab:orange", "floor": "tab:grey"}
@@ -57,6 +58,7 @@ class ScoreReport:
     subject_check: str
     config: Any
     files: dict[str, str] = field(default_factory=dict)
+    grid: GridInputs | None = field(default=None, repr=False)
 
     def goals(self) -> dict[str, Any]:
         """Issue 15's goals against this run (None where a needed set is missing)."""
@@ -98,12 +100,14 @@ class ScoreReport:
         }
 
     def write(self, out: str | os.PathLike) -> dict[str, Path]:
-        """Write ``score.json`` and ``score.png`` (per-AU r of each set) into ``out`` (created), never overwriting.
+        """Write ``score.json``, ``score.png`` (per-AU r of each set) and ``score_grid.png`` (people x
+        expressions, requested vs measured AUs; :mod:`synth.scoring.grid`) into ``out`` (created), never
+        overwriting.
 
         Returns
         -------
         files : dict
-            ``{"json": path, "figure": path}``.
+            ``{"json": path, "figure": path, "grid": path}`` (no ``grid`` when the report holds no frames).
         """
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -114,6 +118,8 @@ class ScoreReport:
         files = {"json": out / f"{stem}.json", "figure": out / f"{stem}.png"}
         files["json"].write_text(json.dumps(self.to_dict(), indent=2))
         plot_per_au_r(self.to_dict(), files["figure"])
+        if self.grid is not None:
+            files["grid"] = plot_score_grid(self.grid, out / f"{stem}_grid.png")
         self.files = {k: str(v) for k, v in files.items()}
         return files
 

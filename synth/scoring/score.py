@@ -23,6 +23,7 @@ from synth.scoring.controls import ceiling_predictions, fit_estimator, retrieve_
 from synth.scoring.metrics import CONSTANT_STD, rendered_aus
 from synth.scoring.reference import check_reference_subjects, generator_subjects, load_reference_frames, \
     read_corpus_sequences, reference_episodes, session_subject
+from synth.scoring.grid import GridInputs
 from synth.scoring.report import ScoreReport
 
 
@@ -116,7 +117,7 @@ def score_corpus(corpus_dir: str | os.PathLike, reference: Sequence[str | os.Pat
 
         pool = load_face_frames(list(train), cfg.image_size, stride=cfg.frames.train_stride,
                                 max_frames=cfg.frames.max_train_frames)
-        index = retrieve_by_aus(corpus.requested, pool.aus)
+        index = retrieve_by_aus(corpus.requested, pool.aus, bounds=corpus.bounds, pool_groups=pool.subject_ids)
         copied = pool.rgbd[index]
         sets["memorization"] = score_set(corpus.requested, estimator.predict(copied, groups=seq_groups),
                                          corpus.bounds, scored,
@@ -135,7 +136,7 @@ def score_corpus(corpus_dir: str | os.PathLike, reference: Sequence[str | os.Pat
                    "n_frames": len(ref), "n_episodes": len(episodes)},
         train={"files": [str(f) for f in train or []], "subjects": sorted(set(train_subjects))},
         generator_subjects=gen_subjects, subject_check=source if gen_subjects is not None else f"skipped: {source}",
-        config=cfg)
+        config=cfg, grid=GridInputs(corpus.rgbd, corpus.requested, measured, corpus.bounds, corpus.records, scored))
 
 
 def _labels(mask: np.ndarray) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from synth.scoring.coherence import frame_flicker
 
@@ -111,10 +112,31 @@ def test_rendered_aus_rule():
     assert rendered_aus(aus, min_std=0.1).tolist() == [True, True, False]
 
 
+def test_grid_caption_names_the_strongest_scored_aus():
+    from synth.scoring.grid import au_caption
+
+    requested, measured = np.zeros(17), np.zeros(17)
+    requested[[0, 4, 8]] = [1.0, 3.0, 4.0]    # AU01, AU06 (scored), AU12 (not scored)
+    measured[[0, 4, 8]] = [0.5, 2.3, 4.0]
+    scored = np.ones(17, bool)
+    scored[8] = False
+    assert au_caption(requested, measured, scored, 2) == "AU06 3.0/2.3\nAU01 1.0/0.5"
+    assert au_caption(np.zeros(17), measured, scored, 2) == "neutral"
+
+
 def test_retrieval_by_aus_and_folds():
     pool = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
     requested = np.array([[4.0, 1.0], [0.2, 0.1], [1.0, 4.5]])
     assert retrieve_by_aus(requested, pool, chunk_size=2).tolist() == [1, 0, 2]
+    # By sequence: subject "x" holds rows 0-2, "y" rows 3-4. The first sequence (2 frames) fits y
+    # best in sum (0.1 + 0.1 vs 0.0 + 1.0) although its first frame alone fits x exactly.
+    pool = np.array([[0.0, 0.0], [1.0, 0.0], [9.0, 9.0], [0.0, 0.1], [2.0, 0.1]])
+    groups = np.array(["x", "x", "x", "y", "y"])
+    requested = np.array([[0.0, 0.0], [2.0, 0.0], [9.0, 9.0]])
+    index = retrieve_by_aus(requested, pool, bounds=[(0, 2), (2, 3)], pool_groups=groups)
+    assert index.tolist() == [3, 4, 2]
+    with pytest.raises(ValueError, match="pool_groups"):
+        retrieve_by_aus(requested, pool, bounds=[(0, 3)])
     folds = subject_folds(np.array(["b", "a", "c", "a", "d"]), 3)
     assert [f.tolist() for f in folds] == [["a", "d"], ["b"], ["c"]]
 
@@ -206,7 +228,11 @@ def test_score_real_frames_as_corpus_and_constant_corpus(sessions, other_frames,
     assert abs(result["sets"]["floor"]["mean_r"]) < 0.35
     files = report.write(tmp_path / "out")
     assert files["json"].name == "score.json" and files["figure"].stat().st_size > 0
-    assert report.write(tmp_path / "out")["json"].name == "score-2.json"      # never overwritten
+    assert files["grid"].name == "score_grid.png"
+    with Image.open(files["grid"]) as grid:
+        assert grid.width > 300 and grid.height > 300
+    again = report.write(tmp_path / "out")                                     # never overwritten
+    assert again["json"].name == "score-2.json" and again["grid"].name == "score-2_grid.png"
 
     constant = np.repeat(frames.rgbd[:1], 90, axis=0)
     flat = _copy_corpus(tmp_path / "constant", constant, frames.aus, bounds)

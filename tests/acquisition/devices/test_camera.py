@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import pylsl
@@ -60,3 +62,39 @@ def test_camera_frames_are_recorded_with_frame_index_stream(tmp_path):
 def test_bad_camera_source(tmp_path):
     with pytest.raises(RuntimeError, match="Could not open camera"):
         CameraCapture(str(tmp_path / "no_such_clip.avi"))
+
+
+def test_requested_rate_paces_a_file_and_the_delivered_rate_is_stored(tmp_path, emosync_log):
+    clip = tmp_path / "clip20.avi"
+    _write_clip(clip, n_frames=75, fps=20.0)
+    fname = tmp_path / "fast.h5"
+    rec = SessionRecorder(fname, camera=str(clip), camera_fps=30.0, camera_exposure=50.0)
+    rec.start()
+    deadline = time.monotonic() + 10
+    while rec._camera.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rec.stop()
+    with open_session(fname) as s:
+        st = s.streams["Camera"]
+        assert st.n_samples == 75 and st.nominal_srate == 30.0
+        assert abs(np.median(np.diff(st.timestamps)) - 1 / 30) < 0.004  # paced at the requested 30, not the file's 20
+        info = st.info
+        assert info["requested_fps"] == 30.0 and info["requested_exposure"] == 50.0
+        assert info["reported_fps"] == pytest.approx(20.0)  # what the file (driver) says
+        assert info["delivered_fps"] == pytest.approx(30.0, rel=0.1) and info["delivered_fps_window_s"] >= 2.0
+        assert info["frames_captured"] == 75
+    assert "delivers" in emosync_log.text and "Exposure applies to cameras" in emosync_log.text
+
+
+def test_stream_camera_reports_the_delivered_rate(tmp_path):
+    from acquisition.devices.camera_stream import CameraStreamer
+
+    clip = tmp_path / "clip.avi"
+    _write_clip(clip, n_frames=60, fps=10.0)
+    streamer = CameraStreamer(str(clip), fps=25.0, publish_frame_index=False)
+    assert streamer.fps == 25.0
+    streamer.run(duration_s=5.0)  # ends with the file, after 60 / 25 = 2.4 s
+    assert streamer.stats() == {"read": 60, "published": 60, "dropped": 0}
+    assert streamer.delivered_fps == pytest.approx(25.0, rel=0.1)
+    with pytest.raises(ValueError, match="fps must be a positive"):
+        CameraCapture(str(clip), fps=0.0)
