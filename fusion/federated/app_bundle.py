@@ -1,7 +1,7 @@
 """The Flower app folder that ``flwr run`` bundles (a FAB) and ships to the SuperLink and the sites.
 
 Flower runs apps from a folder with a ``pyproject.toml`` naming the ServerApp and ClientApp. Ours
-holds one four-line module that imports :mod:`.server_app` and :mod:`.client_app` from the installed
+holds two four-line modules that import :mod:`.server_app` and :mod:`.client_app` from the installed
 emosync, so the bundle is a few hundred bytes and every site runs its own installed code (the
 handshake checks that the versions match). The run config (run folder, federated config, resume)
 goes into the same ``pyproject.toml``: the folder is written per run, under the run folder.
@@ -17,14 +17,15 @@ import tomli_w
 
 from .config import FederatedConfig
 
-MODULE = "emosync_federated_app"
-_SHIM = '''"""emosync federated pretraining: the apps come from the installed emosync (fusion.federated)."""
+#: One module per app, so that a ClientApp process (one per message) never imports the ServerApp.
+MODULES = {"serverapp": ("emosync_federated_server", "server_app"),
+           "clientapp": ("emosync_federated_client", "client_app")}
+_SHIM = '''"""emosync federated pretraining: the {kind} comes from the installed emosync (fusion.federated)."""
 
-from fusion.federated import client_app as _client, server_app as _server
+from fusion.federated import {name} as _app
 
-# plain assignments: Flower finds the apps by reading this file's syntax tree before importing it
-client_app = _client.app
-server_app = _server.app
+# a plain assignment: Flower finds the app by reading this file's syntax tree before importing it
+{name} = _app.app
 '''
 
 
@@ -53,12 +54,13 @@ def write_app(folder: str | os.PathLike, *, out: str | os.PathLike, config: Fede
                     "description": "emosync federated pretraining", "dependencies": []},
         "tool": {"hatch": {"build": {"targets": {"wheel": {"packages": ["."]}}}},
                  "flwr": {"app": {"publisher": "emosync",
-                                  "components": {"serverapp": f"{MODULE}:server_app",
-                                                 "clientapp": f"{MODULE}:client_app"},
+                                  "components": {kind: f"{module}:{name}"
+                                                 for kind, (module, name) in MODULES.items()},
                                   "config": {"out": str(Path(out).resolve()),
                                              "federated-config": json.dumps(config.model_dump(mode="json")),
                                              "resume": bool(resume), "expected-sites": int(expected_sites)}}}},
     }
     (folder / "pyproject.toml").write_text(tomli_w.dumps(pyproject))
-    (folder / f"{MODULE}.py").write_text(_SHIM)
+    for kind, (module, name) in MODULES.items():
+        (folder / f"{module}.py").write_text(_SHIM.format(kind=kind, name=name))
     return folder

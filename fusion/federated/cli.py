@@ -44,9 +44,17 @@ def _tls(ca: Optional[Path], cert: Optional[Path] = None, key: Optional[Path] = 
 
 def _report(rows: list[dict], out: Path) -> None:
     last = rows[-1]
+    privacy = ""
+    if "epsilon" in last:
+        privacy += (f", differential privacy: epsilon {last['epsilon']:.3g} at delta {last['delta']:g} "
+                    f"(noise multiplier {last['noise_multiplier']:g}, clipping norm {last['clipping_norm']:g}; "
+                    f"{last['accountant']})")
+    if "secure_aggregation" in last:
+        privacy += ", secure aggregation (SecAgg+)"
     console.print(f"Federated model after round {last['round']} ({last['strategy']}, {last['sites']} site(s) in the "
-                  f"last round, loss {last['loss']:.4f}) in {out / 'model'}; per round {out / 'rounds.jsonl'}, "
-                  f"{out / 'rounds.png'}; sites {out / 'sites.json'}. Evaluate it: emosync evaluate {out} HELDOUT.h5")
+                  f"last round, loss {last['loss']:.4f}{privacy}) in {out / 'model'}; per round "
+                  f"{out / 'rounds.jsonl'}, {out / 'rounds.png'}; sites {out / 'sites.json'}. Evaluate it: "
+                  f"emosync evaluate {out} HELDOUT.h5")
 
 
 def _run_and_report(run, out: Path, stopped: str) -> None:

@@ -33,7 +33,8 @@ from .run_folder import RunFolder
 class Federation:
     """Grid, configs, run folder and the registry of sites.
 
-    ``sites`` maps accepted node ids to site names; ``rejected`` maps node ids to the reason.
+    ``sites`` maps accepted node ids to site names; ``rejected`` maps node ids to the reason;
+    ``n_windows`` maps node ids to the windows a site reported at its handshake.
     """
 
     grid: Grid
@@ -44,6 +45,7 @@ class Federation:
     model_config: dict | None = None
     sites: dict[int, str] = field(default_factory=dict)
     rejected: dict[int, str] = field(default_factory=dict)
+    n_windows: dict[int, int] = field(default_factory=dict)
     _names: dict[int, str] = field(default_factory=dict)
     t0: float = field(default_factory=time.monotonic)
 
@@ -108,6 +110,7 @@ class Federation:
                     p.check_reply_content(reply.content, "query")
                     self._names[node] = str(reply.content[p.SITE]["site-name"])
                     offers[node] = json.loads(str(reply.content[p.SITE]["model-config"]))
+                    self.n_windows[node] = int(reply.content[p.METRICS][p.N_EXAMPLES])
                 except (ValueError, KeyError) as err:
                     error = f"{self.name(node)}: {err}"
             if error is not None:
@@ -170,7 +173,9 @@ class Federation:
                              "lr": self.lr(round_), "proximal-mu": self.config.proximal_mu
                              if self.config.strategy == "fedprox" else 0.0,
                              "seed": self.pretrain.seed * 100_003 + round_, "server-round": round_,
-                             "version": version})
+                             "version": version, "private": self.config.privacy.dp is not None
+                             or self.config.privacy.secagg is not None,
+                             "uniform-weight": self.config.privacy.dp is not None})
 
 
 def _diff(a: dict, b: dict) -> str:

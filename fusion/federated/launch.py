@@ -98,7 +98,7 @@ def run_local(sites: Sequence[str | os.PathLike], config: FederatedConfig, out: 
     if len(sites) < config.min_sites:
         raise ValueError(f"{len(sites)} site(s) given, min_sites is {config.min_sites}: pass more --sites or "
                          "--set min_sites=N.")
-    from .site import resolve_sessions
+    from .sessions import resolve_sessions
 
     names = _site_names(sites)
     for name, site in zip(names, sites):
@@ -127,7 +127,7 @@ def serve(config: FederatedConfig, out: str | os.PathLike, *, tls: TLS = TLS(), 
 def join(server: str, sessions: Sequence[str | os.PathLike], site_name: str, *, tls: TLS = TLS(),
          auth_key: str | None = None, workdir: str | os.PathLike = ".emosync-federate") -> int:
     """One site: a SuperNode serving ``sessions`` to ``server`` until it stops or Ctrl-C; returns its exit code."""
-    from .site import resolve_sessions
+    from .sessions import resolve_sessions
 
     files = resolve_sessions([str(s) for s in sessions], site=site_name)  # fail here, not in the first round
     with FlowerProcesses(Path(workdir) / site_name) as procs, sigterm_as_interrupt():

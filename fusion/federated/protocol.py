@@ -9,9 +9,15 @@ channel counts only), ``emosync-version``} and ``metrics`` = {``num-examples``}.
 session to build the initial model: it builds it from that config.
 
 ``train`` (every round): the server sends ``arrays`` (the global state) and ``config`` = {``pretrain-config``,
-``local-steps``, ``lr``, ``proximal-mu``, ``seed``, ``server-round``, ``version``}; the site answers
-``arrays`` (its new state, the same names and shapes) and ``metrics`` = {``num-examples``, ``loss``,
-``version``}. :func:`check_reply_content` is what the server accepts: nothing else.
+``local-steps``, ``lr``, ``proximal-mu``, ``seed``, ``server-round``, ``version``, ``private``,
+``uniform-weight``}; the site answers ``arrays`` (its new state, the same names and shapes) and
+``metrics`` = {``num-examples``, ``weight``, ``loss``, ``version``}. ``weight`` is what FedAvg averages
+with: the windows trained, or 1 for every site when ``uniform-weight`` (differential privacy needs equal
+weights). ``private`` (differential privacy or secure aggregation on) keeps integer counters (BatchNorm's
+step counts, no data in them) at the received values and sends them as floats, so clipping and
+quantization see only the data-driven part of the update. Flower's privacy wrappers add their own keys
+(``clipping_norm`` in ``config``; SecAgg+'s stage records, :mod:`.privacy`).
+:func:`check_reply_content` is what the server accepts: nothing else.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from flwr.app import ConfigRecord, MetricRecord, RecordDict
 ARRAYS, CONFIG, METRICS, SITE = "arrays", "config", "metrics", "site"
 #: FedAvg's weighting key (Flower's default ``weighted_by_key``): windows trained at the site.
 N_EXAMPLES = "num-examples"
+#: What FedAvg weights a site's reply with (``weighted_by_key``): ``num-examples``, or 1 under DP.
+WEIGHT = "weight"
 #: The only keys a site's replies may hold, per record.
 REPLY_KEYS = {"query": {SITE: {"site-name", "model-config", "emosync-version"}, METRICS: {N_EXAMPLES}},
-              "train": {ARRAYS: None, METRICS: {N_EXAMPLES, "loss", "version"}}}
+              "train": {ARRAYS: None, METRICS: {N_EXAMPLES, WEIGHT, "loss", "version"}}}
 
 
 def site_reply(site: str, model_config: str, version: str, n_windows: int) -> RecordDict:

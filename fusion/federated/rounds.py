@@ -13,7 +13,8 @@ global model at once; when K updates are buffered the server version advances
 site never holds the others back, and one that disconnects only stops contributing.
 
 Both write the global model to the run folder after every aggregation, so ``--resume`` continues
-from the last one.
+from the last one. Differential privacy and secure aggregation (:mod:`.privacy`) apply to the
+synchronous loop only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from acquisition import logger
 
 from . import protocol as p
 from .federation import Federation
+from .privacy import ACCOUNTANT, EpsilonAccountant, advance_counters, dp_strategy, noise_std, secagg_round
 from .weights import (State, check_update_arrays, fedbuff_update, from_array_record, n_bytes, subtract,
                       to_array_record)
 
@@ -36,7 +38,7 @@ from .weights import (State, check_update_arrays, fedbuff_update, from_array_rec
 def make_strategy(fed: Federation) -> FedAvg:
     """Flower's FedAvg, or FedProx with ``proximal_mu``; every connected site trains, none is evaluated."""
     kwargs = {"fraction_train": 1.0, "fraction_evaluate": 0.0, "min_train_nodes": 1, "min_available_nodes": 1,
-              "weighted_by_key": p.N_EXAMPLES, "arrayrecord_key": p.ARRAYS, "configrecord_key": p.CONFIG}
+              "weighted_by_key": p.WEIGHT, "arrayrecord_key": p.ARRAYS, "configrecord_key": p.CONFIG}
     if fed.config.strategy == "fedprox":
         return FedProx(proximal_mu=fed.config.proximal_mu, **kwargs)
     return FedAvg(**kwargs)
@@ -57,40 +59,79 @@ def _accept(fed: Federation, reply: Message, reference: State) -> str | None:
 
 
 def run_sync(fed: Federation, state: State, *, start_round: int = 1) -> State:
-    """Rounds ``start_round..rounds`` of FedAvg / FedProx from ``state``; returns the final global state."""
+    """Rounds ``start_round..rounds`` of FedAvg / FedProx from ``state``; returns the final global state.
+
+    With ``privacy.dp`` Flower's fixed-clipping wrapper clips and noises each round, and each row of
+    ``rounds.jsonl`` carries the epsilon spent so far; with ``privacy.secagg`` the round runs as
+    SecAgg+ (:func:`.privacy.secagg_round`).
+    """
     strategy = make_strategy(fed)
+    dp, secagg = fed.config.privacy.dp, fed.config.privacy.secagg
+    accountant = EpsilonAccountant(dp) if dp is not None else None
     for round_ in range(start_round, fed.config.rounds + 1):
         fed.handshake_new()
         fed.require_sites()
         tic = time.monotonic()
-        messages = [m for m in strategy.configure_train(round_, to_array_record(state),
-                                                        fed.train_config(round_, round_ - 1), fed.grid)
-                    if m.metadata.dst_node_id in fed.sites]
-        replies, silent = fed.exchange(messages, fed.config.round_timeout_s)
-        good, failed = [], list(silent)
-        for reply in replies:
-            reason = _accept(fed, reply, state)
-            if reason is None:
-                good.append(reply)
-            else:
-                failed.append(reply.metadata.src_node_id)
-                fed.drop(reply.metadata.src_node_id, reason)
-        for node in silent:
-            logger.warning("Site %r did not answer round %d within %.0f s: left out of this round.", fed.name(node),
-                           round_, fed.config.round_timeout_s)
-        if not good:
-            raise RuntimeError(f"Round {round_}: no site returned an update; see {fed.folder.path}/sites.json.")
-        arrays, metrics = strategy.aggregate_train(round_, good)
-        state = {k: v.astype(state[k].dtype) for k, v in from_array_record(arrays).items()}
-        n = [int(r.content[p.METRICS][p.N_EXAMPLES]) for r in good]
-        fed.folder.save(round_=round_, version=round_, state=state, model_config=fed.model_config, record={
-            "time_s": round(time.monotonic() - fed.t0, 3), "round_s": round(time.monotonic() - tic, 3),
-            "strategy": fed.config.strategy, "sites": len(good), "failed": len(failed),
-            "site_names": [fed.name(r.metadata.src_node_id) for r in good], "n_windows": int(sum(n)),
-            "loss": float(metrics["loss"]), "lr": fed.lr(round_),
-            "bytes_down": n_bytes(state) * len(messages), "bytes_up": n_bytes(state) * len(good)})
-        logger.info("Round %d/%d: %d site(s), loss %.4f", round_, fed.config.rounds, len(good), metrics["loss"])
+        config = fed.train_config(round_, round_ - 1)
+        if secagg is not None:
+            new, site_metrics, n_failed = secagg_round(fed, state, config, secagg, dp=dp)
+            state = advance_counters(new, state, fed.config.local_steps)
+            n_sent = n_good = len(site_metrics)
+            names = [fed.name(node) for node, _ in site_metrics]
+            n = [int(m[p.N_EXAMPLES]) for _, m in site_metrics]
+            loss = float(np.average([float(m["loss"]) for _, m in site_metrics], weights=n))
+            failed = n_failed
+        else:
+            wrapped = dp_strategy(strategy, dp, len(fed.sites)) if dp is not None else strategy
+            messages = [m for m in wrapped.configure_train(round_, to_array_record(state), config, fed.grid)
+                        if m.metadata.dst_node_id in fed.sites]
+            good, failed_nodes = _train_round(fed, messages, state, round_)
+            if dp is not None:  # the noise and the guarantee are for the mean of the updates that arrived
+                wrapped.num_sampled_clients = len(good)
+            arrays, metrics = wrapped.aggregate_train(round_, good)
+            if arrays is None:
+                raise RuntimeError(f"Round {round_}: the sites' updates could not be aggregated; see the ServerApp "
+                                   "log.")
+            new = from_array_record(arrays)
+            state = (advance_counters(new, state, fed.config.local_steps) if dp is not None
+                     else {k: v.astype(state[k].dtype) for k, v in new.items()})
+            n_sent, n_good, failed = len(messages), len(good), len(failed_nodes)
+            names = [fed.name(r.metadata.src_node_id) for r in good]
+            n = [int(r.content[p.METRICS][p.N_EXAMPLES]) for r in good]
+            loss = float(metrics["loss"])
+        record = {"time_s": round(time.monotonic() - fed.t0, 3), "round_s": round(time.monotonic() - tic, 3),
+                  "strategy": fed.config.strategy, "sites": n_good, "failed": failed, "site_names": names,
+                  "n_windows": int(sum(n)), "loss": loss, "lr": fed.lr(round_),
+                  "bytes_down": n_bytes(state) * n_sent, "bytes_up": n_bytes(state) * n_good}
+        if secagg is not None:
+            record["secure_aggregation"] = "SecAgg+"
+        if dp is not None:
+            record.update(epsilon=accountant.epsilon(round_), delta=dp.delta, noise_multiplier=dp.noise_multiplier,
+                          clipping_norm=dp.clipping_norm, noise_std=noise_std(dp, n_good), accountant=ACCOUNTANT)
+        fed.folder.save(round_=round_, version=round_, state=state, model_config=fed.model_config, record=record)
+        logger.info("Round %d/%d: %d site(s), loss %.4f%s", round_, fed.config.rounds, n_good, loss,
+                    f", epsilon {record['epsilon']:.3g} at delta {dp.delta:g}" if dp is not None else "")
     return state
+
+
+def _train_round(fed: Federation, messages: list[Message], state: State, round_: int) -> tuple[list[Message],
+                                                                                                list[int]]:
+    """Send the train messages, keep the well-formed replies; drop failed sites, report silent ones."""
+    replies, silent = fed.exchange(messages, fed.config.round_timeout_s)
+    good, failed = [], list(silent)
+    for reply in replies:
+        reason = _accept(fed, reply, state)
+        if reason is None:
+            good.append(reply)
+        else:
+            failed.append(reply.metadata.src_node_id)
+            fed.drop(reply.metadata.src_node_id, reason)
+    for node in silent:
+        logger.warning("Site %r did not answer round %d within %.0f s: left out of this round.", fed.name(node),
+                       round_, fed.config.round_timeout_s)
+    if not good:
+        raise RuntimeError(f"Round {round_}: no site returned an update; see {fed.folder.path}/sites.json.")
+    return good, failed
 
 
 def run_fedbuff(fed: Federation, state: State, *, start_version: int = 0,

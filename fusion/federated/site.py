@@ -13,11 +13,9 @@ and the server goes on with the others.
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +29,7 @@ from ..data import SessionWindows
 from ..losses import MultiViewContrastiveLoss
 from ..model import MultiModalEncoder
 from ..train import CachedWindows, build_model, make_dataset, training_step
+from .sessions import resolve_sessions  # noqa: F401  (re-exported: the site's session list)
 from .weights import State, load_module_state, module_state
 
 
@@ -41,28 +40,6 @@ class SiteUpdate:
     state: State
     n_windows: int
     loss: float
-
-
-def resolve_sessions(spec: str | Sequence[str | os.PathLike], *, site: str) -> list[Path]:
-    """Session files from a node-config string or a list: files, folders (their ``*.h5``) or globs.
-
-    A string holds entries separated by ``os.pathsep`` (``:`` on Linux). Raises FileNotFoundError
-    naming the site when nothing matches.
-    """
-    entries = [e for e in spec.split(os.pathsep) if e.strip()] if isinstance(spec, str) else [str(e) for e in spec]
-    found: list[Path] = []
-    for entry in entries:
-        path = Path(entry).expanduser()
-        if path.is_dir():
-            found += sorted(path.glob("*.h5"))
-        elif path.is_file():
-            found.append(path)
-        else:
-            found += sorted(Path(p) for p in glob.glob(str(path)))
-    if not found:
-        raise FileNotFoundError(f"Site {site!r}: no session file (.h5) in {entries}; pass --sessions with files, "
-                                "folders or globs of this site's recordings.")
-    return found
 
 
 def load_site(sessions: Sequence[str | os.PathLike], config: PretrainConfig, *, site: str) -> SessionWindows:

@@ -18,10 +18,13 @@ less than a fresh one. Running statistics (BatchNorm buffers) are averaged, not 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from flwr.app import Array, ArrayRecord
+
+if TYPE_CHECKING:  # torch is imported where it is used: a SecAgg+ key-exchange process never needs it
+    import torch
 
 State = dict[str, np.ndarray]
 
@@ -39,6 +42,8 @@ def load_module_state(model: torch.nn.Module, loss_fn: torch.nn.Module, state: M
     Averaging turns integer buffers (BatchNorm's ``num_batches_tracked``) into floats; they are cast
     back here. Raises ValueError naming the keys when the state is for another model.
     """
+    import torch
+
     check_update_arrays(state, module_state(model, loss_fn), who="the received global model")
     for prefix, module in (("model.", model), ("loss.", loss_fn)):
         own = module.state_dict()

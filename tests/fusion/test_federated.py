@@ -95,7 +95,8 @@ def test_site_reply_holds_only_the_model_arrays(site_files):
     update = train_site(dataset, config, start, steps=2, lr=1e-2, seed=1)
     record = to_array_record(update.state)
     reply = RecordDict({protocol.ARRAYS: record, protocol.METRICS: MetricRecord(
-        {protocol.N_EXAMPLES: update.n_windows, "loss": update.loss, "version": 0})})
+        {protocol.N_EXAMPLES: update.n_windows, protocol.WEIGHT: float(update.n_windows), "loss": update.loss,
+         "version": 0})})
     protocol.check_reply_content(reply, "train")
     received = from_array_record(reply[protocol.ARRAYS])
     check_update_arrays(received, start, who="site 'site-a'")
@@ -169,9 +170,10 @@ def test_config_and_network_errors():
 
 
 def test_configs_in_the_repo_validate():
-    for name in ("default", "tiny"):
+    for name in ("default", "tiny", "private"):
         config = load_federated_config(name)
         assert config.host == "127.0.0.1" and config.strategy == "fedavg"
+        assert (config.privacy.dp is not None) == (config.privacy.secagg is not None) == (name == "private")
         load_pretrain_config(config.pretrain, config.pretrain_overrides)  # the pretraining config they name exists
 
 

@@ -1,7 +1,7 @@
 """Real federations: a SuperLink and SuperNodes as processes on 127.0.0.1, the emosync apps run by `flwr run`.
 
-Slow by nature (Flower starts a fresh ClientApp process per message, each importing torch): each test
-is one short run, about a minute on 2 busy cores.
+Slow by nature (Flower starts a fresh ClientApp process per message, each importing torch), so one
+test covers what needs real processes; ``test_federated_privacy.py`` runs the same apps in-process.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import yaml
 
 from fusion.evaluate import evaluate
 from fusion.federated.config import load_federated_config
-from fusion.federated.launch import run_local
 from fusion.federated.processes import descendants, free_port
 
 from .test_train import SMALL
@@ -65,84 +64,97 @@ def _open_files(pid: int) -> list[str]:
     return out
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from /proc (Linux)")
-def test_two_site_federation_in_real_processes(sites, tmp_path):
-    """2 sites train, the site without EEG is excluded by name, the server opens no session, evaluate works."""
-    root, heldout = sites
-    config = load_federated_config(_config_file(tmp_path, rounds=1))
-    server_files: dict[int, set[str]] = {}
-    site_files: set[str] = set()
-    done = threading.Event()
+class _Watcher:
+    """Every 50 ms: files opened by the SuperLink's process tree (SuperExec, ServerApp) and by the sites'."""
 
-    def watch():  # the SuperLink's process tree (SuperExec, ServerApp) vs the sites' trees, every 50 ms
-        while not done.is_set():
+    def __init__(self, port: int) -> None:
+        self.port, self.server_files, self.site_files = port, {}, set()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self.done.is_set():
             for entry in Path("/proc").glob("[0-9]*"):
                 cmd = _cmdline(int(entry.name))
-                if "flower-superlink" in cmd and f"--port {config.port}" in cmd:
+                if "flower-superlink" in cmd and f"--port {self.port}" in cmd:
                     for pid in [int(entry.name), *descendants(int(entry.name))]:
-                        server_files.setdefault(pid, set()).update(_open_files(pid))
-                elif "flower-supernode" in cmd and f"127.0.0.1:{config.port}" in cmd:
+                        self.server_files.setdefault(pid, set()).update(_open_files(pid))
+                elif "flower-supernode" in cmd and f"127.0.0.1:{self.port}" in cmd:
                     for pid in descendants(int(entry.name)):
-                        site_files.update(_open_files(pid))
+                        self.site_files.update(_open_files(pid))
             time.sleep(0.05)
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        rows = run_local([root / "site_a", root / "site_b", root / "site_c"], config, tmp_path / "run")
-    finally:
-        done.set()
-        watcher.join()
-    assert len(rows) == 1 and rows[0]["sites"] == 2 and sorted(rows[0]["site_names"]) == ["site_a", "site_b"]
-    assert rows[0]["n_windows"] > 0 and rows[0]["loss"] > 0
-    status = json.loads((tmp_path / "run" / "sites.json").read_text())
-    assert status["site_a"]["status"] == status["site_b"]["status"] == "ok"
-    assert status["site_c"]["status"] == "excluded" and "['eeg']" in status["site_c"]["reason"]
-    # the server side: SuperLink, SuperExec and the ServerApp (which imports torch: many fds) were seen
-    assert len(server_files) >= 3, f"saw only {len(server_files)} server-side processes"
-    assert not [f for files in server_files.values() for f in files if f.endswith(".h5")]
-    assert any(f.endswith(".h5") for f in site_files), "the fd scan never saw a site read its sessions"
-    report = evaluate(tmp_path / "run", [heldout])  # what `emosync evaluate RUN heldout.h5 --json` prints
-    assert report["n_windows"] > 0 and len(report["retrieval"]) == 12  # every ordered pair of 4 modalities
-    assert not [p for p in descendants(os.getpid()) if "flower" in _cmdline(p) or "flwr" in _cmdline(p)]
+
+    def __enter__(self) -> _Watcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
 
 
-def test_fedbuff_run_ctrl_c_leaves_no_process_and_resumes(sites, tmp_path):
-    """`federate local --strategy fedbuff`: versions advance; SIGINT stops every Flower process; --resume goes on."""
-    root, _ = sites
-    config = _config_file(tmp_path, rounds=50, strategy="fedbuff", buffer_size=2)
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from /proc (Linux)")
+def test_federation_in_real_processes_ctrl_c_resume_secagg_and_evaluate(sites, tmp_path):
+    """One federation, two lives, as `emosync federate local` processes on 127.0.0.1.
+
+    1. FedBuff, 3 sites: site_c (no EEG) is excluded by name; the others train; the server side
+       (SuperLink, SuperExec, ServerApp) opens no session file while the sites do; SIGINT after the
+       first version stops every Flower process.
+    2. ``--resume`` with ``--strategy fedavg`` and SecAgg+: one synchronous round over the four
+       SecAgg+ stages continues the versions; ``emosync evaluate`` reads the result.
+    (Merged from two runs: each Flower start costs tens of seconds on 2 busy cores.)
+    """
+    root, heldout = sites
+    config = _config_file(tmp_path, rounds=50, strategy="fedbuff", buffer_size=2, local_steps=2)
+    port = load_federated_config(config).port
     out = tmp_path / "run"
     cmd = [sys.executable, "-c", "from fusion.federated.cli import app; app()", "local", "--sites",
-           str(root / "site_a"), str(root / "site_b"), "--config", str(config), "--out", str(out)]
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+           *(str(root / s) for s in ("site_a", "site_b", "site_c")), "--config", str(config), "--out", str(out)]
     seen: dict[int, str] = {}  # pid -> command line, read while the process lives
-    deadline = time.monotonic() + 150
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
+    with _Watcher(port) as watcher:
+        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 150
+        try:
+            while time.monotonic() < deadline and process.poll() is None:
+                seen.update({pid: _cmdline(pid) for pid in descendants(process.pid) if pid not in seen})
+                if (out / "rounds.jsonl").is_file() and (out / "rounds.jsonl").read_text().strip():
+                    break
+                time.sleep(0.2)
+            assert process.poll() is None, process.stdout.read().decode()[-3000:]
             seen.update({pid: _cmdline(pid) for pid in descendants(process.pid) if pid not in seen})
-            if (out / "rounds.jsonl").is_file() and (out / "rounds.jsonl").read_text().strip():
-                break
-            time.sleep(0.2)
-        assert process.poll() is None, process.stdout.read().decode()[-3000:]
-        seen.update({pid: _cmdline(pid) for pid in descendants(process.pid) if pid not in seen})
-        process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=60)[0].decode()
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert "Interrupted" in output and process.returncode == 1, output[-3000:]
-    first = json.loads((out / "rounds.jsonl").read_text().splitlines()[0])
-    assert first["strategy"] == "fedbuff" and first["sites"] == 2 and first["staleness"] == [0, 0], first
-    names = {pid: cmd for pid, cmd in seen.items() if cmd}
-    assert any("flower-superlink" in c for c in names.values()), names
-    for site in ("site_a", "site_b"):  # (a SuperNode's forked workers share its command line)
-        assert any("flower-supernode" in c and f'site-name="{site}"' in c for c in names.values()), names
-    time.sleep(0.5)
-    alive = {pid: c for pid, c in names.items() if _cmdline(pid) and _cmdline(pid) == c}
-    assert not alive, f"processes left after Ctrl-C: {alive}"
-    # the interruption was a crash for the server: --resume continues after the last version written
-    done = len((out / "rounds.jsonl").read_text().splitlines())
-    res = subprocess.run([*cmd, "--resume", "--set", f"rounds={done + 1}"], capture_output=True, text=True,
-                         timeout=240)
+            process.send_signal(signal.SIGINT)
+            output = process.communicate(timeout=60)[0].decode()
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert "Interrupted" in output and process.returncode == 1, output[-3000:]
+        first = json.loads((out / "rounds.jsonl").read_text().splitlines()[0])
+        assert first["strategy"] == "fedbuff" and first["sites"] == 2 and first["staleness"] == [0, 0], first
+        status = json.loads((out / "sites.json").read_text())
+        assert status["site_a"]["status"] == status["site_b"]["status"] == "ok"
+        assert status["site_c"]["status"] == "excluded" and "['eeg']" in status["site_c"]["reason"]
+        names = {pid: c for pid, c in seen.items() if c}
+        assert any("flower-superlink" in c for c in names.values()), names
+        for site in ("site_a", "site_b", "site_c"):  # (a SuperNode's forked workers share its command line)
+            assert any("flower-supernode" in c and f'site-name="{site}"' in c for c in names.values()), names
+        time.sleep(0.5)
+        alive = {pid: c for pid, c in names.items() if _cmdline(pid) and _cmdline(pid) == c}
+        assert not alive, f"processes left after Ctrl-C: {alive}"
+        # the interruption was a crash for the server: --resume continues after the last version written
+        done = len((out / "rounds.jsonl").read_text().splitlines())
+        res = subprocess.run([*cmd, "--resume", "--strategy", "fedavg", "--set", f"rounds={done + 1}", "--set",
+                              "privacy.secagg.num_shares=1.0"], capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    versions = [json.loads(line)["version"] for line in (out / "rounds.jsonl").read_text().splitlines()]
-    assert versions == list(range(1, done + 2))
+    assert "secure aggregation (SecAgg+)" in res.stdout.replace("\n", " "), res.stdout[-2000:]
+    rows = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
+    assert [r["version"] for r in rows] == list(range(1, done + 2))
+    last = rows[-1]
+    assert last["strategy"] == "fedavg" and last["secure_aggregation"] == "SecAgg+" and last["sites"] == 2, last
+    assert sorted(last["site_names"]) == ["site_a", "site_b"] and last["n_windows"] > 0 and last["loss"] > 0
+    # the server side: SuperLink, SuperExec and the ServerApp (which imports torch: many fds) were seen
+    assert len(watcher.server_files) >= 3, f"saw only {len(watcher.server_files)} server-side processes"
+    assert not [f for files in watcher.server_files.values() for f in files if f.endswith(".h5")]
+    assert any(f.endswith(".h5") for f in watcher.site_files), "the fd scan never saw a site read its sessions"
+    report = evaluate(out, [heldout])  # what `emosync evaluate RUN heldout.h5 --json` prints
+    assert report["n_windows"] > 0 and len(report["retrieval"]) == 12  # every ordered pair of 4 modalities
+    assert not [p for p in descendants(os.getpid()) if "flower" in _cmdline(p) or "flwr" in _cmdline(p)]
