@@ -20,9 +20,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as an error on stderr and return the ``typer.Exit`` to raise (exit ``code``).
 
     ``message`` is printed literally: brackets in it (``pip install "emosync[brainflow]"``, paths) are
-    not read as rich markup.
+    not read as rich markup. It is not broken into lines (``soft_wrap``): paths in it stay whole, to be
+    copied, and the terminal wraps the line.
     """
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
