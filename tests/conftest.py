@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-import acquisition.lsl  # noqa: F401  -- quiets liblsl before any test touches LSL
+# Two xdist workers share the 2 cores: one math thread each (and in the processes they start), or the
+# workers' thread pools fight over the cores and torch-heavy tests run several times slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import acquisition.lsl  # noqa: E402, F401  -- quiets liblsl before any test touches LSL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Real test data lives beside the checkout (../shared/data); tests that need it skip without it.

@@ -46,7 +46,7 @@ class GridInputs:
 
 
 def plot_score_grid(inputs: GridInputs, fname: str | os.PathLike, *, max_identities: int = 4,
-                    max_expressions: int = 6, n_aus_shown: int = 2, strip_frames: int = 7) -> Path:
+                    max_expressions: int = 7, n_aus_shown: int = 2, strip_frames: int = 7) -> Path:
     """Write the identities x expressions grid and one micro-expression strip as a PNG.
 
     Parameters
