@@ -119,9 +119,11 @@ def _mix(real_rgbd, real_aus, real_groups, corpus, syn_groups, ratio: float, see
     wanted = len(real_rgbd) * ratio / (1.0 - ratio)
     rng = np.random.default_rng(seed + 1000)
     rows: list[np.ndarray] = []
-    while sum(map(len, rows)) < wanted:
+    drawn = 0
+    while drawn < wanted:
         a, b = corpus.bounds[rng.integers(len(corpus.bounds))]
         rows.append(np.arange(a, b))
+        drawn += b - a
     pick = np.concatenate(rows)
     return (np.concatenate([real_rgbd, corpus.rgbd[pick]]), np.concatenate([real_aus, corpus.requested[pick]]),
             np.concatenate([real_groups, syn_groups[pick]]))

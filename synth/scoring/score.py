@@ -97,8 +97,8 @@ def score_corpus(corpus_dir: str | os.PathLike, reference: Sequence[str | os.Pat
     notes: dict[str, str] = {}
     if len(set(ref_subjects)) >= 2 and episodes:
         # Measured per episode, as corpus sequences are measured per sequence; scored on episode frames only.
-        ep_groups = np.where(sequence_groups(episodes, len(ref)) >= 0,
-                             sequence_groups(episodes, len(ref)).astype(str), ref.session_files)
+        episode_of_frame = sequence_groups(episodes, len(ref))
+        ep_groups = np.where(episode_of_frame >= 0, episode_of_frame.astype(str), ref.session_files)
         ceiling, n_folds = ceiling_predictions(ref.rgbd, ref.aus, ref.subject_ids, cfg.estimator,
                                                n_folds=cfg.ceiling.folds, seed=cfg.seed + 1,
                                                train_groups=ref.session_files, predict_groups=ep_groups)
