@@ -269,6 +269,13 @@ class Proc:
         ts, cs = np.array(self.samples).T
         return float(np.interp(t_b, ts, cs) - np.interp(t_a, ts, cs))
 
+    def cpu_at(self, t: float) -> float:
+        """CPU seconds used from the process start until LSL time ``t`` (0 at its start)."""
+        if not self.samples:
+            return float("nan")
+        ts, cs = np.array([(self.started, 0.0), *self.samples]).T
+        return float(np.interp(t, ts, cs))
+
     def events(self, name: str) -> list[dict[str, Any]]:
         if not self.events_path.exists():
             return []
@@ -631,6 +638,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu[p.name] = {"cpu_s_total": p.rusage_cpu, "steady_cpu_s_per_s": p.cpu_between(w_a, w_b) / window,
                        "max_rss_MB": p.max_rss_MB}
     cpu["emosync_record"]["cpu_s_per_recorded_s_total"] = (rec.rusage_cpu or float("nan")) / args.duration
+    # Start-up: from launch until recording began (imports, stream resolution, file creation); shut-down: after
+    # the stop (draining, closing, and for ours the session summary the CLI prints).
+    cpu["emosync_record"]["startup_cpu_s"] = rec.cpu_at(rec_start)
+    cpu["emosync_record"]["shutdown_cpu_s"] = (rec.rusage_cpu or float("nan")) - rec.cpu_at(rec_stop)
+    if lr is not None and marks.get("lr_start") is not None and marks.get("lr_stop") is not None:
+        cpu["labrecorder"]["startup_cpu_s"] = lr.cpu_at(marks["lr_start"])
+        cpu["labrecorder"]["shutdown_cpu_s"] = (lr.rusage_cpu or float("nan")) - lr.cpu_at(marks["lr_stop"])
     if lr is not None:
         cpu["labrecorder"]["cpu_s_per_recorded_s_total"] = (lr.rusage_cpu or float("nan")) / args.duration
         cpu["ratio_ours_over_lr_total"] = (rec.rusage_cpu or 0) / (lr.rusage_cpu or float("nan"))
@@ -781,13 +795,14 @@ def to_markdown(r: dict[str, Any]) -> str:
                      f"{_fmt(ov['max_abs_stamp_diff_s'], 9)} | {ov.get('samples_identical', '-')} |")
         out.append(line)
     c, t, sim = r["cpu"], r["throughput"], r["simulator"]
-    out += ["", "| process | CPU-s total | CPU-s per recorded s (total/D) | steady CPU-s per s | "
-            "max RSS MB (sampled) |",
-            "|---|---:|---:|---:|---:|"]
+    out += ["", "| process | CPU-s total | CPU-s per recorded s (total/D) | steady CPU-s per s | start-up CPU-s | "
+            "shut-down CPU-s | max RSS MB (sampled) |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
     for p in ("emosync_record", "labrecorder", "simulator"):
         if p in c:
             out.append(f"| {p} | {_fmt(c[p]['cpu_s_total'], 1)} | {_fmt(c[p].get('cpu_s_per_recorded_s_total'))} | "
-                       f"{_fmt(c[p]['steady_cpu_s_per_s'])} | {_fmt(c[p].get('max_rss_MB'), 0)} |")
+                       f"{_fmt(c[p]['steady_cpu_s_per_s'])} | {_fmt(c[p].get('startup_cpu_s'), 2)} | "
+                       f"{_fmt(c[p].get('shutdown_cpu_s'), 2)} | {_fmt(c[p].get('max_rss_MB'), 0)} |")
     m = c["machine"]
     out += ["", f"- steady window {c['steady_window_s']:.1f} s; machine busy {m['busy_cores']:.2f} of 2 cores "
             f"(idle {m['idle_cores']:.2f}, iowait {m['iowait_cores']:.2f}, steal {m['steal_cores']:.2f})"]

@@ -35,7 +35,6 @@ import numpy as np
 import pylsl
 
 from acquisition.lsl import spec_from_stream_info, time_correction_ex
-from acquisition.session.compression_choice import choose_frame_compression, describe_choice
 from acquisition.session.format import FRAME_COMPRESSIONS, IMAGE_COMPRESSIONS, StreamSpec
 from acquisition.session.frame_codec import encode_frame
 from acquisition.session.writer import SessionWriter, check_output_path
@@ -84,7 +83,9 @@ class RecorderSettings:
     open_timeout_s: float = 10.0
     resolve_interval_s: float = 1.0
     flush_interval_s: float = 0.5
-    pull_interval_s: float = 0.1
+    #: Seconds between pulls of a stream that had nothing more waiting (LabRecorder: 0.5 s); each pull wakes a
+    #: thread, and the writer only flushes every ``flush_interval_s`` anyway.
+    pull_interval_s: float = 0.25
     clock_offset_interval_s: float = 5.0
     clock_offset_timeout_s: float = 2.0
     inlet_buffer_s: int = 360
@@ -455,11 +456,14 @@ class SessionRecorder:
 
     def wait(self, duration_s: float | None = None, stop_event: threading.Event | None = None) -> None:
         """Block until ``duration_s`` has passed, ``stop_event`` is set, or writing failed."""
+        if stop_event is None:  # one wake-up, not a polling loop: an idle recorder should cost no CPU
+            self._stop.wait(duration_s)
+            return
         deadline = None if duration_s is None else time.monotonic() + duration_s
-        while not self._stop.is_set() and not (stop_event is not None and stop_event.is_set()):
+        while not self._stop.is_set() and not stop_event.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            time.sleep(0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic())))
+            self._stop.wait(0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic())))
 
     def stop(self) -> dict[str, int]:
         """Stop recording, write what is buffered, close the file.
@@ -525,6 +529,9 @@ class SessionRecorder:
 
     def _apply_auto_choice(self, spec: StreamSpec, frames: np.ndarray) -> None:
         """Measure the storage forms on ``frames``; set ``spec.compression`` and record why (``auto``)."""
+        # Imported here: the trial writes need OpenCV, which recording without ``auto`` never loads.
+        from acquisition.session.compression_choice import choose_frame_compression, describe_choice
+
         choice = choose_frame_compression(spec, frames, margin=self.settings.auto_margin,
                                           image_workers=_ENCODE_WORKERS)
         spec.compression = choice.compression

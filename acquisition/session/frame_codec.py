@@ -8,14 +8,14 @@ Filter forms (``lz4``, ``blosc2``) store raw frames, one frame per HDF5 chunk, t
 lossless filter from ``hdf5plugin``: HDF5 compresses each chunk as it is written, and any
 reader that has imported ``hdf5plugin`` reads the frames as a plain array (the session reader
 imports it when a stream needs it). ``hdf5plugin`` is imported only then, so recording
-without a filter does not pay for it.
+without a filter does not pay for it; OpenCV likewise only when an image is encoded or decoded
+(its import costs about 0.1 s of CPU, which `emosync record` of raw or filtered video must not pay).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import h5py
 import numpy as np
 
@@ -40,6 +40,8 @@ def encode_frame(frame: np.ndarray, compression: str) -> np.ndarray:
     encoded : array of uint8, shape (n_bytes,)
         The encoded image, as stored in the session file.
     """
+    import cv2
+
     if frame.ndim == 3:
         frame = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)  # image files hold BGR order
     if compression == "png":
@@ -55,6 +57,8 @@ def encode_frame(frame: np.ndarray, compression: str) -> np.ndarray:
 
 def decode_frame(encoded: np.ndarray) -> np.ndarray:
     """Decode a frame written by :func:`encode_frame` (RGB order, uint16 depth kept)."""
+    import cv2
+
     frame = cv2.imdecode(np.asarray(encoded, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if frame is None:
         raise ValueError("Stored frame could not be decoded: the bytes are not a PNG/JPEG image.")
