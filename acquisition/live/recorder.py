@@ -396,6 +396,7 @@ class SessionRecorder:
         self.failed_streams: dict[str, dict[str, str]] = {}
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue()
+        self._close_requested = threading.Event()
         self._workers: dict[tuple[str, str], _StreamWorker] = {}
         self._file_names: set[str] = set()
         self._resolvers: list[pylsl.ContinuousResolver] = []
@@ -489,6 +490,7 @@ class SessionRecorder:
         for worker in list(self._workers.values()):
             worker.join(timeout=5)
         self._put(("close", None))
+        self._close_requested.set()
         if self._writer_thread is not None:
             self._writer_thread.join()
         self._encoder.shutdown(wait=True)
@@ -617,10 +619,12 @@ class SessionRecorder:
                 self._add_stream(info)
 
     def _write_loop(self) -> None:
-        """Drain the queue; append what arrived once per stream per flush interval, then flush.
+        """Every flush interval, drain the queue, append what arrived once per stream, then flush.
 
         Batching matters: each HDF5 append costs a few h5py calls whatever its size, so one
-        append per stream per 0.5 s instead of one per pulled chunk cuts the writer's CPU.
+        append per stream per 0.5 s instead of one per pulled chunk cuts the writer's CPU. For
+        the same reason the writer sleeps between flushes instead of waking for every queued
+        chunk (a thread switch each); :meth:`stop` wakes it to close.
         """
         writer = self._writer
         assert writer is not None
@@ -630,13 +634,13 @@ class SessionRecorder:
         closing = False
         last_backlog_warning = 0.0
         while True:
-            timeout = max(0.0, self.settings.flush_interval_s - (time.monotonic() - last_flush))
+            self._close_requested.wait(max(0.0, self.settings.flush_interval_s - (time.monotonic() - last_flush)))
             try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            try:
-                if item is not None:
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
                     kind = item[0]
                     if kind == "close":
                         closing = True
