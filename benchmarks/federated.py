@@ -32,6 +32,9 @@ Usage::
 
     python benchmarks/federated.py --quick                     # a few minutes: 1 seed, 2 rounds, tiny data
     python benchmarks/federated.py --seeds 3 --rounds 6 --local-steps 20 --json-out fed.json
+
+With ``--json-out`` every finished run is written at once, and a rerun with the same ``--json-out`` and
+``--workdir`` skips the runs already in it (the full benchmark takes hours here, so it can be stopped and resumed).
 """
 
 from __future__ import annotations
@@ -153,9 +156,22 @@ def main() -> None:
     n_sites = len(sites)
     slow = {sites[-1].name: args.slowdown} if args.slowdown > 1 else {}
     rows: list[dict] = []
+    if args.json_out and args.json_out.is_file():
+        rows = json.loads(args.json_out.read_text())
+        print(f"Resuming: {len(rows)} run(s) already in {args.json_out}", flush=True)
+
+    def done(seed: int, run: str) -> bool:
+        return any(r["seed"] == seed and r["run"] == run for r in rows)
+
+    def save() -> None:
+        if args.json_out:
+            args.json_out.write_text(json.dumps(rows, indent=1))
+
     for seed in range(args.seeds):
         pretrain_overrides = [*SMALL, f"seed={seed}"]
         for strategy in ("fedavg", "fedbuff"):
+            if done(seed, strategy):
+                continue
             rounds = args.rounds if strategy == "fedavg" else max(1, args.rounds * n_sites // args.buffer_size)
             config = load_federated_config("tiny", [
                 f"strategy={strategy}", f"rounds={rounds}", f"port={free_port()}", f"local_steps={args.local_steps}",
@@ -173,7 +189,10 @@ def main() -> None:
                          "final_loss": float(records[-1]["loss"]), "records": records,
                          **score(out, heldout, recognition=not args.no_recognition, probe_steps=args.probe_steps,
                                  seed=seed)})
+            save()
             print(f"seed {seed} {strategy}: {wall:.0f} s, R@1 {rows[-1]['r1']:.3f}", flush=True)
+        if done(seed, "centralized"):
+            continue
         config = load_pretrain_config("tiny", [*pretrain_overrides,
                                                f"optim.steps={args.rounds * n_sites * args.local_steps}",
                                                "checkpoint_every=100000"])
@@ -183,10 +202,9 @@ def main() -> None:
         rows.append({"seed": seed, "run": "centralized", "wall_s": time.perf_counter() - tic,
                      **score(out, heldout, recognition=not args.no_recognition, probe_steps=args.probe_steps,
                              seed=seed)})
+        save()
         print(f"seed {seed} centralized: R@1 {rows[-1]['r1']:.3f}", flush=True)
     report(rows, args, subjects)
-    if args.json_out:
-        args.json_out.write_text(json.dumps(rows, indent=1))
 
 
 def _ms(values) -> str:
@@ -208,20 +226,24 @@ def report(rows: list[dict], args, subjects: list[int]) -> None:
     print("|---|---|---|---|" + ("---|---|---|" if has_uf1 else ""))
     central = {r["seed"]: r for r in by["centralized"]}
     for name, runs in by.items():
-        ratio = [r["r1"] / central[r["seed"]]["r1"] for r in runs] if name != "centralized" else []
+        # Seeds with both arms only (a stopped run may lack the centralized one).
+        paired = [r for r in runs if r["seed"] in central] if name != "centralized" else []
+        ratio = [r["r1"] / central[r["seed"]]["r1"] for r in paired]
         line = f"| {name} | {_ms(r['r1'] for r in runs)} | {_ms(r['r1_chance'] for r in runs)} | {_ms(ratio)} |"
         if has_uf1:
-            uratio = [r["uf1"] / central[r["seed"]]["uf1"] for r in runs] if name != "centralized" else []
+            uratio = [r["uf1"] / central[r["seed"]]["uf1"] for r in paired]
             line += f" {_ms(r['uf1'] for r in runs)} | {_ms(r['uf1_chance'] for r in runs)} | {_ms(uratio)} |"
         print(line)
     fedavg = {r["seed"]: r for r in by["fedavg"]}
-    reach = [time_to_loss(r["records"], fedavg[r["seed"]]["final_loss"]) for r in by["fedbuff"]]
+    reach = [time_to_loss(r["records"], fedavg[r["seed"]]["final_loss"]) for r in by["fedbuff"] if r["seed"] in fedavg]
     print(f"\nStragglers: last site {args.slowdown:g}x slower; FedBuff K={args.buffer_size}")
     print("| run | wall s | aggregations | site updates | time to FedAvg's final loss s | final loss | "
           "MB per aggregation |")
     print("|---|---|---|---|---|---|---|")
     for name in ("fedavg", "fedbuff"):
         runs = by[name]
+        if not runs:
+            continue
         to_target = ([r["records"][-1]["time_s"] for r in runs] if name == "fedavg" else reach)
         print(f"| {name} | {_ms(r['wall_s'] for r in runs)} | {runs[0]['aggregations']} | {runs[0]['site_updates']} "
               f"| {_ms(to_target)} ({sum(np.isfinite(to_target))}/{len(runs)} reached) "
