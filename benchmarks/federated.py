@@ -121,7 +121,11 @@ def time_to_loss(records: list[dict], target: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    parser.add_argument("--seed-list", default=None, help="comma-separated seeds instead (e.g. a tuning seed)")
+    parser.add_argument("--arms", default="fedavg,fedbuff,centralized", help="which of the three runs to make")
+    parser.add_argument("--server-lr", type=float, default=1.0, help="server step on the aggregate (both fed arms)")
+    parser.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM momentum (both fed arms)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--local-steps", type=int, default=20)
     parser.add_argument("--subjects-per-site", default="2,3,4,3")
@@ -167,16 +171,18 @@ def main() -> None:
         if args.json_out:
             args.json_out.write_text(json.dumps(rows, indent=1))
 
-    for seed in range(args.seeds):
+    seeds = [int(x) for x in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
+    arms = args.arms.split(",")
+    for seed in seeds:
         pretrain_overrides = [*SMALL, f"seed={seed}"]
         for strategy in ("fedavg", "fedbuff"):
-            if done(seed, strategy):
+            if done(seed, strategy) or strategy not in arms:
                 continue
             rounds = args.rounds if strategy == "fedavg" else max(1, args.rounds * n_sites // args.buffer_size)
             config = load_federated_config("tiny", [
                 f"strategy={strategy}", f"rounds={rounds}", f"port={free_port()}", f"local_steps={args.local_steps}",
                 f"buffer_size={args.buffer_size}", f"min_sites={n_sites}", "round_timeout_s=900",
-                "wait_for_sites_s=300"])
+                "wait_for_sites_s=300", f"server_lr={args.server_lr}", f"server_momentum={args.server_momentum}"])
             config.pretrain_overrides = pretrain_overrides
             out = work / f"seed{seed}-{strategy}-{int(time.time())}"
             tic = time.perf_counter()
@@ -191,7 +197,7 @@ def main() -> None:
                                  seed=seed)})
             save()
             print(f"seed {seed} {strategy}: {wall:.0f} s, R@1 {rows[-1]['r1']:.3f}", flush=True)
-        if done(seed, "centralized"):
+        if done(seed, "centralized") or "centralized" not in arms:
             continue
         config = load_pretrain_config("tiny", [*pretrain_overrides,
                                                f"optim.steps={args.rounds * n_sites * args.local_steps}",

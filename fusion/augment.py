@@ -30,7 +30,8 @@ SIGNALS = ("emg", "eeg")
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     """The CPU generator of one training step's augmentations (a pure function of its arguments)."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_009 + rank)
+    # folded into torch's signed 64-bit seed range: a federated site's seeds are large (up to 2**62)
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1_009 + rank) % (2**63 - 1))
 
 
 def _uniform(n: int, low: float, high: float, device: torch.device, generator: torch.Generator | None

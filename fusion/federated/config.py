@@ -58,7 +58,8 @@ class FederatedConfig(StrictModel):
     min_sites: int = Field(2, ge=1)              # sites that must pass the handshake before round 1
     proximal_mu: float = Field(0.01, ge=0)       # fedprox: weight of (mu/2)||w - w_global||^2
     buffer_size: int = Field(2, ge=1)            # fedbuff: K updates per aggregation
-    server_lr: float = Field(1.0, gt=0)          # fedbuff: global step on the buffered mean update
+    server_lr: float = Field(1.0, gt=0)          # global step on the aggregated update (1: the aggregate)
+    server_momentum: float = Field(0.0, ge=0, lt=1)  # FedAvgM server momentum on that update (0: none)
     round_timeout_s: float = Field(600.0, gt=0)  # a site slower than this is left out of the round
     wait_for_sites_s: float = Field(120.0, gt=0)  # how long the handshake waits for min_sites
     poll_s: float = Field(0.5, gt=0)             # interval of pulling replies from the SuperLink

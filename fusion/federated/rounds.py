@@ -20,7 +20,6 @@ synchronous loop only.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
 
 import numpy as np
 from flwr.app import Message, MessageType, RecordDict
@@ -31,6 +30,7 @@ from acquisition import logger
 from . import protocol as p
 from .federation import Federation
 from .privacy import ACCOUNTANT, EpsilonAccountant, advance_counters, dp_strategy, noise_std, secagg_round
+from .server_optimizer import ServerMomentum
 from .weights import (State, check_update_arrays, fedbuff_update, from_array_record, n_bytes, subtract,
                       to_array_record)
 
@@ -58,8 +58,10 @@ def _accept(fed: Federation, reply: Message, reference: State) -> str | None:
     return None
 
 
-def run_sync(fed: Federation, state: State, *, start_round: int = 1) -> State:
+def run_sync(fed: Federation, state: State, server: ServerMomentum, *, start_round: int = 1) -> State:
     """Rounds ``start_round..rounds`` of FedAvg / FedProx from ``state``; returns the final global state.
+
+    ``server`` takes the global model from the strategy's aggregate (server learning rate and momentum).
 
     With ``privacy.dp`` Flower's fixed-clipping wrapper clips and noises each round, and each row of
     ``rounds.jsonl`` carries the epsilon spent so far; with ``privacy.secagg`` the round runs as
@@ -75,7 +77,7 @@ def run_sync(fed: Federation, state: State, *, start_round: int = 1) -> State:
         config = fed.train_config(round_, round_ - 1)
         if secagg is not None:
             new, site_metrics, n_failed = secagg_round(fed, state, config, secagg, dp=dp)
-            state = advance_counters(new, state, fed.config.local_steps)
+            state = server.step(state, advance_counters(new, state, fed.config.local_steps))
             n_sent = n_good = len(site_metrics)
             names = [fed.name(node) for node, _ in site_metrics]
             n = [int(m[p.N_EXAMPLES]) for _, m in site_metrics]
@@ -93,8 +95,7 @@ def run_sync(fed: Federation, state: State, *, start_round: int = 1) -> State:
                 raise RuntimeError(f"Round {round_}: the sites' updates could not be aggregated; see the ServerApp "
                                    "log.")
             new = from_array_record(arrays)
-            state = (advance_counters(new, state, fed.config.local_steps) if dp is not None
-                     else {k: v.astype(state[k].dtype) for k, v in new.items()})
+            state = server.step(state, advance_counters(new, state, fed.config.local_steps) if dp is not None else new)
             n_sent, n_good, failed = len(messages), len(good), len(failed_nodes)
             names = [fed.name(r.metadata.src_node_id) for r in good]
             n = [int(r.content[p.METRICS][p.N_EXAMPLES]) for r in good]
@@ -108,7 +109,8 @@ def run_sync(fed: Federation, state: State, *, start_round: int = 1) -> State:
         if dp is not None:
             record.update(epsilon=accountant.epsilon(round_), delta=dp.delta, noise_multiplier=dp.noise_multiplier,
                           clipping_norm=dp.clipping_norm, noise_std=noise_std(dp, n_good), accountant=ACCOUNTANT)
-        fed.folder.save(round_=round_, version=round_, state=state, model_config=fed.model_config, record=record)
+        fed.folder.save(round_=round_, version=round_, state=state, model_config=fed.model_config, record=record,
+                        server=server.state_dict())
         logger.info("Round %d/%d: %d site(s), loss %.4f%s", round_, fed.config.rounds, n_good, loss,
                     f", epsilon {record['epsilon']:.3g} at delta {dp.delta:g}" if dp is not None else "")
     return state
@@ -134,13 +136,13 @@ def _train_round(fed: Federation, messages: list[Message], state: State, round_:
     return good, failed
 
 
-def run_fedbuff(fed: Federation, state: State, *, start_version: int = 0,
-                statistics: Collection[str] = ()) -> State:
+def run_fedbuff(fed: Federation, state: State, server: ServerMomentum, *, start_version: int = 0) -> State:
     """FedBuff from server version ``start_version`` until ``rounds`` versions; returns the final state.
 
-    ``statistics``: state keys that are running statistics, averaged instead of stepped
-    (:func:`fusion.federated.weights.fedbuff_update`).
+    ``server`` steps the global model along the buffered update; its ``statistics`` (running
+    statistics) are averaged instead of stepped (:func:`fusion.federated.weights.fedbuff_update`).
     """
+    statistics = server.statistics
     c = fed.config
     version = start_version
     history = {version: state}           # global states that in-flight updates started from
@@ -185,15 +187,14 @@ def run_fedbuff(fed: Federation, state: State, *, start_version: int = 0,
         while len(buffer) >= k and version < c.rounds:
             take, buffer = buffer[:k], buffer[k:]
             deltas, stats, n, stale, losses = (list(x) for x in zip(*take))
-            state = fedbuff_update(state, deltas, n, stale, server_lr=c.server_lr,
-                                   statistics=stats if statistics else ())
+            state = server.step(state, fedbuff_update(state, deltas, n, stale, statistics=stats if statistics else ()))
             version += 1
             history[version] = state
             fed.folder.save(round_=version, version=version, state=state, model_config=fed.model_config, record={
                 "time_s": round(time.monotonic() - fed.t0, 3), "round_s": round(time.monotonic() - tic, 3),
                 "strategy": "fedbuff", "sites": k, "failed": failed, "n_windows": int(sum(n)),
                 "loss": float(np.average(losses, weights=n)), "staleness": stale, "lr": fed.lr(version),
-                "bytes_down": bytes_down, "bytes_up": bytes_up})
+                "bytes_down": bytes_down, "bytes_up": bytes_up}, server=server.state_dict())
             logger.info("FedBuff version %d/%d: %d update(s), staleness %s", version, c.rounds, k, stale)
             failed, bytes_down, bytes_up, tic = 0, 0, 0, time.monotonic()
         keep = {s for _, s, _ in in_flight.values()} | {version}

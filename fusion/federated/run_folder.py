@@ -3,7 +3,8 @@
 ``emosync evaluate RUN heldout.h5`` reads ``config.yaml`` (the resolved pretraining config) and
 ``model/`` (:meth:`~fusion.model.MultiModalEncoder.save_pretrained`) as for any ``emosync pretrain``
 run. Besides them: ``federated.yaml`` (the federated config), ``federated.pt`` (the global state,
-round and server version, written atomically after every aggregation: the resume point),
+round, server version and the server optimizer's velocity, written atomically after every
+aggregation: the resume point),
 ``rounds.jsonl`` (one JSON object per round) and ``rounds.png`` (loss and participation per round).
 """
 
@@ -56,7 +57,7 @@ class RunFolder:
                                                                  sort_keys=False))
 
     def load(self) -> dict[str, Any]:
-        """The last checkpoint: ``round``, ``version``, ``state`` and ``model_config``; rounds past it dropped."""
+        """The last checkpoint (``round``, ``version``, ``state``, ``model_config``, ``server``); later rows dropped."""
         ckpt = torch.load(self.path / CHECKPOINT, map_location="cpu", weights_only=False)
         rows = [r for r in self.rounds() if r["round"] <= ckpt["round"]]
         (self.path / ROUNDS).write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -70,14 +71,18 @@ class RunFolder:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def save(self, *, round_: int, version: int, state: Mapping[str, np.ndarray], model_config: dict,
-             record: Mapping[str, Any]) -> None:
-        """Write the global model after a round: ``model/``, ``federated.pt``, a ``rounds.jsonl`` line, the PNG."""
+             record: Mapping[str, Any], server: Mapping[str, Any] | None = None) -> None:
+        """Write the global model after a round: ``model/``, ``federated.pt``, a ``rounds.jsonl`` line, the PNG.
+
+        ``server`` is the server optimizer's state (:meth:`.server_optimizer.ServerMomentum.state_dict`).
+        """
         model = MultiModalEncoder(**model_config)
         model.load_state_dict({k: torch.as_tensor(np.asarray(state["model." + k])).to(v.dtype).reshape(v.shape)
                                for k, v in model.state_dict().items()})
         model.save_pretrained(self.path / "model")
         tmp = self.path / (CHECKPOINT + ".tmp")
-        torch.save({"round": round_, "version": version, "state": dict(state), "model_config": model_config}, tmp)
+        torch.save({"round": round_, "version": version, "state": dict(state), "model_config": model_config,
+                    "server": dict(server or {})}, tmp)
         os.replace(tmp, self.path / CHECKPOINT)  # a crash mid-write never leaves a truncated resume point
         with open(self.path / ROUNDS, "a") as f:
             f.write(json.dumps({"round": round_, "version": version, **record}) + "\n")

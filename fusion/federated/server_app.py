@@ -22,6 +22,7 @@ from ..model import MultiModalEncoder
 from .config import FederatedConfig
 from .federation import Federation
 from .rounds import run_fedbuff, run_sync
+from .server_optimizer import ServerMomentum
 from .run_folder import RunFolder
 from .site import make_loss
 from .weights import State, module_state
@@ -57,9 +58,10 @@ def run_federation(grid: Grid, config: FederatedConfig, out: str | os.PathLike, 
     pretrain = load_pretrain_config(config.pretrain, config.pretrain_overrides)
     folder = RunFolder(out, pretrain_config=pretrain, federated_config=config, resume=resume)
     fed = Federation(grid, config, pretrain, folder, expected_sites=expected_sites)
-    start, state = 0, None
+    start, state, saved_server = 0, None, None
     if resume:
         ckpt = folder.load()
+        saved_server = ckpt.get("server")
         start, state, fed.model_config = int(ckpt["version"]), ckpt["state"], ckpt["model_config"]
         logger.info("Resuming the federation in %s after round %d of %d", out, start, config.rounds)
     fed.wait_for_sites()
@@ -70,10 +72,12 @@ def run_federation(grid: Grid, config: FederatedConfig, out: str | os.PathLike, 
     loss_fn = make_loss(pretrain, model.modalities)
     if state is None:
         state = module_state(model, loss_fn)
-    # buffers (BatchNorm statistics) are not parameters: FedBuff averages them instead of stepping them
+    # buffers (BatchNorm statistics) are not parameters: the server averages them instead of stepping them
     params = {f"model.{n}" for n, _ in model.named_parameters()} | {f"loss.{n}" for n, _ in loss_fn.named_parameters()}
+    server = ServerMomentum(config.server_lr, config.server_momentum, statistics=sorted(set(state) - params))
+    server.load_state_dict(saved_server)
     logger.info("Federation of %d site(s) %s, strategy %s, %d round(s)", len(fed.sites), sorted(fed.sites.values()),
                 config.strategy, config.rounds)
     if config.strategy == "fedbuff":
-        return run_fedbuff(fed, state, start_version=start, statistics=sorted(set(state) - params))
-    return run_sync(fed, state, start_round=start + 1)
+        return run_fedbuff(fed, state, server, start_version=start)
+    return run_sync(fed, state, server, start_round=start + 1)

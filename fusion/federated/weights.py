@@ -9,7 +9,7 @@ and shapes of the global state, so nothing else (no windows, no file names) can 
 FedBuff (Nguyen et al. 2022, "Federated Learning with Buffered Asynchronous Aggregation"): the
 server keeps a buffer of K site updates ``delta_i = w_i - w_global(v_i)``, each computed from the
 global version ``v_i`` the site started from; with staleness ``s_i = v_server - v_i`` the update is
-``w += server_lr * sum_i n_i s(s_i) delta_i / sum_i n_i`` with ``s(s) = 1 / sqrt(1 + s)``. The
+``w += sum_i n_i s(s_i) delta_i / sum_i n_i`` with ``s(s) = 1 / sqrt(1 + s)``. The
 normaliser counts windows, not discounted weights, so a buffer of stale updates moves the model
 less than a fresh one. Running statistics (BatchNorm buffers) are averaged, not stepped (see
 :func:`fedbuff_update`).
@@ -112,7 +112,7 @@ def staleness_weight(staleness: int | np.ndarray) -> float | np.ndarray:
 
 
 def fedbuff_update(global_state: Mapping[str, np.ndarray], deltas: Sequence[Mapping[str, np.ndarray]],
-                   n_windows: Sequence[int], staleness: Sequence[int], *, server_lr: float = 1.0,
+                   n_windows: Sequence[int], staleness: Sequence[int], *,
                    statistics: Sequence[Mapping[str, np.ndarray]] = ()) -> State:
     """The next global state from a full buffer (see the module docstring for the formula).
 
@@ -126,8 +126,6 @@ def fedbuff_update(global_state: Mapping[str, np.ndarray], deltas: Sequence[Mapp
         Windows each site trained on (FedAvg's weights).
     staleness : sequence of int
         Server versions between the start and the arrival of each update.
-    server_lr : float
-        Global step size (1.0: plain buffered averaging).
     statistics : sequence of mapping of str to array
         Per buffered update, the site's values of running statistics (BatchNorm means, variances
         and counters: every key they hold). These are not stepped along deltas, which can drive a
@@ -146,7 +144,7 @@ def fedbuff_update(global_state: Mapping[str, np.ndarray], deltas: Sequence[Mapp
             out[k] = weighted_average([{k: st[k]} for st in statistics], coef)[k].astype(np.asarray(g).dtype)
             continue
         step = np.sum([c * np.asarray(d[k], dtype=np.float64) for c, d in zip(coef, deltas)], axis=0)
-        out[k] = (np.asarray(g, dtype=np.float64) + server_lr * step).astype(np.asarray(g).dtype)
+        out[k] = (np.asarray(g, dtype=np.float64) + step).astype(np.asarray(g).dtype)
     return out
 
 

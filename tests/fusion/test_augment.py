@@ -71,3 +71,7 @@ def test_step_generator_makes_augmentation_a_function_of_the_step():
     c = augment_batch(batch, config, 1.0, step_generator(0, 8))
     torch.testing.assert_close(a["rgb"], b["rgb"], rtol=0, atol=0)
     assert not torch.equal(a["rgb"], c["rgb"])
+    # a federated site's seed (round seed mixed with its name, up to 2**62) once overflowed torch's seed
+    big = 2**62 - 1
+    d = step_generator(big, 19, rank=3).initial_seed()
+    assert d == ((big * 1_000_003 + 19) * 1_009 + 3) % (2**63 - 1) != step_generator(big, 20).initial_seed()

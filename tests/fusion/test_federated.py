@@ -14,6 +14,7 @@ from fusion.federated import protocol
 from fusion.federated.config import load_federated_config
 from fusion.federated.processes import TLS, check_insecure
 from fusion.federated.run_folder import RunFolder
+from fusion.federated.server_optimizer import ServerMomentum
 from fusion.federated.site import build_site_model, load_site, resolve_sessions, train_site
 from fusion.federated.weights import (check_update_arrays, fedbuff_update, from_array_record, module_state,
                                       staleness_weight, to_array_record, weighted_average)
@@ -58,6 +59,34 @@ def test_fedavg_aggregate_is_the_weighted_average_of_site_models():
         weighted_average(states[:2], [0, 0])
 
 
+def test_server_momentum_known_answer_and_resume():
+    """FedAvgM: v = beta v + (agg - w), w += lr v; statistics take the aggregate; identity at lr 1, beta 0."""
+    w0 = {"w": np.array([1.0, 2.0], np.float32), "var": np.array([0.5], np.float32), "n": np.array(3, np.int64)}
+    u = np.array([0.1, -0.2])  # every round the sites' aggregate lies u away from the global model
+
+    def aggregate(w):
+        return {"w": w["w"] + u, "var": np.array([0.2]), "n": np.array(5.0)}
+
+    plain = ServerMomentum()
+    assert plain.is_identity
+    got = plain.step(w0, aggregate(w0))
+    np.testing.assert_allclose(got["w"], w0["w"] + u, rtol=1e-6)
+    assert got["w"].dtype == np.float32 and got["n"].dtype == np.int64 and plain.velocity is None
+    server = ServerMomentum(lr=2.0, momentum=0.5, statistics=["var", "n"])
+    w1 = server.step(w0, aggregate(w0))
+    np.testing.assert_allclose(w1["w"], w0["w"] + 2.0 * u, rtol=1e-6)           # v = u
+    w2 = server.step(w1, aggregate(w1))
+    np.testing.assert_allclose(w2["w"], w1["w"] + 2.0 * 1.5 * u, rtol=1e-6)     # v = 0.5 u + u
+    # a running variance is never extrapolated (stepping it twice along -0.3 would give -0.7)
+    assert w2["var"][0] == pytest.approx(0.2) and int(w2["n"]) == 5 and w2["w"].dtype == np.float32
+    resumed = ServerMomentum(lr=2.0, momentum=0.5, statistics=["var", "n"])
+    resumed.load_state_dict(server.state_dict())
+    np.testing.assert_allclose(resumed.step(w2, aggregate(w2))["w"], server.step(w2, aggregate(w2))["w"])
+    for bad in ({"lr": 0.0}, {"momentum": 1.0}):
+        with pytest.raises(ValueError, match="server_momentum in"):
+            ServerMomentum(**bad)
+
+
 def test_fedbuff_staleness_weighting_known_answer():
     assert staleness_weight(0) == 1.0
     assert staleness_weight(3) == pytest.approx(0.5)
@@ -75,7 +104,8 @@ def test_fedbuff_staleness_weighting_known_answer():
     fresh = fedbuff_update(g, [d1, d1], [1, 1], [0, 0])["w"]
     stale = fedbuff_update(g, [d1, d1], [1, 1], [8, 8])["w"]
     np.testing.assert_allclose(stale, fresh / 3, rtol=1e-6)
-    np.testing.assert_allclose(fedbuff_update(g, [d1], [1], [0], server_lr=0.5)["w"], d1["w"] / 2, rtol=1e-6)
+    half = ServerMomentum(lr=0.5).step(g, fedbuff_update(g, [d1], [1], [0]))
+    np.testing.assert_allclose(half["w"], d1["w"] / 2, rtol=1e-6)
     # BatchNorm variance: stepping a stale delta (1.0 - 2.0 from an older model) would make it negative;
     # statistics are the n * s(s)-weighted mean of the sites' values: (10 * 1 * 1.0 + 30 * 0.5 * 3.0) / 25
     g2 = {"w": np.zeros(2, np.float32), "var": np.array([0.5], np.float32)}
@@ -142,9 +172,10 @@ def test_run_folder_is_an_ordinary_run_and_resumes(site_files, tmp_path):
     model, loss_fn = build_site_model(config, dataset)
     state = module_state(model, loss_fn)
     folder = RunFolder(tmp_path / "run", pretrain_config=config, federated_config=fed)
+    velocity = {"velocity": {"model.x": np.ones(3)}}
     for r in (1, 2):
         folder.save(round_=r, version=r, state={k: v * 0 + r if v.dtype.kind == "f" else v for k, v in state.items()},
-                    model_config=model.config, record={"loss": 1.0 / r, "sites": 2, "failed": 0})
+                    model_config=model.config, record={"loss": 1.0 / r, "sites": 2, "failed": 0}, server=velocity)
     loaded, loaded_config = load_run(tmp_path / "run")  # what `emosync evaluate` reads
     assert loaded.config == model.config and loaded_config.model.embed_dim == config.model.embed_dim
     assert all(float(v.flatten()[0]) == 2 for k, v in loaded.state_dict().items() if v.dtype.is_floating_point)
@@ -157,7 +188,9 @@ def test_run_folder_is_an_ordinary_run_and_resumes(site_files, tmp_path):
     torch.save({**torch.load(tmp_path / "run" / "federated.pt", weights_only=False), "round": 1, "version": 1},
                tmp_path / "run" / "federated.pt")
     again = RunFolder(tmp_path / "run", pretrain_config=config, federated_config=fed, resume=True)
-    assert again.load()["round"] == 1 and [r["round"] for r in again.rounds()] == [1]
+    ckpt = again.load()
+    assert ckpt["round"] == 1 and [r["round"] for r in again.rounds()] == [1]
+    np.testing.assert_array_equal(ckpt["server"]["velocity"]["model.x"], np.ones(3))  # server momentum resumes
 
 
 def test_config_and_network_errors():
