@@ -75,6 +75,10 @@ def sample(
     append: bool = typer.Option(False, "--append", help="Add sequences (new ids) to an existing corpus."),
     emg: bool = typer.Option(False, "--emg", help="Add paired EMG from the simulator's muscle model."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Diffusion sampler steps (default: the model's)."),
+    guidance: Optional[float] = typer.Option(
+        None, "--guidance",
+        help="Expression guidance of diffusion models: g > 1 strengthens what the requested AUs change against "
+             "a neutral face (2x sampling time; default: off). docs/synthesis.md says how it was chosen."),
     reject_closer_than: str = typer.Option(
         "off", "--reject-closer-than",
         help="Drop sequences with a frame closer than this RMS pixel distance to a training frame: a number, "
@@ -107,7 +111,7 @@ def sample(
         corpus = sample_corpus(model, out, n=n, seed=seed, emotions=emotions, kind=kind, au_timeline=timeline,
                                fps=fps, n_frames=frames, append=append, reject=reject, emg=emg,
                                num_inference_steps=steps, progress=progress, new_identities=new_identities,
-                               identities_from_training=identities_from_training)
+                               identities_from_training=identities_from_training, guidance_scale=guidance)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as err:
         raise fail(str(err)) from None
     rejection = corpus["rejection"]

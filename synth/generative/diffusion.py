@@ -169,8 +169,8 @@ class AUConditionedFacePipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, aus: torch.Tensor, *, noise: torch.Tensor | None = None,
                  generator: torch.Generator | None = None, num_inference_steps: int = 25, eta: float = 0.0,
-                 shared_noise: bool = True, batch_size: int = 64, identity: torch.Tensor | None = None
-                 ) -> AUFacePipelineOutput:
+                 shared_noise: bool = True, batch_size: int = 64, identity: torch.Tensor | None = None,
+                 guidance_scale: float = 1.0) -> AUFacePipelineOutput:
         """Denoise from noise to crops, one per row of ``aus``.
 
         Parameters
@@ -192,6 +192,12 @@ class AUConditionedFacePipeline(DiffusionPipeline):
         identity : Tensor, shape (1 or n, dim) | None
             Identity vector(s) of an identity model; one row is held for every frame. None: the
             null identity (identity models) or none at all (AU-only models).
+        guidance_scale : float
+            Expression guidance: each step's output becomes ``neutral + g * (out - neutral)``, where
+            ``neutral`` is the model's output for the same input and identity with every AU at 0. This
+            is classifier-free guidance (Ho & Salimans 2022) with the neutral face as the reference
+            condition, so it needs no retraining; ``g > 1`` strengthens what the AUs change, at twice
+            the cost per step. 1: off.
         """
         unet = self.unet
         size = unet.config.sample_size
@@ -210,11 +216,15 @@ class AUConditionedFacePipeline(DiffusionPipeline):
             # Multistep schedulers (DPM-Solver++) keep per-run state (step index, past outputs): reset per batch.
             self.scheduler.set_timesteps(num_inference_steps, device=device)
             x = noise[start:start + batch_size].clone() * self.scheduler.init_noise_sigma
-            cond = unet_condition(unet, aus[start:start + batch_size],
-                                  None if identity is None else identity[start:start + batch_size])
+            ids = None if identity is None else identity[start:start + batch_size]
+            cond = unet_condition(unet, aus[start:start + batch_size], ids)
+            neutral = unet_condition(unet, torch.zeros_like(aus[start:start + batch_size]), ids)
             for t in self.scheduler.timesteps:
                 model_in = self.scheduler.scale_model_input(x, t)
                 out = unet(model_in, t, **cond).sample
+                if guidance_scale != 1.0:
+                    reference = unet(model_in, t, **neutral).sample
+                    out = reference + guidance_scale * (out - reference)
                 kwargs = {"eta": eta, "generator": generator} if isinstance(self.scheduler, DDIMScheduler) else {}
                 x = self.scheduler.step(out, t, x, **kwargs).prev_sample
             outputs.append(x.clamp(-1, 1).float().cpu())
@@ -421,7 +431,8 @@ class DiffusionGenerator:
         return out
 
     def sample(self, aus_sequence: np.ndarray, *, seed: int = 0, num_inference_steps: int | None = None,
-               batch_size: int = 64, identity: np.ndarray | None = None, noise: str | None = None) -> np.ndarray:
+               batch_size: int = 64, identity: np.ndarray | None = None, noise: str | None = None,
+               guidance_scale: float = 1.0) -> np.ndarray:
         """One sequence from seeded initial noise and a deterministic sampler: (n, 4, H, W) in [-1, 1].
 
         Parameters
@@ -439,7 +450,11 @@ class DiffusionGenerator:
         noise : ``"shared"`` | ``"walk"`` | ``"independent"`` | None
             Initial-noise scheme (:func:`synth.generative.identity.identity_noise`); None: the config's
             ``model.identity.noise`` (``shared`` for AU-only models).
+        guidance_scale : float
+            Expression guidance (:class:`AUConditionedFacePipeline`); 1: off.
         """
+        if guidance_scale <= 0:
+            raise ValueError(f"guidance_scale must be > 0 (1: off), got {guidance_scale}.")
         self.unet.eval()
         aus = torch.as_tensor(np.asarray(aus_sequence, dtype=np.float32))
         steps = num_inference_steps or self.config.num_inference_steps
@@ -453,9 +468,9 @@ class DiffusionGenerator:
         if scheme == "shared":  # exactly the AU-only models' draw, so their samples do not change
             generator = torch.Generator().manual_seed(int(seed))
             return self.pipeline(aus, generator=generator, num_inference_steps=steps, batch_size=batch_size,
-                                 identity=id_tensor).images
+                                 identity=id_tensor, guidance_scale=guidance_scale).images
         shape = (N_CHANNELS, self.image_size, self.image_size)
         init = torch.from_numpy(identity_noise(shape, len(aus), scheme=scheme, seed=int(seed),
                                                rho=self.config.identity.noise_walk_rho))
         return self.pipeline(aus, noise=init, num_inference_steps=steps, batch_size=batch_size,
-                             identity=id_tensor).images
+                             identity=id_tensor, guidance_scale=guidance_scale).images

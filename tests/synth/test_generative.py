@@ -272,6 +272,30 @@ def test_load_generator_refuses_other_folders(tmp_path):
         load_generator(tmp_path)
 
 
+def test_expression_guidance_known_answer():
+    """One DDIM step is affine in the model output, so frames(g) = neutral + g * (frames(1) - neutral)."""
+    from synth.generative.diffusion import DiffusionGenerator
+
+    torch.manual_seed(0)
+    gen = DiffusionGenerator(load_synth_config("tiny-diffusion", ["model.sampler=ddim"]).model, 16)
+    aus = np.zeros((2, 17), np.float32)
+    aus[:, [5, 11]] = [[2.0, 4.0], [1.0, 3.0]]  # AU6 and AU12
+    with torch.no_grad():  # an untrained UNet's output is near 0 (zero-initialised): give it a real signal
+        gen.unet.conv_out.weight.normal_(0, 0.05)
+    frames = {g: gen.sample(aus, seed=1, num_inference_steps=1, guidance_scale=g) for g in (1.0, 1.5, 2.0)}
+    neutral = gen.sample(np.zeros_like(aus), seed=1, num_inference_steps=1)
+    inside = np.all([np.abs(x) < 0.999 for x in (*frames.values(), neutral)], axis=0)  # pixels never clamped
+    assert inside.mean() > 0.5
+    for g in (1.5, 2.0):
+        np.testing.assert_allclose(frames[g][inside], (neutral + g * (frames[1.0] - neutral))[inside], atol=1e-5)
+    assert np.abs(frames[2.0] - frames[1.0]).max() > 1e-3  # guidance changed something
+    # neutral requests are unchanged by guidance; g <= 0 is refused
+    np.testing.assert_allclose(gen.sample(np.zeros_like(aus), seed=1, num_inference_steps=1, guidance_scale=3.0),
+                               neutral, atol=1e-6)
+    with pytest.raises(ValueError, match="guidance_scale must be > 0"):
+        gen.sample(aus, seed=1, guidance_scale=0.0)
+
+
 @pytest.mark.parametrize("sampler", ["dpm++", "ddim"])
 def test_sampler_longer_than_batch(sampler):
     # Multistep samplers keep state across calls to step(): each batch must start from a fresh schedule.
@@ -478,6 +502,7 @@ def test_rejection_hook_counts(gan_model, tmp_path):
     (["--emotion", "happiness", "--kind", "mega"], "Unknown expression kind"),
     (["--emotion", "happiness", "--kind", "macro", "--frames", "16"], "macro expression lasts"),
     (["--emotion", "happiness", "--reject-closer-than", "near"], "auto, off or a distance"),
+    (["--emotion", "happiness", "--guidance", "2"], "Expression guidance works on diffusion models"),
     ([], "--emotion"),
 ])
 def test_sample_bad_input(gan_model, cli, tmp_path, args, message):

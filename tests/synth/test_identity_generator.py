@@ -190,6 +190,17 @@ def test_identity_bad_input_writes_nothing(identity_model, cli, tmp_path, args, 
     assert not (tmp_path / "bad").exists()
 
 
+def test_guidance_is_recorded(identity_model, cli, tmp_path):
+    args = ["--emotion", "happiness", "--n", 2, "--new-identities", 2, "--fps", 10, "--frames", 6, "--seed", 2]
+    assert cli(identity_model, *args, "--out", tmp_path / "plain").exit_code == 0
+    result = cli(identity_model, *args, "--guidance", 2.5, "--out", tmp_path / "guided")
+    assert result.exit_code == 0, result.output
+    corpus = json.loads((tmp_path / "guided" / "corpus.json").read_text())
+    assert [s["guidance_scale"] for s in corpus["sequences"]] == [2.5, 2.5]
+    assert "guidance_scale" not in json.loads((tmp_path / "plain" / "corpus.json").read_text())["sequences"][0]
+    assert not np.array_equal(_frames(tmp_path / "plain", "seq-00000")[0], _frames(tmp_path / "guided", "seq-00000")[0])
+
+
 def test_au_only_model_samples_identity_none(au_only_model, cli, tmp_path):
     result = cli(au_only_model, "--emotion", "happiness", "--n", 2, "--fps", 10, "--frames", 8, "--out", tmp_path / "c")
     assert result.exit_code == 0, result.output
