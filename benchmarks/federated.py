@@ -15,7 +15,9 @@ Per seed (``--seeds``; the pretraining seed, which sets the initial model and th
 2. ``fedbuff``: the same straggler, asynchronous (``buffer_size`` 2), as many server versions as give
    the same number of site updates (``rounds * sites / 2``);
 3. ``centralized``: ``emosync pretrain`` on all sites' sessions pooled, ``rounds * sites * local_steps``
-   steps: the same total steps, data and batch size as FedAvg.
+   steps: the same total steps, data and batch size as FedAvg;
+4. ``centralized_seq``: the same, ``rounds * local_steps`` steps: as many sequential steps as the
+   global model of FedAvg makes (each round moves it by about one site's ``local_steps``).
 
 Metrics: held-out cross-modal retrieval R@1 (``fusion.evaluate``, mean over the 12 ordered modality
 pairs; chance printed) and, unless ``--no-recognition``, expression recognition UF1 (MEGC ``megc3``)
@@ -123,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     parser.add_argument("--seed-list", default=None, help="comma-separated seeds instead (e.g. a tuning seed)")
-    parser.add_argument("--arms", default="fedavg,fedbuff,centralized", help="which of the three runs to make")
+    parser.add_argument("--arms", default="fedavg,fedbuff,centralized,centralized_seq", help="which runs to make")
     parser.add_argument("--server-lr", type=float, default=1.0, help="server step on the aggregate (both fed arms)")
     parser.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM momentum (both fed arms)")
     parser.add_argument("--rounds", type=int, default=6)
@@ -197,19 +199,22 @@ def main() -> None:
                                  seed=seed)})
             save()
             print(f"seed {seed} {strategy}: {wall:.0f} s, R@1 {rows[-1]['r1']:.3f}", flush=True)
-        if done(seed, "centralized") or "centralized" not in arms:
-            continue
-        config = load_pretrain_config("tiny", [*pretrain_overrides,
-                                               f"optim.steps={args.rounds * n_sites * args.local_steps}",
-                                               "checkpoint_every=100000"])
-        out = work / f"seed{seed}-centralized-{int(time.time())}"
-        tic = time.perf_counter()
-        pretrain([f for s in sites for f in sorted(s.glob("*.h5"))], config, out, progress=False)
-        rows.append({"seed": seed, "run": "centralized", "wall_s": time.perf_counter() - tic,
-                     **score(out, heldout, recognition=not args.no_recognition, probe_steps=args.probe_steps,
-                             seed=seed)})
-        save()
-        print(f"seed {seed} centralized: R@1 {rows[-1]['r1']:.3f}", flush=True)
+        # centralized: the same total steps as the federation; centralized_seq: as many steps as the
+        # global model's sequential ones (rounds x local steps), the budget FedAvg's model moves along
+        for arm, steps in (("centralized", args.rounds * n_sites * args.local_steps),
+                           ("centralized_seq", args.rounds * args.local_steps)):
+            if done(seed, arm) or arm not in arms:
+                continue
+            config = load_pretrain_config("tiny", [*pretrain_overrides, f"optim.steps={steps}",
+                                                   "checkpoint_every=100000"])
+            out = work / f"seed{seed}-{arm}-{int(time.time())}"
+            tic = time.perf_counter()
+            pretrain([f for s in sites for f in sorted(s.glob("*.h5"))], config, out, progress=False)
+            rows.append({"seed": seed, "run": arm, "steps": steps, "wall_s": time.perf_counter() - tic,
+                         **score(out, heldout, recognition=not args.no_recognition, probe_steps=args.probe_steps,
+                                 seed=seed)})
+            save()
+            print(f"seed {seed} {arm}: R@1 {rows[-1]['r1']:.3f}", flush=True)
     report(rows, args, subjects)
 
 
@@ -222,7 +227,8 @@ def _ms(values) -> str:
 
 def report(rows: list[dict], args, subjects: list[int]) -> None:
     """Print the two markdown tables (mean ± SD over seeds)."""
-    by = {name: [r for r in rows if r["run"] == name] for name in ("fedavg", "fedbuff", "centralized")}
+    by = {name: [r for r in rows if r["run"] == name]
+          for name in ("fedavg", "fedbuff", "centralized", "centralized_seq")}
     has_uf1 = "uf1" in rows[0]
     print(f"\n{len(subjects)} sites x {subjects} subjects x {args.seconds:g} s (non-IID expression mixes), "
           f"{args.heldout_subjects} held-out subjects; {args.rounds} rounds x {args.local_steps} local steps; "
