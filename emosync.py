@@ -25,7 +25,7 @@ from acquisition.cli import plot as cli_plot
 from acquisition.cli import record as cli_record
 from acquisition.cli import spot as cli_spot
 from acquisition.cli import stream as cli_stream
-from acquisition.cli.common import console, fail
+from acquisition.cli.common import RepeatableOptionsGroup, console, fail
 from data_cards import cli as cli_card
 from fusion import cli as fusion_cli
 from fusion.edge import cli as edge_cli
@@ -39,6 +39,7 @@ from synth.cli import synth as cli_synth
 
 app = typer.Typer(
     name="emosync",
+    cls=RepeatableOptionsGroup,
     help="Record synchronized multimodal sessions over LSL, pretrain fusion encoders, synthesize expressions.",
     no_args_is_help=True,
     add_completion=False,

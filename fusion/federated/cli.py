@@ -12,10 +12,10 @@ from typing import Optional
 
 import typer
 
-from acquisition.cli.common import console, fail
+from acquisition.cli.common import RepeatableOptionsGroup, console, fail
 
 app = typer.Typer(help="Federated pretraining on Flower: sites keep their sessions, only model weights travel.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, cls=RepeatableOptionsGroup)
 
 ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError)
 

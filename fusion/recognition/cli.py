@@ -12,10 +12,11 @@ from typing import Optional
 
 import typer
 
-from acquisition.cli.common import console, fail
+from acquisition.cli.common import RepeatableOptionsGroup, console, fail
 
 app = typer.Typer(help="Recognize expressions (MEGC 2019 classes) in expression intervals: train, evaluate "
-                       "leave-one-subject-out, label spotted intervals.", no_args_is_help=True)
+                       "leave-one-subject-out, label spotted intervals.", no_args_is_help=True,
+                  cls=RepeatableOptionsGroup)
 
 ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError)
 

@@ -31,7 +31,7 @@ def audit(
 
     Identity checks need --holdout sessions of people who are not training subjects.
 
-    Example: emosync synth audit models/s1 corpora/c1 --train s1.h5 --holdout h1.h5 --json
+    Example: emosync synth audit models/s1 corpora/c1 --train sessions/*.h5 --holdout heldout/*.h5 --json
     """
     from acquisition import logger
     from acquisition.utils.config import ConfigError

@@ -30,7 +30,7 @@ def score(
     Reports per-AU r and MAE, onset/apex/offset timing error and flicker, beside the ceiling (real unseen
     subjects), the memorization baseline (with --train) and the floor (shuffled requests).
 
-    Example: emosync synth score corpora/c1 --reference heldout/h1.h5 --reference heldout/h2.h5 --json
+    Example: emosync synth score corpora/c1 --reference heldout/*.h5 --json
     """
     from acquisition.utils.config import ConfigError
 

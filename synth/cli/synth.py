@@ -11,10 +11,10 @@ from typing import Optional
 
 import typer
 
-from acquisition.cli.common import fail, console
+from acquisition.cli.common import RepeatableOptionsGroup, console, fail
 
 app = typer.Typer(help="AU-conditioned synthetic expression data: train generators, sample corpora, audit them.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, cls=RepeatableOptionsGroup)
 
 
 @app.command()
@@ -69,7 +69,8 @@ def sample(
         None, help="Seed of the first attempt; attempt k uses seed + k and rejected attempts use up seeds. "
                    "Default: 0, or with --append the seed after the last one used (seeds in the corpus are refused)."),
     fps: float = typer.Option(30.0, help="Frame rate (e.g. 30 or 200)."),
-    frames: Optional[int] = typer.Option(None, "--frames", help="Frames per sequence (default: the expression)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Frames per sequence, the expression centred in them "
+                                        "(default: the expression and 0.1 s of neutral face on either side)."),
     au_timeline: Optional[Path] = typer.Option(None, "--au-timeline",
                                                help="CSV with time_s and AU columns (AU12...) instead of --emotion."),
     append: bool = typer.Option(False, "--append", help="Add sequences (new ids) to an existing corpus."),
