@@ -283,9 +283,11 @@ def expression_timeline(emotion: str, kind: str, *, seed: int, config: TimelineC
         Duration and intensity distributions (the defaults when None).
     duration_s : float | None
         Length of the timeline. The expression's duration is drawn from the part of its range
-        that fits within ``duration_s - 2 * margin_s``; None: the drawn duration plus the margins.
+        that fits within ``duration_s - 2 * margin_s``, and the expression is centred in the
+        timeline (equal neutral time on either side, so a window centred on the apex fits as
+        well as it can); None: the drawn duration plus the margins.
     margin_s : float
-        Neutral time before the onset and after the offset, in seconds.
+        Least neutral time before the onset and after the offset, in seconds.
 
     Raises
     ------
@@ -306,8 +308,9 @@ def expression_timeline(emotion: str, kind: str, *, seed: int, config: TimelineC
                              "ask for more frames or a lower fps.")
     rng = np.random.default_rng([seed, 0x5E0])
     length = rng.uniform(low, high)
-    event = _draw_expression(rng, config, margin_s, length, emotion, kind)
-    return AUTimeline([event], duration_s if duration_s is not None else length + 2 * margin_s)
+    total = duration_s if duration_s is not None else length + 2 * margin_s
+    event = _draw_expression(rng, config, (total - length) / 2, length, emotion, kind)
+    return AUTimeline([event], total)
 
 
 class SampledAUTimeline:

@@ -101,8 +101,8 @@ def emotion_request(emotion: str, kind: str, *, seed: int, fps: float = 30.0, n_
         Seed of the drawn duration, intensity and prototype variant.
     %(corpus_fps)s
     n_frames : int | None
-        Number of frames; None: the expression's drawn duration plus 0.1 s of neutral face on
-        either side.
+        Number of frames, the expression centred in them; None: the expression's drawn duration
+        plus 0.1 s of neutral face on either side.
     timeline_config : TimelineConfig | None
         Duration and intensity ranges; None: the defaults.
 
