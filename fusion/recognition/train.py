@@ -141,8 +141,12 @@ def read_clips(intervals: Sequence[ExpressionInterval], config: PretrainConfig, 
 
     kept = _inside_recording(list(intervals), anchor, config.data.window_s)
     if not kept:
-        raise ValueError("No expression interval lies far enough inside its recording for a "
-                         f"{config.data.window_s} s clip.")
+        raise ValueError(f"No expression interval of {len(intervals)} lies far enough inside its recording for a "
+                         f"{config.data.window_s} s clip centred on its {anchor}. Recordings must hold "
+                         f"{config.data.window_s / 2:g} s of video on either side of it; for a synthetic corpus, "
+                         "sample longer sequences: `emosync synth sample ... --frames N` centres the expression "
+                         "in N frames, and N >= fps x (clip + expression length) leaves room (at 30 fps, "
+                         f"{int(np.ceil(config.data.window_s * 30)) + 15} for a micro-expression).")
     sessions = list(dict.fromkeys(i.session for i in kept))
     kept = [i for s in sessions for i in kept if i.session == s]          # the dataset's item order
     centres = [np.array([i.centre_s(anchor) for i in kept if i.session == s]) for s in sessions]

@@ -148,6 +148,17 @@ def test_read_intervals_and_their_errors(subjects3, tmp_path):
         read_intervals(tmp_path / "missing.h5")
 
 
+def test_clips_that_fit_no_recording_name_the_fix(subjects3):
+    """A corpus of short synthetic sequences has no room for a clip: the error says how to sample longer ones."""
+    from fusion.config import load_pretrain_config
+
+    intervals = read_intervals(subjects3[0])
+    config = load_pretrain_config("tiny", ["data.window_s=40"])       # longer than the 30-s session
+    with pytest.raises(ValueError, match=r"No expression interval of \d+ .* 40.0 s clip centred on its apex.*"
+                                         r"--frames N.*1215 for a micro-expression"):
+        read_clips(intervals, config)
+
+
 def _interval(subject, label, session="s.h5"):
     return ExpressionInterval(Path(session), subject, 1.0, 1.2, 1.4, label, "micro")
 
