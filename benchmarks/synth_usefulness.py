@@ -37,10 +37,10 @@ the UF1 change against the real-only arm of the same seed and ``n``; one JSON li
 Clip length (recognition): the recognizer's clip is its pretraining config's window (1 s in
 ``configs/pretrain/tiny.yaml``) centred on the apex, and an interval whose clip reaches past its
 recording's video is left out (:func:`fusion.recognition.train.read_clips`; with no interval left it
-refuses). A sequence of ``emosync synth sample`` has 0.1 s of neutral face before the onset and the
-apex soon after, so a 0.4-0.7 s micro sequence never holds a 1 s clip (nor would a longer
-``--frames`` sequence hold one: the padding is after the offset), and every synthetic interval would
-silently drop out. The window is therefore the longest apex-centred clip that fits inside every
+refuses). A sequence of ``emosync synth sample`` without ``--frames`` has 0.1 s of neutral face on
+either side of the expression, so a 0.4-0.7 s micro sequence never holds a 1 s clip, and every
+synthetic interval would silently drop out (``--frames 45`` at 30 fps centres a micro-expression in
+1.5 s, which holds one). The window is therefore the longest apex-centred clip that fits inside every
 corpus sequence (``--window-s`` sets one; the config's window when shorter), for every arm and the
 held-out clips alike, so one model sees one clip geometry; its frames per clip stay the config's.
 Not corrected: the recognizer's per-session video normalisation (``video_norm: session``) takes its

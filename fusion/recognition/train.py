@@ -34,6 +34,7 @@ import yaml
 from torch import nn
 
 from acquisition import logger, open_session
+from acquisition.annotate.action_units import MICRO_MAX_DURATION_S
 from acquisition.utils.logs import verbose
 
 from ..config import AugmentConfig, PretrainConfig, load_pretrain_config
@@ -146,7 +147,8 @@ def read_clips(intervals: Sequence[ExpressionInterval], config: PretrainConfig, 
                          f"{config.data.window_s / 2:g} s of video on either side of it; for a synthetic corpus, "
                          "sample longer sequences: `emosync synth sample ... --frames N` centres the expression "
                          "in N frames, and N >= fps x (clip + expression length) leaves room (at 30 fps, "
-                         f"{int(np.ceil(config.data.window_s * 30)) + 15} for a micro-expression).")
+                         f"{int(np.ceil((config.data.window_s + MICRO_MAX_DURATION_S) * 30))} for a "
+                         "micro-expression).")
     sessions = list(dict.fromkeys(i.session for i in kept))
     kept = [i for s in sessions for i in kept if i.session == s]          # the dataset's item order
     centres = [np.array([i.centre_s(anchor) for i in kept if i.session == s]) for s in sessions]
