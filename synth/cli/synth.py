@@ -76,6 +76,8 @@ def sample(
     append: bool = typer.Option(False, "--append", help="Add sequences (new ids) to an existing corpus."),
     emg: bool = typer.Option(False, "--emg", help="Add paired EMG from the simulator's muscle model."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Diffusion sampler steps (default: the model's)."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="Diffusion sampler: ddim or dpm++ (DPM-Solver++; "
+                                                                  "default: the model's). Recorded per sequence."),
     guidance: Optional[float] = typer.Option(
         None, "--guidance",
         help="Expression guidance of diffusion models: g > 1 strengthens what the requested AUs change against "
@@ -112,7 +114,8 @@ def sample(
         corpus = sample_corpus(model, out, n=n, seed=seed, emotions=emotions, kind=kind, au_timeline=timeline,
                                fps=fps, n_frames=frames, append=append, reject=reject, emg=emg,
                                num_inference_steps=steps, progress=progress, new_identities=new_identities,
-                               identities_from_training=identities_from_training, guidance_scale=guidance)
+                               identities_from_training=identities_from_training, guidance_scale=guidance,
+                               sampler=sampler)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as err:
         raise fail(str(err)) from None
     rejection = corpus["rejection"]

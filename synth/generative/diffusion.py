@@ -23,7 +23,8 @@ identity model samples when no identity is asked for. The table is saved as
 ``weights/identity.safetensors``; the prior fitted on it goes into the model card.
 
 Training is DDPM (``DDPMScheduler``), with an EMA of the weights (``EMAModel``); sampling
-uses DDIM (eta = 0) or DPM-Solver++ in ``num_inference_steps`` (25) steps.
+uses DDIM (eta = 0) or DPM-Solver++ (2nd order) in ``num_inference_steps`` (25) steps; ``model.sampler``
+is the default and :meth:`DiffusionGenerator.set_sampler` swaps it at sampling time.
 
 Temporal coherence: all frames of a sequence start from the *same* initial noise and the
 samplers are deterministic, so two frames differ only through their AU condition: frames
@@ -231,15 +232,23 @@ class AUConditionedFacePipeline(DiffusionPipeline):
         return AUFacePipelineOutput(images=torch.cat(outputs).numpy())
 
 
+#: Sampler names (``model.sampler``, ``synth sample --sampler``).
+SAMPLERS = ("ddim", "dpm++")
+
+
+def _sample_scheduler(train: DDPMScheduler, sampler: str) -> Any:
+    """The deterministic sampler ``sampler`` on the training noise schedule."""
+    if sampler == "ddim":
+        return DDIMScheduler.from_config(train.config, clip_sample=True, set_alpha_to_one=True)
+    if sampler == "dpm++":
+        return DPMSolverMultistepScheduler.from_config(train.config, algorithm_type="dpmsolver++", solver_order=2)
+    raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+
+
 def _schedulers(config: DiffusionModelConfig) -> tuple[DDPMScheduler, Any]:
     train = DDPMScheduler(num_train_timesteps=config.num_train_timesteps, beta_schedule=config.beta_schedule,
                           prediction_type=config.prediction_type, clip_sample=True)
-    if config.sampler == "ddim":
-        sample = DDIMScheduler.from_config(train.config, clip_sample=True, set_alpha_to_one=True)
-    else:
-        sample = DPMSolverMultistepScheduler.from_config(train.config, algorithm_type="dpmsolver++",
-                                                         solver_order=2)
-    return train, sample
+    return train, _sample_scheduler(train, config.sampler)
 
 
 @fill_doc
@@ -272,6 +281,7 @@ class DiffusionGenerator:
         self.unet = unet if unet is not None else build_unet(config, image_size)
         self.train_scheduler, sample_scheduler = _schedulers(config)
         self.pipeline = AUConditionedFacePipeline(unet=self.unet, scheduler=sample_scheduler)
+        self.sampler: str = config.sampler
         self.pipeline.set_progress_bar_config(disable=True)
         self.card: dict[str, Any] = dict(card or {})
         self.identity_table: torch.nn.Embedding | None = None
@@ -288,6 +298,15 @@ class DiffusionGenerator:
             self.identity_table = identity_table
             if id_card.get("kind"):
                 self.prior = IdentityPrior.from_card(id_card, self.identity_embeddings())
+
+    def set_sampler(self, sampler: str) -> None:
+        """Sample with ``sampler`` (``"ddim"`` or ``"dpm++"``) from now on; the trained weights are unchanged.
+
+        Both samplers run on the schedule the model was trained with (diffusers' scheduler swap), so
+        any model can be sampled with either; ``model.sampler`` in the card stays the trained default.
+        """
+        self.pipeline.scheduler = _sample_scheduler(self.train_scheduler, sampler)
+        self.sampler = sampler
 
     @property
     def has_identity(self) -> bool:

@@ -503,6 +503,7 @@ def test_rejection_hook_counts(gan_model, tmp_path):
     (["--emotion", "happiness", "--kind", "macro", "--frames", "16"], "macro expression lasts"),
     (["--emotion", "happiness", "--reject-closer-than", "near"], "auto, off or a distance"),
     (["--emotion", "happiness", "--guidance", "2"], "Expression guidance works on diffusion models"),
+    (["--emotion", "happiness", "--sampler", "dpm++"], "--sampler chooses a diffusion sampler"),
     ([], "--emotion"),
 ])
 def test_sample_bad_input(gan_model, cli, tmp_path, args, message):

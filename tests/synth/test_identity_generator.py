@@ -20,6 +20,7 @@ from acquisition import open_session
 from acquisition.annotate.action_units import AU_INDEX
 from synth.generative import load_generator, read_model_card
 from synth.generative.config import load_synth_config
+from synth.generative.frames import rgbd_to_images
 from synth.generative.identity import IdentityPrior, identity_noise, nearest_distances
 from synth.generative.train import build_generator, train_generator
 
@@ -199,6 +200,32 @@ def test_guidance_is_recorded(identity_model, cli, tmp_path):
     assert [s["guidance_scale"] for s in corpus["sequences"]] == [2.5, 2.5]
     assert "guidance_scale" not in json.loads((tmp_path / "plain" / "corpus.json").read_text())["sequences"][0]
     assert not np.array_equal(_frames(tmp_path / "plain", "seq-00000")[0], _frames(tmp_path / "guided", "seq-00000")[0])
+
+
+def test_sampler_is_chosen_and_recorded(identity_model, cli, tmp_path):
+    args = ["--emotion", "happiness", "--n", 1, "--new-identities", 1, "--fps", 10, "--frames", 6, "--seed", 2]
+    assert cli(identity_model, *args, "--out", tmp_path / "default").exit_code == 0
+    result = cli(identity_model, *args, "--sampler", "dpm++", "--steps", 3, "--out", tmp_path / "dpm")
+    assert result.exit_code == 0, result.output
+    default = json.loads((tmp_path / "default" / "corpus.json").read_text())["sequences"][0]
+    dpm = json.loads((tmp_path / "dpm" / "corpus.json").read_text())["sequences"][0]
+    card = read_model_card(identity_model)["config"]["model"]
+    assert (default["sampler"], default["sampler_steps"]) == (card["sampler"], card["num_inference_steps"])
+    assert (dpm["sampler"], dpm["sampler_steps"]) == ("dpm++", 3)
+    assert not np.array_equal(_frames(tmp_path / "default", "seq-00000")[0], _frames(tmp_path / "dpm", "seq-00000")[0])
+    # the swap does not touch the weights: the model's own sampler gives the default corpus again
+    gen = load_generator(identity_model)
+    gen.set_sampler("dpm++")
+    gen.set_sampler(card["sampler"])
+    vector = np.asarray(json.loads((tmp_path / "default" / "corpus.json").read_text())["identities"]["vectors"][0])
+    with open_session(tmp_path / "default" / "sessions" / "seq-00000.h5") as session:
+        aus = np.asarray(session.streams["ActionUnits"].data[:])
+    rgb, _ = rgbd_to_images(gen.sample(aus, seed=2, identity=vector))
+    np.testing.assert_array_equal(rgb, _frames(tmp_path / "default", "seq-00000")[0])
+    with pytest.raises(ValueError, match="Unknown sampler 'euler'"):
+        gen.set_sampler("euler")
+    bad = cli(identity_model, *args, "--sampler", "euler", "--out", tmp_path / "bad")
+    assert bad.exit_code != 0 and "Unknown sampler 'euler'" in bad.output and not (tmp_path / "bad").exists()
 
 
 def test_au_only_model_samples_identity_none(au_only_model, cli, tmp_path):
