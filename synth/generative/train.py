@@ -49,6 +49,7 @@ from acquisition.utils.model_folder import is_model_folder
 from acquisition.utils.version import software_version
 from synth.generative.base import session_records, utc_now
 from synth.generative.config import SynthTrainConfig
+from synth.generative.coverage import au_coverage
 from synth.generative.frames import FaceFrames, load_face_frames
 
 CHECKPOINTS = "checkpoints"
@@ -518,7 +519,7 @@ def _model_card(trainer: _Trainer, records: list[dict[str, str]]) -> dict[str, A
         "created": utc_now(), "emosync_version": software_version(), "config": config.model_dump(),
         "training_sessions": records,
         "frames": {"stride": config.data.stride, "max_frames": config.data.max_frames, "n_frames": len(frames),
-                   "subjects": sorted(set(frames.subject_ids.tolist()))},
+                   "subjects": sorted(set(frames.subject_ids.tolist())), "au_coverage": au_coverage(frames.aus)},
         "steps": trainer.step,
         "privacy": {"dp_sgd": p.dp_sgd, "epsilon": trainer.epsilon(), "delta": p.delta if p.dp_sgd else None,
                     "noise_multiplier": trainer.noise_multiplier,

@@ -444,10 +444,10 @@ def test_sample_corpus_cli(gan_model, cli, tmp_path):
     assert [s["id"] for s in corpus["sequences"]][-2:] == ["seq-00003", "seq-00004"]
     assert corpus["seeds"] == [3, 11] and corpus["sequences"][-1]["kind"] == "macro"
     # --append without --seed continues after the last seed used; a seed already in the corpus is refused
-    result = cli("sample", gan_model, "--emotion", "fear", "--n", 1, "--out", out, "--append", "--no-progress")
+    result = cli("sample", gan_model, "--emotion", "surprise", "--n", 1, "--out", out, "--append", "--no-progress")
     assert result.exit_code == 0, result.output
     assert read_corpus(out)["sequences"][-1]["seed"] == 12 and read_corpus(out)["seeds"] == [3, 12]
-    result = cli("sample", gan_model, "--emotion", "fear", "--n", 2, "--seed", 2, "--out", out, "--append",
+    result = cli("sample", gan_model, "--emotion", "surprise", "--n", 2, "--seed", 2, "--out", out, "--append",
                  "--no-progress")
     assert result.exit_code == 1 and "Seed 3 is already used" in " ".join(result.output.split()), result.output
     assert len(read_corpus(out)["sequences"]) == 6
@@ -504,6 +504,7 @@ def test_rejection_hook_counts(gan_model, tmp_path):
     (["--emotion", "happiness", "--reject-closer-than", "near"], "auto, off or a distance"),
     (["--emotion", "happiness", "--guidance", "2"], "Expression guidance works on diffusion models"),
     (["--emotion", "happiness", "--sampler", "dpm++"], "--sampler chooses a diffusion sampler"),
+    (["--emotion", "fear"], "fear moves AU20"),  # the model saw happiness, surprise and anger only
     ([], "--emotion"),
 ])
 def test_sample_bad_input(gan_model, cli, tmp_path, args, message):

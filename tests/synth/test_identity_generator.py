@@ -24,7 +24,9 @@ from synth.generative.frames import rgbd_to_images
 from synth.generative.identity import IdentityPrior, identity_noise, nearest_distances
 from synth.generative.train import build_generator, train_generator
 
-RIG = ["face.family=wide", "timeline.expressions_per_minute=40", "timeline.emotions=[happiness,surprise]"]
+# Macro expressions only: 4-s sessions at stride 3 keep too few frames of a micro-expression to count as trained on.
+RIG = ["face.family=wide", "timeline.expressions_per_minute=40", "timeline.emotions=[happiness,surprise]",
+       "timeline.micro_fraction=0"]
 
 
 @pytest.fixture(scope="session")
@@ -189,6 +191,42 @@ def test_identity_bad_input_writes_nothing(identity_model, cli, tmp_path, args, 
     result = cli(identity_model, "--emotion", "happiness", "--n", 2, *args, "--out", tmp_path / "bad")
     assert result.exit_code != 0 and message in " ".join(result.output.split())
     assert not (tmp_path / "bad").exists()
+
+
+def test_requests_for_aus_the_model_never_saw_are_refused(identity_model, cli, tmp_path):
+    # The model saw happiness and surprise only (RIG): sadness needs AU04 and AU15, which no training frame shows.
+    coverage = read_model_card(identity_model)["frames"]["au_coverage"]
+    assert coverage["active_frames"]["AU12"] >= 5 and coverage["active_frames"]["AU04"] == 0
+    assert coverage["max"]["AU12"] > coverage["active_intensity"]
+    result = cli(identity_model, "--emotion", "happiness,sadness", "--n", 2, "--out", tmp_path / "sad")
+    message = " ".join(result.output.split())
+    assert result.exit_code != 0 and "sadness moves AU04, AU15" in message and "happiness moves" not in message
+    assert "AU12 (" in message and not (tmp_path / "sad").exists()
+    csv = tmp_path / "t.csv"
+    csv.write_text("time_s,AU12,AU09\n0,0,0\n0.2,3,1\n0.4,0,0\n")
+    result = cli(identity_model, "--au-timeline", csv, "--out", tmp_path / "timeline")
+    assert result.exit_code != 0 and "the AU timeline moves AU09" in " ".join(result.output.split())
+    assert not (tmp_path / "timeline").exists()
+    csv.write_text("time_s,AU12,AU09\n0,0,0\n0.2,3,0\n0.4,0,0\n")  # AU09 at 0 throughout asks for nothing
+    assert cli(identity_model, "--au-timeline", csv, "--fps", 10, "--out", tmp_path / "ok").exit_code == 0
+
+
+def test_au_coverage_known_answer():
+    from synth.generative.coverage import ACTIVE_INTENSITY, MIN_ACTIVE_FRAMES, au_coverage, emotion_aus, \
+        untrained_aus
+
+    aus = np.zeros((10, 17))
+    aus[:MIN_ACTIVE_FRAMES, AU_INDEX[12]] = ACTIVE_INTENSITY  # exactly at both thresholds: trained
+    aus[:MIN_ACTIVE_FRAMES - 1, AU_INDEX[4]] = 3.0            # one frame too few
+    aus[:, AU_INDEX[1]] = ACTIVE_INTENSITY - 0.01              # never reaches the intensity
+    coverage = au_coverage(aus)
+    assert coverage["active_frames"]["AU12"] == MIN_ACTIVE_FRAMES
+    assert coverage["active_frames"]["AU04"] == MIN_ACTIVE_FRAMES - 1
+    assert coverage["active_frames"]["AU01"] == 0 and coverage["max"]["AU04"] == 3.0
+    card = {"frames": {"au_coverage": coverage}}
+    assert untrained_aus(card, [1, 4, 12]) == [1, 4]
+    assert untrained_aus({"frames": {}}, [1, 4]) is None  # an older card: not checked
+    assert emotion_aus("surprise") == ([1, 2, 5], [25, 26]) and emotion_aus("sadness") == ([1, 4, 15], [])
 
 
 def test_guidance_is_recorded(identity_model, cli, tmp_path):
