@@ -12,11 +12,13 @@ Per seed (``--seeds``; the pretraining seed, which sets the initial model and th
 1. ``fedavg``: ``emosync federate local`` (real SuperLink and SuperNodes on 127.0.0.1), ``--rounds``
    rounds of ``--local-steps`` steps per site, the last site ``--slowdown`` times slower (a straggler;
    FedAvg waits for it, so its model is the one without the straggler, only later);
-2. ``fedbuff``: the same straggler, asynchronous (``buffer_size`` 2), as many server versions as give
+2. ``fedprox``: the same as ``fedavg`` with FedProx's proximal term (``--proximal-mu``), the remedy for
+   non-IID sites (not in the default ``--arms``);
+3. ``fedbuff``: the same straggler, asynchronous (``buffer_size`` 2), as many server versions as give
    the same number of site updates (``rounds * sites / 2``);
-3. ``centralized``: ``emosync pretrain`` on all sites' sessions pooled, ``rounds * sites * local_steps``
+4. ``centralized``: ``emosync pretrain`` on all sites' sessions pooled, ``rounds * sites * local_steps``
    steps: the same total steps, data and batch size as FedAvg;
-4. ``centralized_seq``: the same, ``rounds * local_steps`` steps: as many sequential steps as the
+5. ``centralized_seq``: the same, ``rounds * local_steps`` steps: as many sequential steps as the
    global model of FedAvg makes (each round moves it by about one site's ``local_steps``).
 
 Metrics: held-out cross-modal retrieval R@1 (``fusion.evaluate``, mean over the 12 ordered modality
@@ -126,8 +128,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     parser.add_argument("--seed-list", default=None, help="comma-separated seeds instead (e.g. a tuning seed)")
     parser.add_argument("--arms", default="fedavg,fedbuff,centralized,centralized_seq", help="which runs to make")
-    parser.add_argument("--server-lr", type=float, default=1.0, help="server step on the aggregate (both fed arms)")
-    parser.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM momentum (both fed arms)")
+    parser.add_argument("--server-lr", type=float, default=1.0, help="server step on the aggregate (fed arms)")
+    parser.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM momentum (fed arms)")
+    parser.add_argument("--proximal-mu", type=float, default=0.01, help="FedProx's mu (the fedprox arm)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--local-steps", type=int, default=20)
     parser.add_argument("--subjects-per-site", default="2,3,4,3")
@@ -177,20 +180,22 @@ def main() -> None:
     arms = args.arms.split(",")
     for seed in seeds:
         pretrain_overrides = [*SMALL, f"seed={seed}"]
-        for strategy in ("fedavg", "fedbuff"):
+        for strategy in ("fedavg", "fedprox", "fedbuff"):
             if done(seed, strategy) or strategy not in arms:
                 continue
-            rounds = args.rounds if strategy == "fedavg" else max(1, args.rounds * n_sites // args.buffer_size)
+            rounds = args.rounds if strategy != "fedbuff" else max(1, args.rounds * n_sites // args.buffer_size)
             config = load_federated_config("tiny", [
                 f"strategy={strategy}", f"rounds={rounds}", f"port={free_port()}", f"local_steps={args.local_steps}",
                 f"buffer_size={args.buffer_size}", f"min_sites={n_sites}", "round_timeout_s=900",
-                "wait_for_sites_s=300", f"server_lr={args.server_lr}", f"server_momentum={args.server_momentum}"])
+                "wait_for_sites_s=300", f"server_lr={args.server_lr}", f"server_momentum={args.server_momentum}",
+                f"proximal_mu={args.proximal_mu}"])
             config.pretrain_overrides = pretrain_overrides
             out = work / f"seed{seed}-{strategy}-{int(time.time())}"
             tic = time.perf_counter()
             records = run_local(sites, config, out, slowdown=slow)
             wall = time.perf_counter() - tic
-            rows.append({"seed": seed, "run": strategy, "wall_s": wall, "aggregations": len(records),
+            rows.append({"seed": seed, "run": strategy, "proximal_mu": config.proximal_mu, "wall_s": wall,
+                         "aggregations": len(records),
                          "site_updates": int(sum(r["sites"] for r in records)),
                          "mb_per_aggregation": float(np.mean([(r["bytes_down"] + r["bytes_up"]) / 1e6
                                                               for r in records])),
@@ -228,11 +233,11 @@ def _ms(values) -> str:
 def report(rows: list[dict], args, subjects: list[int]) -> None:
     """Print the two markdown tables (mean ± SD over seeds)."""
     by = {name: [r for r in rows if r["run"] == name]
-          for name in ("fedavg", "fedbuff", "centralized", "centralized_seq")}
+          for name in ("fedavg", "fedprox", "fedbuff", "centralized", "centralized_seq")}
     has_uf1 = "uf1" in rows[0]
     print(f"\n{len(subjects)} sites x {subjects} subjects x {args.seconds:g} s (non-IID expression mixes), "
           f"{args.heldout_subjects} held-out subjects; {args.rounds} rounds x {args.local_steps} local steps; "
-          f"{args.seeds} seed(s); mean ± SD over seeds")
+          f"seeds {sorted({r['seed'] for r in rows})}; mean ± SD over seeds")
     print("\n| run | held-out R@1 | R@1 chance | R@1 fed / central |" + (" UF1 (LOSO probe) | UF1 chance "
                                                                         "| UF1 fed / central |" if has_uf1 else ""))
     print("|---|---|---|---|" + ("---|---|---|" if has_uf1 else ""))
