@@ -127,9 +127,6 @@ class OptimConfig(StrictModel):
     grad_clip: float = Field(1.0, gt=0)
     ema_decay: float = Field(0.999, ge=0, lt=1)  # 0 disables EMA
     amp: bool = False  # bf16 autocast on CUDA; ignored (with a log line) on CPU
-    # Diffusion only: extra loss weight on the pixels where a frame differs from its subject's median
-    # frame (synth.generative.train.ExpressionWeights); 0: plain MSE.
-    expression_weight: float = Field(0.0, ge=0)
 
 
 class LoggingConfig(StrictModel):
@@ -179,13 +176,6 @@ class SynthTrainConfig(StrictModel):
         if self.model.kind == "gan" and self.data.image_size % 16:
             raise ValueError(f"the GAN needs data.image_size divisible by 16 (e.g. 32, 64, 112), "
                              f"got {self.data.image_size}")
-        if self.model.kind == "gan" and self.optim.expression_weight > 0:
-            raise ValueError("optim.expression_weight weights the diffusion loss; the GAN has no such loss. Set it "
-                             "to 0 or train a diffusion model.")
-        if self.optim.expression_weight > 0 and self.privacy.dp_sgd:
-            raise ValueError("optim.expression_weight and privacy.dp_sgd cannot be combined: the weights come from "
-                             "each subject's median frame, which DP-SGD's accounting does not cover. Set "
-                             "optim.expression_weight=0 for a private model.")
         if self.model.kind == "diffusion" and self.model.identity.enabled and self.privacy.dp_sgd:
             raise ValueError("model.identity.enabled and privacy.dp_sgd cannot be combined: the identity table "
                              "learns one embedding per training subject, which DP-SGD's per-sample clipping does "

@@ -394,13 +394,8 @@ class DiffusionGenerator:
         return {"unet": self.unet, "identity": self.identity_table}
 
     def denoising_loss(self, unet: torch.nn.Module, rgbd: torch.Tensor, aus: torch.Tensor, timesteps: torch.Tensor,
-                       noise: torch.Tensor, identity: torch.Tensor | None = None,
-                       pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-sample MSE of the denoiser's prediction (epsilon, x0 or v, per config), shape (n,).
-
-        ``pixel_weight`` (n, 1, H, W): a weighted mean over pixels instead (each sample's weights are
-        normalized to sum to one over its pixels, so the loss keeps its scale).
-        """
+                       noise: torch.Tensor, identity: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-sample MSE of the denoiser's prediction (epsilon, x0 or v, per config), shape (n,)."""
         noisy = self.train_scheduler.add_noise(rgbd, noise, timesteps)
         pred = unet(noisy, timesteps, **unet_condition(self.unet, aus, identity)).sample
         if self.config.prediction_type == "epsilon":
@@ -409,19 +404,14 @@ class DiffusionGenerator:
             target = rgbd
         else:
             target = self.train_scheduler.get_velocity(rgbd, noise, timesteps)
-        error = (pred.float() - target.float()).pow(2)
-        if pixel_weight is None:
-            return error.mean(dim=(1, 2, 3))
-        weight = pixel_weight.float().expand_as(error)
-        return (error * weight).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3))
+        return (pred.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
 
     def training_loss(self, unet: torch.nn.Module, rgbd: torch.Tensor, aus: torch.Tensor,
-                      generator: torch.Generator, subjects: torch.Tensor | None = None,
-                      pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
+                      generator: torch.Generator, subjects: torch.Tensor | None = None) -> torch.Tensor:
         """DDPM loss of a batch with random timesteps and noise drawn from ``generator``, shape (n,).
 
         ``subjects`` (n,): rows of the identity table (identity models); each is replaced by the null
-        identity with probability ``model.identity.dropout``. ``pixel_weight``: see :meth:`denoising_loss`.
+        identity with probability ``model.identity.dropout``.
         """
         n = rgbd.shape[0]
         timesteps = torch.randint(0, self.config.num_train_timesteps, (n,), generator=generator).to(rgbd.device)
@@ -432,7 +422,7 @@ class DiffusionGenerator:
                 raise ValueError("An identity model's training loss needs each frame's subject index.")
             keep = (torch.rand((n, 1), generator=generator) >= self.config.identity.dropout).to(rgbd.device)
             identity = self.identity_table(subjects.to(rgbd.device)) * keep
-        return self.denoising_loss(unet, rgbd, aus, timesteps, noise, identity, pixel_weight)
+        return self.denoising_loss(unet, rgbd, aus, timesteps, noise, identity)
 
     # -- protocol ----------------------------------------------------------
     @torch.no_grad()

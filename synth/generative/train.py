@@ -17,9 +17,6 @@ run continues bit for bit (tests/synth/test_generative.py). On resume, only ``op
 ``logging.*`` and ``data.require_face_boxes`` (which selects no frames) may differ from the
 checkpoint's config.
 
-Expression weighting (``optim.expression_weight``, diffusion): :class:`ExpressionWeights` stresses
-the pixels an expression changes in the denoising loss.
-
 DP-SGD (``privacy.dp_sgd``): opacus wraps the diffusion UNet (every layer it uses has per-sample
 gradients: Conv2d, Linear, GroupNorm, attention's Linear layers). Each step draws a Poisson
 batch (rate ``batch_size / n_frames``), clips per-sample gradients to ``max_grad_norm`` and adds
@@ -75,46 +72,6 @@ def build_generator(config: SynthTrainConfig, *, card: dict[str, Any] | None = N
     from synth.generative.gan import GANGenerator
 
     return GANGenerator(config.model, config.data.image_size, card=card)
-
-
-class ExpressionWeights:
-    """Per-pixel loss weights that stress what an expression changes in a face (``optim.expression_weight``).
-
-    A face crop is mostly identity, hair and background; the AUs move a few pixels around brows, eyes
-    and mouth. Under plain MSE those pixels are a small share of the loss, so a generator learns whose
-    face it is long before it learns the expression. Here each pixel's weight is
-    ``1 + strength * d / mean(d)``, where ``d`` is the pixel's absolute difference (mean over RGB-D)
-    from the median frame of the frame's subject, which is their usual, mostly neutral face (the
-    scorer reads faces the same way, :mod:`synth.scoring.estimator`), and ``mean(d)`` its mean over
-    all training pixels. No library offers this; it is the reconstruction-weighting idea of
-    GANimation's attention masks (Pumarola et al. 2018) applied to the denoising loss.
-
-    Parameters
-    ----------
-    rgbd : array of float32, shape (n_frames, 4, H, W)
-        The training frames.
-    subject_index : array of int, shape (n_frames,)
-        Row of each frame's subject (0 .. n_subjects - 1).
-    strength : float
-        ``optim.expression_weight`` (> 0).
-    """
-
-    def __init__(self, rgbd: np.ndarray, subject_index: np.ndarray, strength: float) -> None:
-        n_subjects = int(subject_index.max()) + 1
-        self.medians = np.stack([np.median(rgbd[subject_index == s], axis=0) for s in range(n_subjects)]
-                                ).astype(np.float32)
-        total, count = 0.0, 0
-        for start in range(0, len(rgbd), 512):  # chunked: a full-size difference array would double memory
-            d = np.abs(rgbd[start:start + 512] - self.medians[subject_index[start:start + 512]]).mean(1)
-            total, count = total + float(d.sum()), count + d.size
-        self.scale = max(total / max(count, 1), 1e-8)
-        self.strength = float(strength)
-
-    def __call__(self, rgbd: torch.Tensor, subjects: torch.Tensor) -> torch.Tensor:
-        """Weights (n, 1, H, W) of a batch of frames and their subject rows."""
-        medians = torch.from_numpy(self.medians).to(rgbd.device)[subjects]
-        d = (rgbd - medians).abs().mean(dim=1, keepdim=True)
-        return 1.0 + self.strength * d / self.scale
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -178,8 +135,6 @@ class _Trainer:
         # On resume, the checkpoint's noise multiplier (recomputing it from the target epsilon would change it
         # whenever optim.steps changes, and the accountant's history would mix two noise levels).
         self.noise_multiplier: float | None = noise_multiplier
-        self.expression_weights = (ExpressionWeights(frames.rgbd, self.subject_index, o.expression_weight)
-                                   if config.kind == "diffusion" and o.expression_weight > 0 else None)
         self.amp = bool(o.amp and device.type == "cuda")
         if o.amp and not self.amp:
             logger.info("optim.amp is set but there is no CUDA device: training in float32.")
@@ -261,11 +216,9 @@ class _Trainer:
                     # a per-step seeded one keeps DP-SGD resume exact too.
                     opt.generator = torch.Generator(device=self.device).manual_seed(
                         _step_seed(self.config.seed + 1, self.step))
-                weight = None if self.expression_weights is None else self.expression_weights(rgbd, subjects)
                 with self._autocast():
                     loss = self.gen.training_loss(self.dp_model or self.gen.unet, rgbd, aus, generator,
-                                                  subjects if self.gen.has_identity else None,
-                                                  pixel_weight=weight).mean()
+                                                  subjects if self.gen.has_identity else None).mean()
                 loss.backward()
                 losses = {"loss": float(loss.detach())}
                 if self.privacy_engine is None:

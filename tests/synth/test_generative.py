@@ -296,51 +296,6 @@ def test_expression_guidance_known_answer():
         gen.sample(aus, seed=1, guidance_scale=0.0)
 
 
-def test_expression_weights_known_answer():
-    from synth.generative.train import ExpressionWeights
-
-    rgbd = np.zeros((4, 4, 2, 2), np.float32)  # two subjects, two frames each, 2x2 px
-    rgbd[1, :, 0, 0] = 0.8                     # subject 0's second frame: one pixel moved by 0.8 in every channel
-    subjects = np.array([0, 0, 1, 1])
-    weights = ExpressionWeights(rgbd, subjects, strength=2.0)
-    np.testing.assert_allclose(weights.medians, np.stack([rgbd[:2].mean(0), np.zeros((4, 2, 2))]))  # median of 2
-    # |difference| from the median: 0.4 at that pixel of frames 0 and 1, 0 elsewhere; mean over 16 pixels 0.05
-    w = weights(torch.from_numpy(rgbd), torch.from_numpy(subjects)).numpy()
-    assert w.shape == (4, 1, 2, 2)
-    np.testing.assert_allclose(w[:2, 0, 0, 0], 1 + 2.0 * 0.4 / 0.05)
-    np.testing.assert_allclose(w[2:], 1.0)
-    other = np.ones((2, 2), bool)
-    other[0, 0] = False
-    assert np.all(w[:2, 0][:, other] == 1.0)
-
-
-def test_weighted_denoising_loss_keeps_its_scale():
-    from synth.generative.diffusion import DiffusionGenerator
-
-    torch.manual_seed(0)
-    gen = DiffusionGenerator(load_synth_config("tiny-diffusion").model, 16)
-    x, aus = torch.rand(2, 4, 16, 16) * 2 - 1, torch.zeros(2, 17)
-    t, noise = torch.tensor([10, 500]), torch.randn(2, 4, 16, 16)
-    plain = gen.denoising_loss(gen.unet, x, aus, t, noise)
-    uniform = gen.denoising_loss(gen.unet, x, aus, t, noise, pixel_weight=torch.full((2, 1, 16, 16), 7.0))
-    torch.testing.assert_close(uniform, plain)
-    only_corner = torch.zeros(2, 1, 16, 16)
-    only_corner[:, :, 0, 0] = 1.0
-    corner = gen.denoising_loss(gen.unet, x, aus, t, noise, pixel_weight=only_corner)
-    assert not torch.allclose(corner, plain)
-
-
-@pytest.mark.parametrize("overrides, message", [
-    (["optim.expression_weight=1"], "the GAN has no such loss"),
-])
-def test_expression_weight_refused_for_gan(overrides, message):
-    with pytest.raises(Exception, match=message):
-        load_synth_config("tiny-gan", overrides)
-    with pytest.raises(Exception, match="DP-SGD's accounting does not cover"):
-        load_synth_config("tiny-diffusion", ["optim.expression_weight=1", "privacy.dp_sgd=true",
-                                             "privacy.noise_multiplier=1.0"])
-
-
 @pytest.mark.parametrize("sampler", ["dpm++", "ddim"])
 def test_sampler_longer_than_batch(sampler):
     # Multistep samplers keep state across calls to step(): each batch must start from a fresh schedule.

@@ -211,20 +211,6 @@ def test_requests_for_aus_the_model_never_saw_are_refused(identity_model, cli, t
     assert cli(identity_model, "--au-timeline", csv, "--fps", 10, "--out", tmp_path / "ok").exit_code == 0
 
 
-def test_expression_weighted_training_runs_and_is_recorded(subject_sessions, tmp_path):
-    config = load_synth_config("tiny-diffusion-identity", ["optim.steps=2", "optim.expression_weight=1.5",
-                                                             "logging.checkpoint_every=1"])
-    out = train_generator(subject_sessions, config, tmp_path / "m", progress=False)
-    card = read_model_card(out)
-    assert card["config"]["optim"]["expression_weight"] == 1.5 and card["steps"] == 2
-    log = (out / "loss.csv").read_text().splitlines()
-    assert np.isfinite(float(log[-1].split(",")[1]))
-    # a resumed run must use the same weighting: another strength is refused
-    with pytest.raises(ValueError, match="optim.expression_weight"):
-        train_generator(subject_sessions, load_synth_config("tiny-diffusion-identity", [
-            "optim.steps=3", "optim.expression_weight=0.5"]), out, resume=True, progress=False)
-
-
 def test_au_coverage_known_answer():
     from synth.generative.coverage import ACTIVE_INTENSITY, MIN_ACTIVE_FRAMES, au_coverage, emotion_aus, \
         untrained_aus
