@@ -127,11 +127,13 @@ class DemoRun:
         for k in range(self.config.train_sessions):
             path = folder / f"train-sub{k + 1:02d}.h5"
             if not path.exists():
-                # identity 0 is the recorded session's face; training subjects are others.
+                # identity 0 is the recorded session's face; training subjects are others. They express the
+                # emotions the synth stage will ask for: a generator cannot render AUs it never saw (and refuses to).
                 tmp = path.with_suffix(".partial.h5")
                 tmp.unlink(missing_ok=True)
+                emotions = f"timeline.emotions=[{','.join(self.config.corpus_emotions)}]"
                 write_rig_session(tmp, duration_s=self.config.train_session_s, seed=100 + k, profile="light",
-                                  overrides=[f"identity_seed={k + 1}", *self.config.train_overrides],
+                                  overrides=[f"identity_seed={k + 1}", emotions, *self.config.train_overrides],
                                   modalities=("rgb", "depth", "emg", "eeg", "au", "markers"))
                 tmp.rename(path)
             paths.append(path)

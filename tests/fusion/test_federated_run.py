@@ -125,8 +125,14 @@ def test_federation_in_real_processes_ctrl_c_resume_secagg_and_evaluate(sites, t
             process.send_signal(signal.SIGINT)
             output = process.communicate(timeout=60)[0].decode()
         finally:
-            if process.poll() is None:
+            if process.poll() is None:  # a failed run must not leave Flower processes to slow every later test
+                stray = descendants(process.pid)
                 process.kill()
+                for pid in stray:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
         assert "Interrupted" in output and process.returncode == 1, output[-3000:]
         first = json.loads((out / "rounds.jsonl").read_text().splitlines()[0])
         assert first["strategy"] == "fedbuff" and first["sites"] == 2 and first["staleness"] == [0, 0], first
