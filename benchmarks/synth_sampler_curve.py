@@ -150,10 +150,10 @@ def main() -> None:
     from synth.generative import load_generator
     from synth.generative.corpus import emotion_request, sample_corpus
     from synth.scoring.config import load_score_config
-    from synth.scoring.controls import fit_estimator, score_set, sequence_groups, shuffled_requests
-    from synth.scoring.metrics import CONSTANT_STD, rendered_aus
+    from synth.scoring.controls import fit_estimator
     from synth.scoring.reference import check_reference_subjects, generator_subjects, load_reference_frames, \
         read_corpus_sequences
+    from synth.scoring.score import measure_sequences, scored_aus
 
     torch.set_num_threads(args.threads)
     settings = parse_settings(args.settings)
@@ -190,35 +190,27 @@ def main() -> None:
             raise SystemExit(f"{name} {setting} asked for other AUs than the first corpus; remove its folder so "
                              "that it is sampled again with the same --seed and options.")
     ref = load_reference_frames(args.reference, cfg.image_size)
-    scored = rendered_aus(ref.aus, min_std=cfg.rendered.min_std) & (first.requested.std(0) >= CONSTANT_STD)
+    _, scored = scored_aus(ref.aus, first.requested, cfg)
     estimator = fit_estimator(ref.rgbd, ref.aus, cfg.estimator, seed=cfg.seed, groups=ref.session_files)
 
     def measure(rgbd: np.ndarray) -> tuple[dict, dict]:
-        groups = sequence_groups(first.bounds, len(rgbd))
-        measured = estimator.predict(rgbd, groups=groups)
-        result = score_set(first.requested, measured, first.bounds, scored, rgbd=rgbd)
-        floor = score_set(shuffled_requests(first.requested, seed=cfg.seed), measured, first.bounds, scored,
-                          timing=False)
+        _, result, floor = measure_sequences(estimator, first.requested, rgbd, first.bounds, scored, seed=cfg.seed)
         return result, floor
 
-    rows = []
-    for (name, setting), corpus in corpora.items():
-        result, floor = measure(corpus.rgbd)
-        timed = np.asarray(speed[setting]) if name == args.models[0].name else None
-        rows.append({"model": name, "setting": setting, "seconds_per_sequence": None if timed is None else
-                     timed.tolist(), "mean_r": result["mean_r"], "mean_mae": result["mean_mae"],
-                     "timing": result["timing"], "flicker": result["flicker"], "floor_mean_r": floor["mean_r"],
-                     "r": result["r"], "n_sequences": result["n_sequences"]})
+    def row(model: str, setting: str, rgbd: np.ndarray, seconds: list[float] | None) -> dict:
+        result, floor = measure(rgbd)
+        return {"model": model, "setting": setting, "seconds_per_sequence": seconds,
+                **{k: result[k] for k in ("mean_r", "mean_mae", "timing", "flicker")},
+                "floor_mean_r": floor["mean_r"], "r": result["r"], "n_sequences": result["n_sequences"]}
+
+    rows = [row(name, setting, corpus.rgbd, speed[setting] if name == args.models[0].name else None)
+            for (name, setting), corpus in corpora.items()]
     if args.rig_identities:
         fps = float(first.records[0].get("fps", 30.0))
         rig = render_on_rig(first.requested, first.bounds, fps, [int(i) for i in args.rig_identities.split(",")],
                             args.workdir, profile=args.rig_profile,
                             overrides=[o for o in args.rig_overrides.split(",") if o], image_size=cfg.image_size)
-        result, floor = measure(rig)
-        rows.append({"model": "rig render (perfect generator)", "setting": "-", "seconds_per_sequence": None,
-                     "mean_r": result["mean_r"], "mean_mae": result["mean_mae"], "timing": result["timing"],
-                     "flicker": result["flicker"], "floor_mean_r": floor["mean_r"], "r": result["r"],
-                     "n_sequences": result["n_sequences"]})
+        rows.append(row("rig render (perfect generator)", "-", rig, None))
 
     print(f"\n{args.n} sequences per row, seed {args.seed}; one estimator trained on {len(args.reference)} reference "
           f"session(s), {int(scored.sum())} AUs scored; speed: {frames_timed}-frame sequence, {args.threads} "

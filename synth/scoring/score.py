@@ -5,6 +5,8 @@ generator was trained on, trains the AU estimator on all reference frames, measu
 and the controls (:mod:`synth.scoring.controls`) and returns a :class:`ScoreReport`. The scored
 AUs are those that vary in the reference data (``rendered.min_std``) *and* in the corpus's
 requests (an AU never requested to move has no r); every set's mean r is over the same AUs.
+:func:`scored_aus` and :func:`measure_sequences` are those two steps on their own, for callers that
+score several corpora with one estimator (``benchmarks/synth_sampler_curve.py``).
 """
 
 from __future__ import annotations
@@ -75,21 +77,15 @@ def score_corpus(corpus_dir: str | os.PathLike, reference: Sequence[str | os.Pat
                          "people the generator never saw, and the --train sessions are the generator's.")
     ref = load_reference_frames(reference, cfg.image_size)
 
-    rendered = rendered_aus(ref.aus, min_std=cfg.rendered.min_std)
-    requested_varies = corpus.requested.std(0) >= CONSTANT_STD
-    scored = rendered & requested_varies
-    if not scored.any():
-        asked, shown = ", ".join(_labels(requested_varies)) or "none", ", ".join(_labels(rendered)) or "none"
-        raise ValueError(f"None of the AUs the corpus requests to vary ({asked}) varies in the reference data by "
-                         f"rendered.min_std={cfg.rendered.min_std} (reference varies: {shown}); pass reference "
-                         "sessions that show those AUs.")
+    rendered, scored = scored_aus(ref.aus, corpus.requested, cfg)
 
     logger.info("Training the AU estimator on %d reference frames of %d subject(s)", len(ref),
                 len(set(ref_subjects)))
     estimator = fit_estimator(ref.rgbd, ref.aus, cfg.estimator, seed=cfg.seed, groups=ref.session_files)
     seq_groups = sequence_groups(corpus.bounds, len(corpus.rgbd))
-    measured = estimator.predict(corpus.rgbd, groups=seq_groups)
-    sets = {"synthetic": score_set(corpus.requested, measured, corpus.bounds, scored, rgbd=corpus.rgbd)}
+    measured, synthetic, floor = measure_sequences(estimator, corpus.requested, corpus.rgbd, corpus.bounds, scored,
+                                                   seed=cfg.seed)
+    sets = {"synthetic": synthetic}
 
     episodes = reference_episodes(ref.aus[:, scored].sum(1), ref.session_files, ref.times_s,
                                   threshold=cfg.episodes.threshold, pad_s=cfg.episodes.pad_s,
@@ -127,8 +123,7 @@ def score_corpus(corpus_dir: str | os.PathLike, reference: Sequence[str | os.Pat
         sets["memorization"] = None
         notes["memorization"] = "pass --train (the generator's training sessions) to measure it"
 
-    sets["floor"] = score_set(shuffled_requests(corpus.requested, seed=cfg.seed), measured, corpus.bounds, scored,
-                              timing=False)
+    sets["floor"] = floor
     return ScoreReport(
         corpus=str(Path(corpus_dir)), sequence_ids=corpus.ids, sets=sets, notes=notes,
         scored_aus=_labels(scored), rendered_aus=_labels(rendered),
@@ -137,6 +132,46 @@ def score_corpus(corpus_dir: str | os.PathLike, reference: Sequence[str | os.Pat
         train={"files": [str(f) for f in train or []], "subjects": sorted(set(train_subjects))},
         generator_subjects=gen_subjects, subject_check=source if gen_subjects is not None else f"skipped: {source}",
         config=cfg, grid=GridInputs(corpus.rgbd, corpus.requested, measured, corpus.bounds, corpus.records, scored))
+
+
+def scored_aus(reference_aus: np.ndarray, requested: np.ndarray, config: ScoreConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The AUs the reference renders (``rendered.min_std``) and, of those, the ones the requests vary (scored).
+
+    Returns
+    -------
+    rendered, scored : arrays of bool, shape (17,)
+
+    Raises
+    ------
+    ValueError
+        No AU is both rendered by the reference and varied by the requests.
+    """
+    rendered = rendered_aus(reference_aus, min_std=config.rendered.min_std)
+    requested_varies = np.asarray(requested).std(0) >= CONSTANT_STD
+    scored = rendered & requested_varies
+    if not scored.any():
+        asked, shown = ", ".join(_labels(requested_varies)) or "none", ", ".join(_labels(rendered)) or "none"
+        raise ValueError(f"None of the AUs the corpus requests to vary ({asked}) varies in the reference data by "
+                         f"rendered.min_std={config.rendered.min_std} (reference varies: {shown}); pass reference "
+                         "sessions that show those AUs.")
+    return rendered, scored
+
+
+def measure_sequences(estimator, requested: np.ndarray, rgbd: np.ndarray, bounds: Sequence[tuple[int, int]],
+                      scored: np.ndarray, *, seed: int) -> tuple[np.ndarray, dict, dict]:
+    """Measure frames sequence by sequence and score them against their requests and against shuffled ones.
+
+    Returns
+    -------
+    measured : array, shape (n_frames, 17)
+        The estimator's AUs (each sequence normalized by its own median frame).
+    result, floor : dict
+        :func:`~synth.scoring.controls.score_set` of the requests, and of requests shuffled with ``seed``.
+    """
+    measured = estimator.predict(rgbd, groups=sequence_groups(bounds, len(rgbd)))
+    result = score_set(requested, measured, bounds, scored, rgbd=rgbd)
+    floor = score_set(shuffled_requests(requested, seed=seed), measured, bounds, scored, timing=False)
+    return measured, result, floor
 
 
 def _labels(mask: np.ndarray) -> list[str]:
