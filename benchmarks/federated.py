@@ -194,8 +194,8 @@ def main() -> None:
             tic = time.perf_counter()
             records = run_local(sites, config, out, slowdown=slow)
             wall = time.perf_counter() - tic
-            rows.append({"seed": seed, "run": strategy, "proximal_mu": config.proximal_mu, "wall_s": wall,
-                         "aggregations": len(records),
+            mu = config.proximal_mu if strategy == "fedprox" else None  # the others ignore it
+            rows.append({"seed": seed, "run": strategy, "proximal_mu": mu, "wall_s": wall, "aggregations": len(records),
                          "site_updates": int(sum(r["sites"] for r in records)),
                          "mb_per_aggregation": float(np.mean([(r["bytes_down"] + r["bytes_up"]) / 1e6
                                                               for r in records])),
