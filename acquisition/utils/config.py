@@ -9,8 +9,8 @@ syntax Hydra users know, without Hydra's runtime.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
-from collections.abc import Sequence
+from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
 
 import yaml
 from omegaconf import OmegaConf
@@ -84,12 +84,26 @@ def load_config(model: type[M], name_or_path: str | Path, kind: str,
         base = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"Config file {path} is not valid YAML: {err}") from None
+    return validate_with_overrides(model, base, overrides, source=f"config {path}")
+
+
+def validate_with_overrides(model: type[M], base: Mapping[str, Any], overrides: Sequence[str] = (), *,
+                            source: str = "config") -> M:
+    """Apply OmegaConf dotlist ``overrides`` to the mapping ``base`` and validate the result as ``model``.
+
+    ``source`` names where ``base`` came from in the error message (a file, or a model card's section).
+
+    Raises
+    ------
+    ConfigError
+        If an override cannot be applied or the result does not validate.
+    """
     try:
-        merged = OmegaConf.merge(OmegaConf.create(base), OmegaConf.from_dotlist(list(overrides)))
+        merged = OmegaConf.merge(OmegaConf.create(dict(base)), OmegaConf.from_dotlist(list(overrides)))
         data = OmegaConf.to_container(merged, resolve=True)
     except (OmegaConfBaseException, TypeError, ValueError) as err:  # TypeError: e.g. list vs dict merges
         raise ConfigError(f"Could not apply overrides {list(overrides)}: {err}") from None
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"Invalid config {path} (with overrides {list(overrides)}):\n{err}") from None
+        raise ConfigError(f"Invalid {source} (with overrides {list(overrides)}):\n{err}") from None

@@ -1,4 +1,4 @@
-"""Command-line front end of the generators: ``emosync synth train`` and ``emosync synth sample``.
+"""Command-line front end of the generators: ``emosync synth train``, ``fit-motion`` and ``sample``.
 
 A typer sub-app (``app``); ``emosync`` registers it as ``synth`` and the privacy audit adds
 ``audit`` to the same group from its own module.
@@ -44,6 +44,34 @@ def train(
     console.print(f"Model in {out} (config.json, weights/); loss {out / 'loss.csv'}, samples {out / 'samples'}")
 
 
+@app.command("fit-motion")
+def fit_motion(
+    model: Path = typer.Argument(..., help="A trained diffusion model folder (emosync synth train --out)."),
+    overrides: list[str] = typer.Option([], "--set", help="Motion-model override KEY=VALUE (e.g. ridge=0.02), "
+                                                         "repeatable; keys of model.motion in configs/synth."),
+) -> None:
+    """Learn what each AU does to a face (flow + residual) from the model's training frames and add it to the model.
+
+    Sampling then draws one neutral face per sequence and animates it with the requested AUs
+    (docs/synthesis.md). Example: emosync synth fit-motion models/m1
+    """
+    from acquisition.utils.config import ConfigError, validate_with_overrides
+
+    from synth.generative.base import read_model_card
+    from synth.generative.config import MotionConfig
+    from synth.generative.motion import add_motion_model
+
+    try:
+        card = read_model_card(model)
+        saved = (card.get("config", {}).get("model", {}) or {}).get("motion", {})
+        config = validate_with_overrides(MotionConfig, saved, overrides, source=f"motion settings of {model}")
+        motion = add_motion_model(model, config)
+    except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
+        raise fail(str(err)) from None
+    console.print(f"AU motion model in {model / 'weights'}: AUs {motion.modelled_aus}; explains "
+                  f"{motion.fitted['explained_variance']:.0%} of the training frames' change from neutral")
+
+
 def _reject_filter(model: Path, value: str):
     """The rejection filter for ``--reject-closer-than`` (``off``, ``auto`` or a distance)."""
     if value == "off":
@@ -78,6 +106,11 @@ def sample(
     steps: Optional[int] = typer.Option(None, "--steps", help="Diffusion sampler steps (default: the model's)."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="Diffusion sampler: ddim or dpm++ (DPM-Solver++; "
                                                                   "default: the model's). Recorded per sequence."),
+    expression: Optional[str] = typer.Option(
+        None, "--expression",
+        help="How a diffusion model renders the AUs: motion (its learned AU motion model animates one sampled "
+             "neutral face; default when the model has one, see synth fit-motion) or diffusion (the denoiser, "
+             "frame by frame). Recorded per sequence."),
     guidance: Optional[float] = typer.Option(
         None, "--guidance",
         help="Expression guidance of diffusion models: g > 1 strengthens what the requested AUs change against "
@@ -115,7 +148,7 @@ def sample(
                                fps=fps, n_frames=frames, append=append, reject=reject, emg=emg,
                                num_inference_steps=steps, progress=progress, new_identities=new_identities,
                                identities_from_training=identities_from_training, guidance_scale=guidance,
-                               sampler=sampler)
+                               sampler=sampler, expression=expression)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as err:
         raise fail(str(err)) from None
     rejection = corpus["rejection"]

@@ -63,6 +63,25 @@ class IdentityConfig(StrictModel):
     noise_walk_rho: float = Field(0.98, ge=0, le=1)
 
 
+class MotionConfig(StrictModel):
+    """The learned AU motion model (:mod:`synth.generative.motion`) that animates a sampled neutral face.
+
+    ``enabled``: fit it after training (``emosync synth fit-motion`` adds one to a trained model);
+    sampling then draws one neutral face per sequence and moves it with the learned per-AU flow
+    and residual. ``neutral_max_au``: frames whose AUs all stay below this intensity make a
+    subject's neutral reference (at least ``min_neutral_frames`` of them, else all its frames).
+    ``ridge``: penalty of the regressions, per training frame. ``flow_levels`` and
+    ``flow_window_px``: OpenCV Farneback pyramid levels and averaging window.
+    """
+
+    enabled: bool = False
+    neutral_max_au: float = Field(0.3, gt=0, le=5)
+    min_neutral_frames: int = Field(10, ge=1)
+    ridge: float = Field(0.01, ge=0)
+    flow_levels: int = Field(3, ge=1)
+    flow_window_px: int = Field(9, ge=3)
+
+
 class DiffusionModelConfig(StrictModel):
     """An AU-conditioned ``UNet2DConditionModel`` and its noise schedule.
 
@@ -70,7 +89,8 @@ class DiffusionModelConfig(StrictModel):
     to the timestep embedding (``class_embed_type="projection"``); ``tokens`` feeds 17 AU tokens
     (a learned embedding per AU scaled by its intensity plus a learned bias) to cross-attention
     blocks through ``encoder_hidden_states``; ``both`` does both. ``identity``: the optional
-    identity input (off: the AU-only model of earlier releases, which loads as before).
+    identity input (off: the AU-only model of earlier releases, which loads as before). ``motion``:
+    the optional learned AU motion model that renders expression on a sampled neutral face.
     """
 
     kind: Literal["diffusion"] = "diffusion"
@@ -88,6 +108,7 @@ class DiffusionModelConfig(StrictModel):
     #: Timesteps (as fractions of num_train_timesteps) averaged by the membership-inference loss.
     loss_timesteps: list[float] = [0.1, 0.3, 0.5, 0.7, 0.9]
     identity: IdentityConfig = IdentityConfig()
+    motion: MotionConfig = MotionConfig()
 
     @model_validator(mode="after")
     def _check(self) -> DiffusionModelConfig:
@@ -180,6 +201,10 @@ class SynthTrainConfig(StrictModel):
             raise ValueError("model.identity.enabled and privacy.dp_sgd cannot be combined: the identity table "
                              "learns one embedding per training subject, which DP-SGD's per-sample clipping does "
                              "not cover. Turn one of them off.")
+        if self.model.kind == "diffusion" and self.model.motion.enabled and self.privacy.dp_sgd:
+            raise ValueError("model.motion.enabled and privacy.dp_sgd cannot be combined: the AU motion model is "
+                             "fitted on every training frame without noise, outside DP-SGD's guarantee. Turn one "
+                             "of them off.")
         if self.model.kind == "diffusion":
             factor = 2 ** (len(self.model.block_out_channels) - 1)
             if self.data.image_size % factor:

@@ -4,7 +4,8 @@ Layout of a corpus folder (the data-card generator and fusion rely on it)::
 
     OUT/corpus.json              {"synthetic": true, "generator": {"kind", "model_dir", "model_sha256", "config"},
                                   "seeds": [first, last], "sequences": [{"id", "file", "emotion", "kind", "seed",
-                                  "n_frames", "fps", "identity", "sampler", "sampler_steps"}],
+                                  "n_frames", "fps", "identity", "sampler", "sampler_steps",
+                                  "expression"}],
                                   "identities": {"kind", "n", "prior", "min_distance", ...},
                                   "rejection": {...} | null, "created", "emosync_version"}
     OUT/sessions/seq-00000.h5    one session per sequence, written by acquisition.SessionWriter
@@ -243,7 +244,8 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
                   reject: RejectFilter | None = None, emg: bool = False, num_inference_steps: int | None = None,
                   max_attempts_factor: int = 10, progress: bool = False, generator: Any = None,
                   new_identities: int | None = None, identities_from_training: bool = False,
-                  guidance_scale: float | None = None, sampler: str | None = None) -> dict[str, Any]:
+                  guidance_scale: float | None = None, sampler: str | None = None,
+                  expression: str | None = None) -> dict[str, Any]:
     """Generate ``n`` sequences and write them as a corpus.
 
     Parameters
@@ -295,6 +297,11 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
     sampler : ``"ddim"`` | ``"dpm++"`` | None
         Diffusion sampler (None: the model's ``model.sampler``). Diffusion sequences record the sampler
         and its steps (``sampler``, ``sampler_steps``).
+    expression : ``"motion"`` | ``"diffusion"`` | None
+        What renders the requested AUs of a diffusion model: its learned AU motion model on one sampled
+        neutral face per sequence, or the denoiser frame by frame
+        (:meth:`synth.generative.diffusion.DiffusionGenerator.set_expression`). None: the motion model
+        when the model has one. Recorded per sequence (``expression``).
 
     Returns
     -------
@@ -318,8 +325,16 @@ def sample_corpus(model_dir: str | os.PathLike, out: str | os.PathLike, *, n: in
     if sampler is not None and gen.kind != "diffusion":
         raise ValueError(f"--sampler chooses a diffusion sampler; {model_dir} is a {gen.kind} model, which samples "
                          "in one pass. Leave out --sampler.")
+    if expression is not None and gen.kind != "diffusion":
+        raise ValueError(f"--expression chooses how a diffusion model renders AUs; {model_dir} is a {gen.kind} model. "
+                         "Leave out --expression.")
     if sampler is not None:
         gen.set_sampler(sampler)
+    if expression is not None:
+        gen.set_expression(expression)
+    if guidance_scale is not None and getattr(gen, "expression", None) == "motion":
+        raise ValueError("Expression guidance acts on the denoiser, but this model renders expression with its AU "
+                         "motion model; leave out --guidance, or add --expression diffusion.")
     check_requested_aus(gen.card, model_dir, emotions=emotions if au_timeline is None else (),
                         timeline=au_timeline.aus if au_timeline is not None else None)
     sha = model_sha256(model_dir)
@@ -484,7 +499,8 @@ class _SamplingRun:
         self.num_inference_steps = num_inference_steps
         # What made each diffusion sequence: sampler and steps change the frames as much as the seed does.
         self.sampling = ({"sampler": gen.sampler, "sampler_steps": int(num_inference_steps or
-                                                                       gen.config.num_inference_steps)}
+                                                                       gen.config.num_inference_steps),
+                          "expression": gen.expression}
                          if gen.kind == "diffusion" else {})
         self.identities = identities or _Identities([], None, {"kind": "none", "n": 0})
         self.seed, self.n, self.reject, self.next_id = seed, n, reject, next_id

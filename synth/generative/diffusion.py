@@ -56,6 +56,7 @@ from synth.generative.base import save_generator_config
 from synth.generative.config import DiffusionModelConfig
 from synth.generative.frames import N_AUS, N_CHANNELS
 from synth.generative.identity import IDENTITY_WEIGHTS, IdentityPrior, identity_noise
+from synth.generative.motion import AUMotionModel
 
 
 def au_tokens(aus: torch.Tensor) -> torch.Tensor:
@@ -234,6 +235,8 @@ class AUConditionedFacePipeline(DiffusionPipeline):
 
 #: Sampler names (``model.sampler``, ``synth sample --sampler``).
 SAMPLERS = ("ddim", "dpm++")
+#: How expression is rendered (``synth sample --expression``): by the denoiser, or by the AU motion model.
+EXPRESSIONS = ("diffusion", "motion")
 
 
 def _sample_scheduler(train: DDPMScheduler, sampler: str) -> Any:
@@ -269,13 +272,16 @@ class DiffusionGenerator:
         read from the card when None).
     identity_table : torch.nn.Embedding | None
         Learned identity embeddings; a fresh table when None (identity models only).
+    motion : AUMotionModel | None
+        A learned AU motion model (:mod:`synth.generative.motion`); when given, sampling draws one
+        neutral face per sequence and the motion model renders the AUs on it (see :meth:`set_expression`).
     """
 
     kind = "diffusion"
 
     def __init__(self, config: DiffusionModelConfig, image_size: int, *, unet: UNet2DConditionModel | None = None,
                  card: dict[str, Any] | None = None, subjects: list[str] | None = None,
-                 identity_table: torch.nn.Embedding | None = None) -> None:
+                 identity_table: torch.nn.Embedding | None = None, motion: AUMotionModel | None = None) -> None:
         self.config = config
         self.image_size = int(image_size)
         self.unet = unet if unet is not None else build_unet(config, image_size)
@@ -298,6 +304,34 @@ class DiffusionGenerator:
             self.identity_table = identity_table
             if id_card.get("kind"):
                 self.prior = IdentityPrior.from_card(id_card, self.identity_embeddings())
+        self.motion: AUMotionModel | None = None
+        self.expression: str = "diffusion"
+        if motion is not None:
+            self.add_motion(motion)
+
+    def add_motion(self, motion: AUMotionModel) -> None:
+        """Attach a fitted AU motion model (recorded in the card) and sample with it from now on."""
+        if motion.image_size != self.image_size:
+            raise ValueError(f"The AU motion model was fitted on {motion.image_size} px crops; this generator makes "
+                             f"{self.image_size} px crops. Fit it on frames of the generator's size.")
+        self.motion = motion
+        self.card["motion"] = motion.fitted
+        self.config = self.config.model_copy(update={"motion": self.config.motion.model_copy(
+            update={**motion.fitted.get("config", {}), "enabled": True})})
+        self.expression = "motion"
+
+    def set_expression(self, expression: str) -> None:
+        """Render expression with ``"motion"`` (the learned AU motion model) or ``"diffusion"`` (the denoiser).
+
+        ``"motion"`` samples one neutral face per sequence and animates it; ``"diffusion"`` denoises
+        every frame under its AUs. Models with a motion model default to ``"motion"``.
+        """
+        if expression not in EXPRESSIONS:
+            raise ValueError(f"Unknown expression renderer {expression!r}; choose one of {', '.join(EXPRESSIONS)}.")
+        if expression == "motion" and self.motion is None:
+            raise ValueError("This diffusion model has no AU motion model: add one with `emosync synth fit-motion "
+                             "MODEL_DIR` (or train with model.motion.enabled=true), or sample with the denoiser.")
+        self.expression = expression
 
     def set_sampler(self, sampler: str) -> None:
         """Sample with ``sampler`` (``"ddim"`` or ``"dpm++"``) from now on; the trained weights are unchanged.
@@ -336,6 +370,8 @@ class DiffusionGenerator:
 
             save_file({"embeddings": self.identity_table.weight.detach().cpu().contiguous()},
                       str(weights / IDENTITY_WEIGHTS))
+        if self.motion is not None:
+            self.motion.save(weights)
         save_generator_config(model_dir, self)
 
     @classmethod
@@ -371,7 +407,8 @@ class DiffusionGenerator:
             weight = load_file(str(path))["embeddings"]
             table = torch.nn.Embedding(*weight.shape)
             table.weight.data.copy_(weight)
-        gen = cls(config, int(card["image_size"]), unet=pipeline.unet, card=card, identity_table=table)
+        motion = AUMotionModel.load(folder.weights, card["motion"]) if card.get("motion") else None
+        gen = cls(config, int(card["image_size"]), unet=pipeline.unet, card=card, identity_table=table, motion=motion)
         return gen.to(device)
 
     def to(self, device: str | torch.device) -> DiffusionGenerator:
@@ -454,6 +491,10 @@ class DiffusionGenerator:
                guidance_scale: float = 1.0) -> np.ndarray:
         """One sequence from seeded initial noise and a deterministic sampler: (n, 4, H, W) in [-1, 1].
 
+        With :attr:`expression` ``"motion"``, the sampler draws one neutral frame (all AUs 0, the
+        given identity) and the AU motion model animates it; ``noise`` and ``guidance_scale`` then
+        have nothing to act on.
+
         Parameters
         ----------
         aus_sequence : array, shape (n_frames, 17)
@@ -484,6 +525,11 @@ class DiffusionGenerator:
                 raise ValueError("This diffusion model has no identity input (trained with "
                                  "model.identity.enabled=false): sample it without an identity.")
             id_tensor = torch.as_tensor(np.asarray(identity, dtype=np.float32).reshape(1, -1))
+        if self.expression == "motion":
+            generator = torch.Generator().manual_seed(int(seed))
+            neutral = self.pipeline(torch.zeros((1, N_AUS)), generator=generator, num_inference_steps=steps,
+                                    identity=id_tensor).images[0]
+            return self.motion.animate(neutral, aus.numpy())
         if scheme == "shared":  # exactly the AU-only models' draw, so their samples do not change
             generator = torch.Generator().manual_seed(int(seed))
             return self.pipeline(aus, generator=generator, num_inference_steps=steps, batch_size=batch_size,

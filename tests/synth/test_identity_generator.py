@@ -296,3 +296,95 @@ def test_interrupted_sampling_resumes_with_the_same_people(identity_model, cli, 
     # appending other people to a corpus is refused
     result = cli(*common[:-6], "--new-identities", 3, "--n", 1, "--append", "--out", tmp_path / "part")
     assert result.exit_code != 0 and "continues with the same identities" in " ".join(result.output.split())
+
+
+# --------------------------------------------------------------------------- learned AU motion model
+@pytest.fixture(scope="module")
+def motion_model(identity_model, tmp_path_factory):
+    import shutil
+
+    from emosync import app
+
+    out = tmp_path_factory.mktemp("motion") / "model"
+    shutil.copytree(identity_model, out, ignore=shutil.ignore_patterns("checkpoints"))
+    result = CliRunner().invoke(app, ["synth", "fit-motion", str(out), "--set", "ridge=0.02"])
+    assert result.exit_code == 0, result.output
+    assert "AU motion model in" in result.output
+    return out
+
+
+def test_fit_motion_adds_a_motion_model_to_the_card(identity_model, motion_model):
+    card = read_model_card(motion_model)
+    assert card["motion"]["subjects"] == ["sub-id000", "sub-id001", "sub-id002"]
+    assert card["config"]["model"]["motion"]["enabled"] and card["config"]["model"]["motion"]["ridge"] == 0.02
+    assert set(card["motion"]["aus"]) >= {12, 1, 2}  # happiness and surprise were shown
+    assert (motion_model / "weights" / "au_motion.safetensors").is_file()
+    gen = load_generator(motion_model)
+    assert gen.expression == "motion" and gen.motion is not None
+    assert load_generator(identity_model).expression == "diffusion"  # the original is untouched
+
+
+def test_motion_sequences_keep_one_face_and_follow_the_aus(identity_model, motion_model, cli, tmp_path):
+    args = ["--emotion", "happiness", "--n", 1, "--new-identities", 1, "--fps", 10, "--frames", 8, "--seed", 2]
+    result = cli(motion_model, *args, "--out", tmp_path / "motion")
+    assert result.exit_code == 0, result.output
+    seq = json.loads((tmp_path / "motion" / "corpus.json").read_text())["sequences"][0]
+    assert seq["expression"] == "motion"
+    rgb, _ = _frames(tmp_path / "motion", "seq-00000")
+    with open_session(tmp_path / "motion" / "sessions" / "seq-00000.h5") as session:
+        aus = np.asarray(session.streams["ActionUnits"].data[:])
+    still = aus.max(axis=1) == 0
+    assert still.sum() >= 2 and (~still).any()
+    # frames with no AU are the one sampled neutral face, exactly; expressive frames differ from it
+    neutral = rgb[np.flatnonzero(still)[0]].astype(int)
+    assert all(np.array_equal(rgb[i], rgb[np.flatnonzero(still)[0]]) for i in np.flatnonzero(still))
+    apex = int(np.argmax(aus.sum(axis=1)))
+    assert np.abs(rgb[apex].astype(int) - neutral).mean() > 0.05
+    # --expression diffusion samples the same model's denoiser: the frames of the model without a motion model
+    assert cli(motion_model, *args, "--expression", "diffusion", "--out", tmp_path / "denoiser").exit_code == 0
+    assert cli(identity_model, *args, "--out", tmp_path / "original").exit_code == 0
+    np.testing.assert_array_equal(_frames(tmp_path / "denoiser", "seq-00000")[0],
+                                  _frames(tmp_path / "original", "seq-00000")[0])
+    assert json.loads((tmp_path / "original" / "corpus.json").read_text())["sequences"][0]["expression"] == "diffusion"
+
+
+@pytest.mark.parametrize("which, args, message", [
+    ("motion", ["--guidance", "2"], "Expression guidance acts on the denoiser"),
+    ("plain", ["--expression", "motion"], "has no AU motion model"),
+    ("motion", ["--expression", "warp"], "Unknown expression renderer 'warp'"),
+])
+def test_motion_bad_input_writes_nothing(identity_model, motion_model, cli, tmp_path, which, args, message):
+    model = motion_model if which == "motion" else identity_model
+    result = cli(model, "--emotion", "happiness", "--n", 1, *args, "--out", tmp_path / "c")
+    assert result.exit_code != 0 and message in " ".join(result.output.split())
+    assert not (tmp_path / "c").exists()
+
+
+def test_training_with_motion_enabled_fits_it(subject_sessions, tmp_path):
+    config = load_synth_config("tiny-diffusion-identity", ["optim.steps=1", "model.motion.enabled=true"])
+    model = train_generator(subject_sessions, config, tmp_path / "m", progress=False)
+    card = read_model_card(model)
+    assert 12 in card["motion"]["aus"] and card["motion"]["n_frames"] == card["frames"]["n_frames"]
+    assert load_generator(model).expression == "motion"
+
+
+def test_fit_motion_refusals(au_only_model, subject_sessions, tmp_path):
+    import shutil
+
+    from emosync import app
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["synth", "fit-motion", str(au_only_model), "--set", "flow_window_px=1"])
+    assert bad.exit_code != 0 and "flow_window_px" in bad.output
+    # a training session that changed since training: refused, and the folder keeps no motion model
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    copies = [shutil.copy(s, sessions / s.name) for s in subject_sessions]
+    model = train_generator(copies, load_synth_config("tiny-diffusion", ["optim.steps=1", "data.image_size=16",
+                                                                          "data.max_frames=16"]),
+                            tmp_path / "m", progress=False)
+    with open(copies[0], "ab") as f:
+        f.write(b"\0")
+    result = runner.invoke(app, ["synth", "fit-motion", str(model)])
+    assert result.exit_code != 0 and "changed since" in " ".join(result.output.split())
+    assert "motion" not in read_model_card(model) and not (model / "weights" / "au_motion.safetensors").exists()
