@@ -129,15 +129,15 @@ class AUMotionModel:
             cross_flow += a.T @ _centred(cls._flows(frames.rgbd[idx], refs[subject], config).reshape(len(idx), -1))
         penalty = config.ridge * len(frames) * np.eye(k)
         flow_basis = np.linalg.solve(gram + penalty, cross_flow).astype(np.float32)
-        partial = cls(_full(flow_basis, active, (2, size, size)), np.zeros((len(AU_IDS), 4, size, size), np.float32),
-                      {})
+        flow_only = cls(_full(flow_basis, active, (2, size, size)),
+                        np.zeros((len(AU_IDS), 4, size, size), np.float32), {})
         cross_res = np.zeros((k, 4 * size * size))
         for subject, idx in _by_subject(frames):
             a = _centred(aus[idx][:, active])
-            warped = partial.animate(refs[subject], frames.aus[idx])
+            warped = flow_only.animate(refs[subject], frames.aus[idx])
             cross_res += a.T @ _centred((frames.rgbd[idx] - warped).reshape(len(idx), -1))
         residual_basis = np.linalg.solve(gram + penalty, cross_res).astype(np.float32)
-        model = cls(partial.flow, _full(residual_basis, active, (4, size, size)), {})
+        model = cls(flow_only.flow, _full(residual_basis, active, (4, size, size)), {})
         model.fitted = {
             "method": "ridge regression of Farneback flow and warp residual on AU intensity, within subjects",
             "aus": [int(AU_IDS[i]) for i in np.flatnonzero(active)],
