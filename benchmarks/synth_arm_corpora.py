@@ -1,0 +1,79 @@
+"""One corpus per usefulness arm whose expressions come only from that arm's real subjects (issue 15, item 5).
+
+``benchmarks/synth_usefulness.py`` draws ``n`` real training subjects per seed. A corpus from a generator
+trained on all training subjects carries what the other subjects showed as well, which favours synthesis
+in the small arms. With a learned AU motion model (``emosync synth fit-motion``) expression and identity
+come from two separate parts, so the part that teaches expression can be made per arm: for every seed
+and ``n``, this copies ``--model`` (a diffusion model with an identity input), refits its AU motion model
+on the frames of exactly the subjects that synth_usefulness draws for that seed and ``n``, and samples a
+corpus from the copy with the given ``synth sample`` options. The neutral faces still come from the
+model's denoiser (trained on all ``--train`` subjects; identity only, every AU at 0), and every arm's
+corpus uses the same identities and seeds, so corpora differ only in the motion model.
+
+Run, then score each arm's corpus on its own seed::
+
+    python benchmarks/synth_arm_corpora.py --model m2000 --train sessions/*.h5 --subjects 4 --seeds 10 \\
+        --out arms -- --emotion happiness,surprise,anger,sadness --kind micro --n 64 --frames 45 \\
+        --new-identities 12 --seed 11
+    for s in 0 1 2 3 4 5 6 7 8 9; do python benchmarks/synth_usefulness.py --task recognition \\
+        --train sessions/*.h5 --heldout heldout12/*.h5 --corpus arms/n4-seed$s/corpus --subjects 4 \\
+        --ratios 0.25,0.5 --seeds 1 --first-seed $s --threads 1 --log arms.jsonl; done
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from synth.generative import load_generator
+from synth.generative.frames import load_face_frames
+from synth.generative.motion import AUMotionModel, log_fit
+from synth.scoring.reference import session_subject
+
+
+def arm_subjects(train_subjects: list[str], seed: int, n: int) -> list[str]:
+    """The subjects ``synth_usefulness.py`` draws for ``seed`` and ``n`` (the same generator call)."""
+    return sorted(map(str, np.random.default_rng(seed).choice(sorted(train_subjects), size=min(n, len(train_subjects)),
+                                                              replace=False)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="Diffusion model folder (identity input).")
+    parser.add_argument("--train", nargs="+", required=True, help="The sessions synth_usefulness draws from.")
+    parser.add_argument("--subjects", default="4", help="Real subjects per arm, comma-separated.")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True, help="Folder of arms (<out>/n<N>-seed<S>/model, corpus).")
+    parser.add_argument("sample_args", nargs=argparse.REMAINDER, help="-- then `emosync synth sample` options.")
+    args = parser.parse_args()
+    sample_args = [a for a in args.sample_args if a != "--"]
+    subject_of = {Path(f): session_subject(f) for f in args.train}
+    stride = int(load_generator(args.model).card.get("frames", {}).get("stride") or 1)
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for n in (int(x) for x in args.subjects.split(",")):
+            chosen = arm_subjects(sorted(set(subject_of.values())), seed, n)
+            arm = args.out / f"n{n}-seed{seed}"
+            model, corpus = arm / "model", arm / "corpus"
+            if not (model / "config.json").is_file():   # rerun-safe: a finished arm is kept
+                shutil.copytree(args.model, model, ignore=shutil.ignore_patterns("checkpoints", "samples"),
+                                dirs_exist_ok=True)
+                gen = load_generator(model)
+                frames = load_face_frames([f for f, s in subject_of.items() if s in chosen], gen.image_size,
+                                          stride=stride)
+                motion = AUMotionModel.fit(frames, gen.config.motion)
+                log_fit(motion)
+                gen.add_motion(motion)
+                gen.save_pretrained(model)
+            if not (corpus / "corpus.json").is_file():
+                subprocess.run(["emosync", "synth", "sample", str(model), *sample_args, "--out", str(corpus),
+                                "--no-progress"], check=True)
+            print(f"seed {seed}, {n} subjects {chosen}: {corpus}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
