@@ -112,7 +112,9 @@ def test_federation_in_real_processes_ctrl_c_resume_secagg_and_evaluate(sites, t
            *(str(root / s) for s in ("site_a", "site_b", "site_c")), "--config", str(config), "--out", str(out)]
     seen: dict[int, str] = {}  # pid -> command line, read while the process lives
     with _Watcher(port) as watcher:
-        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # PYTHONFAULTHANDLER: if the shutdown hangs, SIGABRT makes the process print where every thread is.
+        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONFAULTHANDLER": "1"})
         deadline = time.monotonic() + 150
         try:
             while time.monotonic() < deadline and process.poll() is None:
@@ -125,7 +127,12 @@ def test_federation_in_real_processes_ctrl_c_resume_secagg_and_evaluate(sites, t
             process.send_signal(signal.SIGINT)
             # Shutdown is SIGTERM, up to 10 s of grace, then SIGKILL, for ~10 Flower processes; beside another
             # xdist worker on 2 cores it has taken over 60 s. What is checked is that nothing is left, not speed.
-            output = process.communicate(timeout=180)[0].decode()
+            try:
+                output = process.communicate(timeout=180)[0].decode()
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGABRT)
+                stacks = process.communicate(timeout=30)[0].decode(errors="replace")
+                pytest.fail(f"`federate local` did not exit within 180 s of SIGINT; its threads:\n{stacks[-6000:]}")
         finally:
             if process.poll() is None:  # a failed run must not leave Flower processes to slow every later test
                 stray = descendants(process.pid)
