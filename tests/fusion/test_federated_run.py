@@ -108,7 +108,12 @@ def test_federation_in_real_processes_ctrl_c_resume_secagg_and_evaluate(sites, t
     config = _config_file(tmp_path, rounds=50, strategy="fedbuff", buffer_size=2, local_steps=2)
     port = load_federated_config(config).port
     out = tmp_path / "run"
-    cmd = [sys.executable, "-c", "from fusion.federated.cli import app; app()", "local", "--sites",
+    # A shell that starts a job in the background (`.ci/run &`, nohup) leaves SIGINT ignored in every child, and
+    # Python then installs no KeyboardInterrupt handler: the child would never see the Ctrl-C this test sends.
+    # Install it explicitly, as an interactive terminal would have it.
+    launcher = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); " \
+               "from fusion.federated.cli import app; app()"
+    cmd = [sys.executable, "-c", launcher, "local", "--sites",
            *(str(root / s) for s in ("site_a", "site_b", "site_c")), "--config", str(config), "--out", str(out)]
     seen: dict[int, str] = {}  # pid -> command line, read while the process lives
     with _Watcher(port) as watcher:
