@@ -31,7 +31,7 @@ import numpy as np
 
 from synth.generative import load_generator
 from synth.generative.frames import load_face_frames
-from synth.generative.motion import AUMotionModel, log_fit
+from synth.generative.motion import AUMotionModel
 from synth.scoring.reference import session_subject
 
 
@@ -65,9 +65,7 @@ def main() -> None:
                 gen = load_generator(model)
                 frames = load_face_frames([f for f, s in subject_of.items() if s in chosen], gen.image_size,
                                           stride=stride)
-                motion = AUMotionModel.fit(frames, gen.config.motion)
-                log_fit(motion)
-                gen.add_motion(motion)
+                gen.add_motion(AUMotionModel.fit(frames, gen.config.motion))
                 gen.save_pretrained(model)
             if not (corpus / "corpus.json").is_file():
                 subprocess.run(["emosync", "synth", "sample", str(model), *sample_args, "--out", str(corpus),

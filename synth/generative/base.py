@@ -253,6 +253,39 @@ def training_frame_selection(model_dir: str | os.PathLike) -> dict[str, Any]:
     return {"image_size": int(card["image_size"]), **card.get("frames", {})}
 
 
+@fill_doc
+def load_training_frames(model_dir: str | os.PathLike) -> Any:
+    """A model's own training frames, selected as training selected them.
+
+    Parameters
+    ----------
+    %(generator_dir)s
+
+    Returns
+    -------
+    frames : FaceFrames
+        From the card's training sessions (each checked against its recorded SHA-256) with the card's
+        ``image_size``, ``stride``, ``max_frames`` and ``data.require_face_boxes``.
+
+    Raises
+    ------
+    ValueError
+        If the card records no training sessions, or one changed since training.
+    FileNotFoundError
+        If a training session is missing.
+    """
+    from synth.generative.frames import load_face_frames
+
+    sessions = training_sessions(model_dir)
+    if not sessions:
+        raise ValueError(f"{model_dir} records no training sessions, so its training frames cannot be read.")
+    selection = training_frame_selection(model_dir)
+    data = read_model_card(model_dir).get("config", {}).get("data", {})
+    return load_face_frames(sessions, selection["image_size"], stride=int(selection.get("stride") or 1),
+                            max_frames=selection.get("max_frames"),
+                            require_face_boxes=bool(data.get("require_face_boxes", False)))
+
+
 def utc_now() -> str:
     """The current time, ISO 8601 in UTC."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

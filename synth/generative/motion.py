@@ -44,7 +44,7 @@ from synth.generative.config import MotionConfig
 from synth.generative.coverage import ACTIVE_INTENSITY, MIN_ACTIVE_FRAMES
 from synth.generative.frames import FaceFrames
 
-__all__ = ["MOTION_WEIGHTS", "AUMotionModel", "add_motion_model", "log_fit", "neutral_references"]
+__all__ = ["MOTION_WEIGHTS", "AUMotionModel", "add_motion_model", "neutral_references"]
 
 #: File (inside a model's ``weights/``) holding the flow and residual bases.
 MOTION_WEIGHTS = "au_motion.safetensors"
@@ -145,6 +145,9 @@ class AUMotionModel:
             "explained_variance": model.explained_variance(frames, refs, neutral_max_au=config.neutral_max_au),
             "config": config.model_dump(),
         }
+        logger.info("AU motion model: AUs %s from %d frames of %d subjects; explains %.0f %% of the expressive "
+                    "frames' change from neutral", model.modelled_aus, len(frames), len(refs),
+                    100 * model.fitted["explained_variance"])
         return model
 
     @staticmethod
@@ -266,8 +269,7 @@ def add_motion_model(model_dir: str | os.PathLike, config: MotionConfig | None =
     FileNotFoundError
         If a training session is missing.
     """
-    from synth.generative.base import (load_generator, read_model_card, save_generator_config, training_frame_selection,
-                                       training_sessions)
+    from synth.generative.base import load_generator, load_training_frames, read_model_card, save_generator_config
 
     card = read_model_card(model_dir)
     if card.get("kind") != "diffusion":
@@ -276,24 +278,11 @@ def add_motion_model(model_dir: str | os.PathLike, config: MotionConfig | None =
     if (card.get("privacy") or {}).get("dp_sgd"):
         raise ValueError(f"{model_dir} was trained with DP-SGD; an AU motion model is fitted on every training frame "
                          "without noise and would void its privacy guarantee. Sample it without one.")
-    selection = training_frame_selection(model_dir)
-    data = card.get("config", {}).get("data", {})
-    from synth.generative.frames import load_face_frames
-
-    frames = load_face_frames(training_sessions(model_dir), selection["image_size"],
-                              stride=int(selection.get("stride") or 1), max_frames=selection.get("max_frames"),
-                              require_face_boxes=bool(data.get("require_face_boxes", False)))
+    frames = load_training_frames(model_dir)
     gen = load_generator(model_dir)
     motion = AUMotionModel.fit(frames, config or gen.config.motion)
-    log_fit(motion)
     gen.add_motion(motion)
     motion.save(Path(model_dir) / WEIGHTS_DIR)
     save_generator_config(model_dir, gen)
     return motion
 
-
-def log_fit(model: AUMotionModel) -> None:
-    """One INFO line on what a fit learned."""
-    logger.info("AU motion model: AUs %s from %d frames of %d subjects; explains %.0f %% of the expressive "
-                "frames' change from neutral", model.modelled_aus, model.fitted["n_frames"],
-                len(model.fitted["subjects"]), 100 * model.fitted["explained_variance"])

@@ -51,7 +51,7 @@ from synth.generative.base import session_records, utc_now
 from synth.generative.config import SynthTrainConfig
 from synth.generative.coverage import au_coverage
 from synth.generative.frames import FaceFrames, load_face_frames
-from synth.generative.motion import AUMotionModel, log_fit
+from synth.generative.motion import AUMotionModel
 
 CHECKPOINTS = "checkpoints"
 #: Config sections that may change between a checkpoint and ``--resume``.
@@ -449,7 +449,6 @@ def train_generator(sessions: Sequence[str | os.PathLike], config: SynthTrainCon
     motion = getattr(config.model, "motion", None)
     if motion is not None and motion.enabled:
         trainer.gen.add_motion(AUMotionModel.fit(frames, motion))
-        log_fit(trainer.gen.motion)
     with trainer.ema_weights():
         if getattr(trainer.gen, "has_identity", False):
             prior = trainer.gen.fit_prior()

@@ -131,14 +131,9 @@ class NearestNeighbourFilter:
         filter : NearestNeighbourFilter
             With ``calibration`` (a dict saying how the threshold was set) as an attribute.
         """
-        from synth.generative import load_face_frames, training_frame_selection, training_sessions
+        from synth.generative.base import load_training_frames
 
-        selection = training_frame_selection(model_dir)
-        sessions = training_sessions(model_dir)
-        if not sessions:
-            raise ValueError(f"{model_dir} records no training sessions; the filter needs the training frames.")
-        frames = load_face_frames(sessions, selection["image_size"], stride=int(selection.get("stride", 1)),
-                                  max_frames=selection.get("max_frames"))
+        frames = load_training_frames(model_dir)
         if isinstance(threshold, str):
             if threshold != "auto":
                 raise ValueError(f"threshold must be 'auto' or a number, got {threshold!r}")
