@@ -54,6 +54,17 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _note_commands(seen: dict[int, str], root: int) -> None:
+    """Record the latest command line of every process under ``root``.
+
+    Re-read on every call: a process caught between fork and exec still shows its parent's command line (CI
+    once saw a SuperNode only as the launcher that was starting it).
+    """
+    for pid in descendants(root):
+        if cmd := _cmdline(pid):
+            seen[pid] = cmd
+
+
 def _open_files(pid: int) -> list[str]:
     out = []
     for fd in Path(f"/proc/{pid}/fd").glob("*"):
@@ -123,12 +134,12 @@ def test_federation_in_real_processes_ctrl_c_resume_secagg_and_evaluate(sites, t
         deadline = time.monotonic() + 150
         try:
             while time.monotonic() < deadline and process.poll() is None:
-                seen.update({pid: _cmdline(pid) for pid in descendants(process.pid) if pid not in seen})
+                _note_commands(seen, process.pid)
                 if (out / "rounds.jsonl").is_file() and (out / "rounds.jsonl").read_text().strip():
                     break
                 time.sleep(0.2)
             assert process.poll() is None, process.stdout.read().decode()[-3000:]
-            seen.update({pid: _cmdline(pid) for pid in descendants(process.pid) if pid not in seen})
+            _note_commands(seen, process.pid)
             process.send_signal(signal.SIGINT)
             # Shutdown is SIGTERM, up to 10 s of grace, then SIGKILL (at most ~40 s); 180 s leaves room for a loaded
             # machine. What is checked is that nothing is left, not speed. (The runs that once seemed to need more
@@ -157,7 +168,7 @@ def test_federation_in_real_processes_ctrl_c_resume_secagg_and_evaluate(sites, t
         names = {pid: c for pid, c in seen.items() if c}
         assert any("flower-superlink" in c for c in names.values()), names
         for site in ("site_a", "site_b", "site_c"):  # (a SuperNode's forked workers share its command line)
-            assert any("flower-supernode" in c and f'site-name="{site}"' in c for c in names.values()), names
+            assert any("flower-supernode" in c and f'site-name="{site}"' in c for c in names.values()), (site, names)
         time.sleep(0.5)
         alive = {pid: c for pid, c in names.items() if _cmdline(pid) and _cmdline(pid) == c}
         assert not alive, f"processes left after Ctrl-C: {alive}"
