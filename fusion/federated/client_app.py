@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-import zlib
 
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -22,6 +21,7 @@ from acquisition.utils.version import software_version
 from ..config import PretrainConfig
 from . import protocol as p
 from .privacy import freeze_counters, privacy_mod, site_reply_weight
+from .schedule import site_seed
 from .weights import from_array_record, to_array_record
 
 # .site (torch, the session readers) is imported by the handlers that train: Flower starts a process
@@ -41,11 +41,6 @@ def _site_data(msg: Message, context: Context):
     config = PretrainConfig.model_validate(json.loads(msg.content[p.CONFIG]["pretrain-config"]))
     sessions = resolve_sessions(str(context.node_config.get("sessions", "")), site=site)
     return site, config, load_site(sessions, config, site=site)
-
-
-def _seed(round_seed: int, site: str) -> int:
-    # the server sends one seed per round; each site mixes in its name so sites draw different batches
-    return (round_seed * 1_000_003 + zlib.crc32(site.encode())) % 2**62
 
 
 @app.query()
@@ -74,7 +69,7 @@ def train(msg: Message, context: Context) -> Message:
     tic = time.monotonic()
     received = from_array_record(msg.content[p.ARRAYS])
     update = train_site(dataset, config, received, steps=int(c["local-steps"]),
-                        lr=float(c["lr"]), proximal_mu=float(c["proximal-mu"]), seed=_seed(int(c["seed"]), site))
+                        lr=float(c["lr"]), proximal_mu=float(c["proximal-mu"]), seed=site_seed(int(c["seed"]), site))
     # node config `slowdown` (benchmarks only): a straggler site, `slowdown` times slower than its hardware
     slowdown = float(context.node_config.get("slowdown", 1.0))
     if slowdown > 1:

@@ -10,7 +10,6 @@ arrival. Sites are handshaken when they first appear, so a site may join a runni
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from ..config import PretrainConfig
 from . import protocol as p
 from .config import FederatedConfig
 from .run_folder import RunFolder
+from .schedule import round_lr, round_seed
 
 
 @dataclass
@@ -162,17 +162,15 @@ class Federation:
 
     # -- schedule ---------------------------------------------------------------
     def lr(self, round_: int) -> float:
-        """The pretraining config's cosine decay, over rounds instead of steps."""
-        o, rounds = self.pretrain.optim, self.config.rounds
-        progress = (round_ - 1) / max(1, rounds - 1)
-        return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+        """The pretraining config's cosine decay, over rounds instead of steps (:func:`.schedule.round_lr`)."""
+        return round_lr(self.pretrain.optim, round_, self.config.rounds)
 
     def train_config(self, round_: int, version: int) -> ConfigRecord:
         """The ``config`` record of a train message (:mod:`.protocol`)."""
         return ConfigRecord({"pretrain-config": self.pretrain_json(), "local-steps": self.config.local_steps,
                              "lr": self.lr(round_), "proximal-mu": self.config.proximal_mu
                              if self.config.strategy == "fedprox" else 0.0,
-                             "seed": self.pretrain.seed * 100_003 + round_, "server-round": round_,
+                             "seed": round_seed(self.pretrain.seed, round_), "server-round": round_,
                              "version": version, "private": self.config.privacy.dp is not None
                              or self.config.privacy.secagg is not None,
                              "uniform-weight": self.config.privacy.dp is not None})
