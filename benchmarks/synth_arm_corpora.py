@@ -10,6 +10,17 @@ corpus from the copy with the given ``synth sample`` options. The neutral faces 
 model's denoiser (trained on all ``--train`` subjects; identity only, every AU at 0), and every arm's
 corpus uses the same identities and seeds, so corpora differ only in the motion model.
 
+``--train-steps N`` goes all the way: each arm's whole generator (denoiser, identity prior and motion
+model) is trained from scratch on that arm's subjects alone, with ``--model``'s config and ``N`` steps,
+so no other subject's data is anywhere in the generator that makes the arm's corpus. An interrupted
+training resumes from its newest checkpoint when the script is run again. An identity prior fitted on
+4 subjects has room for fewer distinct new people than one fitted on 20 (``synth sample`` says how
+many it found; 6 at the 2026-12-07 settings), so ask for fewer ``--new-identities``::
+
+    python benchmarks/synth_arm_corpora.py --model m2000 --train sessions/*.h5 --subjects 4 --seeds 3 \
+        --train-steps 2000 --out arms -- --emotion happiness,surprise,anger,sadness --kind micro --n 64 \
+        --frames 45 --new-identities 6 --seed 11
+
 Run, then score each arm's corpus on its own seed::
 
     python benchmarks/synth_arm_corpora.py --model m2000 --train sessions/*.h5 --subjects 4 --seeds 10 \\
@@ -28,8 +39,10 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from synth.generative import load_generator
+from synth.generative.base import read_model_card
 from synth.generative.frames import load_face_frames
 from synth.generative.motion import AUMotionModel
 from synth.scoring.reference import session_subject
@@ -49,6 +62,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="Folder of arms (<out>/n<N>-seed<S>/model, corpus).")
+    parser.add_argument("--train-steps", type=int, default=0,
+                        help="Train each arm's generator from scratch on its subjects (this many steps, --model's "
+                             "config) instead of refitting only the motion model of --model.")
     parser.add_argument("sample_args", nargs=argparse.REMAINDER, help="-- then `emosync synth sample` options.")
     args = parser.parse_args()
     sample_args = [a for a in args.sample_args if a != "--"]
@@ -59,7 +75,16 @@ def main() -> None:
             chosen = arm_subjects(sorted(set(subject_of.values())), seed, n)
             arm = args.out / f"n{n}-seed{seed}"
             model, corpus = arm / "model", arm / "corpus"
-            if not (model / "config.json").is_file():   # rerun-safe: a finished arm is kept
+            if args.train_steps and not (model / "config.json").is_file():
+                generator_config = arm / "generator.yaml"
+                arm.mkdir(parents=True, exist_ok=True)
+                generator_config.write_text(yaml.safe_dump(read_model_card(args.model)["config"]))
+                subprocess.run(["emosync", "synth", "train", *map(str, sorted(f for f, s in subject_of.items()
+                                                                            if s in chosen)),
+                                "--config", str(generator_config), "--set", f"optim.steps={args.train_steps}",
+                                "--out", str(model), "--no-progress",
+                                *(["--resume"] if (model / "checkpoints").is_dir() else [])], check=True)
+            elif not (model / "config.json").is_file():   # rerun-safe: a finished arm is kept
                 shutil.copytree(args.model, model, ignore=shutil.ignore_patterns("checkpoints", "samples"),
                                 dirs_exist_ok=True)
                 gen = load_generator(model)
