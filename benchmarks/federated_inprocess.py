@@ -91,13 +91,12 @@ def run_fedavg(sites: list[Path], config, out: Path, *, rounds: int, local_steps
     """FedAvg rounds over ``sites``; the global model is written to ``out`` as a pretraining run."""
     from fusion.federated.schedule import round_lr, round_seed, site_seed
     from fusion.federated.site import build_site_model, load_site, train_site
-    from fusion.federated.weights import load_module_state, module_state, weighted_average
+    from fusion.federated.weights import load_module_state, module_state, statistics_keys, weighted_average
 
     data = [load_site(sorted(s.glob("*.h5")), config, site=s.name) for s in sites]
     model, loss_fn = build_site_model(config, data[0])
     state = module_state(model, loss_fn)
-    statistics = {k for k in state if "running_" in k or "num_batches_tracked" in k}
-    server = ServerAdam(server_adam_lr, statistics) if server_adam_lr > 0 else None
+    server = ServerAdam(server_adam_lr, set(statistics_keys(model, loss_fn))) if server_adam_lr > 0 else None
     records, tic = [], time.perf_counter()
     for r in range(1, rounds + 1):
         lr = lr_scale * round_lr(config.optim, r, rounds)

@@ -42,7 +42,7 @@ import numpy as np
 import yaml
 
 from synth.generative import load_generator
-from synth.generative.base import read_model_card
+from synth.generative.base import read_model_card, training_frame_selection
 from synth.generative.frames import load_face_frames
 from synth.generative.motion import AUMotionModel
 from synth.scoring.reference import session_subject
@@ -69,18 +69,19 @@ def main() -> None:
     args = parser.parse_args()
     sample_args = [a for a in args.sample_args if a != "--"]
     subject_of = {Path(f): session_subject(f) for f in args.train}
-    stride = int(load_generator(args.model).card.get("frames", {}).get("stride") or 1)
+    generator_card = read_model_card(args.model)
+    stride = int(training_frame_selection(args.model).get("stride") or 1)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for n in (int(x) for x in args.subjects.split(",")):
             chosen = arm_subjects(sorted(set(subject_of.values())), seed, n)
+            arm_files = sorted(f for f, s in subject_of.items() if s in chosen)
             arm = args.out / f"n{n}-seed{seed}"
             model, corpus = arm / "model", arm / "corpus"
             if args.train_steps and not (model / "config.json").is_file():
                 generator_config = arm / "generator.yaml"
                 arm.mkdir(parents=True, exist_ok=True)
-                generator_config.write_text(yaml.safe_dump(read_model_card(args.model)["config"]))
-                subprocess.run(["emosync", "synth", "train", *map(str, sorted(f for f, s in subject_of.items()
-                                                                            if s in chosen)),
+                generator_config.write_text(yaml.safe_dump(generator_card["config"]))
+                subprocess.run(["emosync", "synth", "train", *map(str, arm_files),
                                 "--config", str(generator_config), "--set", f"optim.steps={args.train_steps}",
                                 "--out", str(model), "--no-progress",
                                 *(["--resume"] if (model / "checkpoints").is_dir() else [])], check=True)
@@ -88,8 +89,7 @@ def main() -> None:
                 shutil.copytree(args.model, model, ignore=shutil.ignore_patterns("checkpoints", "samples"),
                                 dirs_exist_ok=True)
                 gen = load_generator(model)
-                frames = load_face_frames([f for f, s in subject_of.items() if s in chosen], gen.image_size,
-                                          stride=stride)
+                frames = load_face_frames(arm_files, gen.image_size, stride=stride)
                 gen.add_motion(AUMotionModel.fit(frames, gen.config.motion))
                 gen.save_pretrained(model)
             if not (corpus / "corpus.json").is_file():

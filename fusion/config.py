@@ -7,6 +7,7 @@ every key it leaves out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -98,6 +99,13 @@ class OptimConfig(StrictModel):
     min_lr_ratio: float = Field(0.05, ge=0, le=1)
     grad_clip: float = Field(5.0, gt=0)
     amp: bool = False  # bf16 autocast of the encoders on CUDA; ignored on CPU
+
+    def decay_factor(self, progress: float) -> float:
+        """The cosine decay's multiple of ``lr`` at ``progress`` (0: 1, 1: ``min_lr_ratio``).
+
+        One formula for both schedules: steps after warm-up (``emosync pretrain``) and federated rounds.
+        """
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class PretrainConfig(StrictModel):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import inspect
-import math
 import os
 import random
 import time
@@ -101,7 +100,7 @@ def _lr_lambda(config: PretrainConfig):
         if step < o.warmup_steps:
             return (step + 1) / o.warmup_steps
         progress = (step - o.warmup_steps) / max(1, o.steps - o.warmup_steps)
-        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        return o.decay_factor(min(progress, 1.0))
     return factor
 
 

@@ -6,7 +6,6 @@ benchmark (``benchmarks/federated_inprocess.py``) compute the same schedule from
 
 from __future__ import annotations
 
-import math
 import zlib
 
 from ..config import OptimConfig
@@ -18,8 +17,7 @@ def round_lr(optim: OptimConfig, round_: int, rounds: int) -> float:
     Round 1 trains at ``optim.lr`` and round ``rounds`` at the floor; ``optim.warmup_steps`` does not
     apply (each site's optimizer starts fresh every round).
     """
-    progress = (round_ - 1) / max(1, rounds - 1)
-    return optim.lr * (optim.min_lr_ratio + (1 - optim.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return optim.lr * optim.decay_factor((round_ - 1) / max(1, rounds - 1))
 
 
 def round_seed(run_seed: int, round_: int) -> int:

@@ -25,7 +25,7 @@ from .rounds import run_fedbuff, run_sync
 from .server_optimizer import ServerMomentum
 from .run_folder import RunFolder
 from .site import make_loss
-from .weights import State, module_state
+from .weights import State, module_state, statistics_keys
 
 app = ServerApp()
 
@@ -72,9 +72,7 @@ def run_federation(grid: Grid, config: FederatedConfig, out: str | os.PathLike, 
     loss_fn = make_loss(pretrain, model.modalities)
     if state is None:
         state = module_state(model, loss_fn)
-    # buffers (BatchNorm statistics) are not parameters: the server averages them instead of stepping them
-    params = {f"model.{n}" for n, _ in model.named_parameters()} | {f"loss.{n}" for n, _ in loss_fn.named_parameters()}
-    server = ServerMomentum(config.server_lr, config.server_momentum, statistics=sorted(set(state) - params))
+    server = ServerMomentum(config.server_lr, config.server_momentum, statistics=statistics_keys(model, loss_fn))
     server.load_state_dict(saved_server)
     logger.info("Federation of %d site(s) %s, strategy %s, %d round(s)", len(fed.sites), sorted(fed.sites.values()),
                 config.strategy, config.rounds)

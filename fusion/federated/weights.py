@@ -36,6 +36,16 @@ def module_state(model: torch.nn.Module, loss_fn: torch.nn.Module) -> State:
     return state
 
 
+def statistics_keys(model: torch.nn.Module, loss_fn: torch.nn.Module) -> list[str]:
+    """The keys of :func:`module_state` that are not parameters: BatchNorm's running statistics and counters.
+
+    A server averages them and never steps them (a step can push a running variance below zero).
+    """
+    params = {f"model.{n}" for n, _ in model.named_parameters()} | {f"loss.{n}" for n, _ in loss_fn.named_parameters()}
+    keys = [f"model.{k}" for k in model.state_dict()] + [f"loss.{k}" for k in loss_fn.state_dict()]
+    return [k for k in keys if k not in params]
+
+
 def load_module_state(model: torch.nn.Module, loss_fn: torch.nn.Module, state: Mapping[str, np.ndarray]) -> None:
     """Load a federated state into ``model`` and ``loss_fn``; each tensor keeps its own dtype.
 
