@@ -146,7 +146,8 @@ def _synthetic_section(corpus: dict[str, Any] | None, audit: dict[str, Any] | No
               f"- seeds: {seeds[0]} to {seeds[-1]}" if len(seeds) >= 2 else f"- seeds: {seeds or 'not recorded'}",
               f"- sequences: {len(corpus.get('sequences', []))}, created {corpus.get('created', 'unknown')} with "
               f"emosync {corpus.get('emosync_version', 'unknown')}",
-              f"- rejection sampling: {_rejection_text(rejection)}"]
+              f"- rejection sampling: {_rejection_text(rejection)}",
+              f"- identities: {_identities_text(corpus.get('identities'))}"]
     lines += ["", "Generator configuration:", "", "```yaml",
               yaml.safe_dump(generator.get("config", {}), sort_keys=True).rstrip() or "{}", "```", ""]
     if audit is None:
@@ -194,6 +195,26 @@ def _rejection_text(record: Any) -> str:
         return f"unreadable record {record!r}"
     return (f"{record.get('n_rejected')} of {record.get('n_generated')} generated sequences rejected, "
             f"rate {_num(record.get('rate'))}, threshold {_num(record.get('threshold'))}")
+
+
+def _identities_text(record: Any) -> str:
+    """``corpus.json``'s ``identities`` record in words: who the faces are, and how new people were made."""
+    if not record or not isinstance(record, dict) or record.get("kind") in (None, "none"):
+        return "not recorded (an AU-only generator: its faces are those of its training subjects)"
+    if record["kind"] == "train":
+        return (f"**{record.get('n')} training subjects' own identities: a deliberately LEAKING control corpus**; "
+                "never use it as data")
+    prior = (record.get("prior") or {}).get("description", "prior not recorded")
+    text = f"{record.get('n')} new people drawn from the generator's identity prior ({prior})"
+    face = record.get("face_filter")
+    if isinstance(face, dict):
+        text += (f"; face filter: {face.get('rejected')} of {face.get('checked')} candidates redrawn because a "
+                 f"rendered neutral face came closer than {_num(face.get('threshold'))} (RMS) to a training frame "
+                 f"({face.get('method')}{', quantile ' + _num(face.get('quantile')) if face.get('quantile') else ''}), "
+                 "and every frame checked against the same threshold (rejection sampling above)")
+    else:
+        text += "; no face filter (`--reject-identities-closer-than` was off)"
+    return text
 
 
 def _num(value: Any) -> str:

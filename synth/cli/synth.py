@@ -72,17 +72,17 @@ def fit_motion(
                   f"{motion.fitted['explained_variance']:.0%} of the training frames' change from neutral")
 
 
-def _reject_filter(model: Path, value: str):
-    """The rejection filter for ``--reject-closer-than`` (``off``, ``auto`` or a distance)."""
+def _reject_filter(model: Path, value: str, *, option: str = "--reject-closer-than", scope: str = "moment"):
+    """The filter for ``--reject-closer-than`` / ``--reject-identities-closer-than`` (off, auto or a distance)."""
     if value == "off":
         return None
     try:
         threshold: str | float = "auto" if value == "auto" else float(value)
     except ValueError:
-        raise ValueError(f"--reject-closer-than must be auto, off or a distance, got {value!r}.") from None
+        raise ValueError(f"{option} must be auto, off or a distance, got {value!r}.") from None
     from synth.privacy.rejection import NearestNeighbourFilter
 
-    return NearestNeighbourFilter.from_model_dir(model, threshold)
+    return NearestNeighbourFilter.from_model_dir(model, threshold, scope=scope)
 
 
 @app.command()
@@ -119,6 +119,11 @@ def sample(
         "off", "--reject-closer-than",
         help="Drop sequences with a frame closer than this RMS pixel distance to a training frame: a number, "
              "auto (calibrated on the training frames; synth.privacy) or off."),
+    reject_identities_closer_than: str = typer.Option(
+        "off", "--reject-identities-closer-than",
+        help="With --new-identities: redraw a new identity whose rendered neutral faces come closer than this RMS "
+             "pixel distance to a training frame, and drop sequences with a frame that close: a number, auto (as "
+             "close as only 5 % of real people come to another training subject; synth.privacy) or off."),
     new_identities: Optional[int] = typer.Option(
         None, "--new-identities",
         help="Spread the sequences over this many NEW people drawn from the model's identity prior (seeded by "
@@ -144,11 +149,13 @@ def sample(
             raise ValueError("Give either --emotion or --au-timeline, not both.")
         emotions = [e.strip() for e in emotion.split(",") if e.strip()] if emotion else []
         reject = _reject_filter(model, reject_closer_than)
+        identity_filter = _reject_filter(model, reject_identities_closer_than,
+                                         option="--reject-identities-closer-than", scope="subject")
         corpus = sample_corpus(model, out, n=n, seed=seed, emotions=emotions, kind=kind, au_timeline=timeline,
                                fps=fps, n_frames=frames, append=append, reject=reject, emg=emg,
                                num_inference_steps=steps, progress=progress, new_identities=new_identities,
                                identities_from_training=identities_from_training, guidance_scale=guidance,
-                               sampler=sampler, expression=expression)
+                               sampler=sampler, expression=expression, identity_filter=identity_filter)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RuntimeError) as err:
         raise fail(str(err)) from None
     rejection = corpus["rejection"]
@@ -156,4 +163,7 @@ def sample(
     identities = corpus.get("identities") or {"kind": "none", "n": 0}
     if identities["kind"] != "none":
         extra += f"; {identities['n']} {identities['kind']} identities"
+    if identities.get("face_filter"):
+        extra += (f" ({identities['face_filter']['rejected']} candidate(s) redrawn: a neutral face closer than "
+                  f"{identities['face_filter']['threshold']:.4g} to a training frame)")
     console.print(f"{len(corpus['sequences'])} sequence(s) in {out / 'corpus.json'}{extra}")

@@ -20,6 +20,7 @@ the privacy audit can read the prior without importing diffusers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,9 @@ NO_IDENTITY = "none"
 IDENTITY_WEIGHTS = "identity.safetensors"
 #: Draws tried per requested identity before giving up (the rejection rule refuses too many).
 MAX_DRAWS_PER_IDENTITY = 200
+#: Candidates put to :meth:`IdentityPrior.draw`'s ``accept`` check per requested identity before giving up
+#: (each check may render a face, so far fewer than the cheap embedding rule gets).
+MAX_ACCEPT_CHECKS_PER_IDENTITY = 10
 
 
 def new_identity_label(index: int) -> str:
@@ -146,7 +150,7 @@ class IdentityPrior:
         cov = (1 - self.shrinkage) * cov + self.shrinkage * np.trace(cov) / len(mean) * np.eye(len(mean))
         return rng.multivariate_normal(mean, cov, size=n, method="eigh")
 
-    def draw(self, n: int, *, seed: int) -> np.ndarray:
+    def draw(self, n: int, *, seed: int, accept: Callable[[np.ndarray], bool] | None = None) -> np.ndarray:
         """``n`` new identities, deterministic from ``seed``, each passing the distance rule.
 
         Parameters
@@ -154,7 +158,11 @@ class IdentityPrior:
         n : int
             Number of distinct new identities.
         seed : int
-            Seed of the draw (the same prior, ``n`` and seed give the same identities).
+            Seed of the draw (the same prior, ``n``, seed and ``accept`` give the same identities).
+        accept : callable | None
+            A further check of each candidate that passed the distance rule, called with its vector
+            (shape ``(dim,)``) in draw order; False rejects it (e.g. its rendered face is too close to a
+            training face, :func:`synth.generative.corpus.sample_corpus`). None: no further check.
 
         Returns
         -------
@@ -164,7 +172,8 @@ class IdentityPrior:
         ------
         ValueError
             If ``n`` exceeds ``max_new_identities``, or the rule rejected too many draws to find ``n``
-            (``MAX_DRAWS_PER_IDENTITY`` per identity).
+            (``MAX_DRAWS_PER_IDENTITY`` per identity), or ``accept`` refused
+            ``MAX_ACCEPT_CHECKS_PER_IDENTITY`` candidates per identity.
         """
         if n < 1:
             raise ValueError(f"The number of new identities must be at least 1, got {n}.")
@@ -175,7 +184,7 @@ class IdentityPrior:
                              "several corpora.")
         rng = np.random.default_rng([int(seed), 0x1DE417])
         accepted: list[np.ndarray] = []
-        tried = 0
+        tried = checked = 0
         while len(accepted) < n:
             if tried >= MAX_DRAWS_PER_IDENTITY * n:
                 raise ValueError(f"The identity prior found only {len(accepted)} of {n} new identities in {tried} "
@@ -186,9 +195,18 @@ class IdentityPrior:
             tried += len(batch)
             far = nearest_distances(batch, self.embeddings.astype(np.float64)) >= self.min_distance
             for candidate in batch[far]:
-                if len(accepted) < n and nearest_distances(candidate, np.array(accepted).reshape(
-                        -1, len(candidate)))[0] >= self.min_distance:
-                    accepted.append(candidate)
+                if len(accepted) == n or nearest_distances(candidate, np.array(accepted).reshape(
+                        -1, len(candidate)))[0] < self.min_distance:
+                    continue
+                if accept is not None:
+                    if checked >= MAX_ACCEPT_CHECKS_PER_IDENTITY * n:
+                        raise ValueError(f"Only {len(accepted)} of {n} new identities passed the further check "
+                                         f"(e.g. the face filter) in {checked} candidates. Ask for fewer new "
+                                         "identities, or loosen that check.")
+                    checked += 1
+                    if not accept(candidate):
+                        continue
+                accepted.append(candidate)
         return np.array(accepted, dtype=np.float32)
 
 

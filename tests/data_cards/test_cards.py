@@ -173,6 +173,7 @@ def test_card_from_synthetic_corpus(tmp_path):
     assert header["emosync"]["audited"] is False and "NOT AUDITED" in readme
     assert "generator: **diffusion**" in readme and "ab" * 32 in readme and "seeds: 10 to 11" in readme
     assert "1 of 3 generated sequences rejected, rate 0.3333, threshold 0.25" in readme and "image_size: 32" in readme
+    assert "identities: not recorded (an AU-only generator" in readme
     manifest = (out / "sessions.csv").read_text().splitlines()
     assert manifest[1].startswith("sessions/seq-00000.h5,") and ",true," in manifest[1]
     assert ",seq-00000,happiness,micro,10," in manifest[1]
@@ -187,6 +188,20 @@ def test_card_from_synthetic_corpus(tmp_path):
     write_card([root], tmp_path / "card-motion")
     doc = json.loads((tmp_path / "card-motion" / "croissant.json").read_text())
     assert "animated by a learned AU motion model" in doc["rai:dataCollectionType"]
+    # New people, and how they were vetted; a leaking control is named as such
+    corpus["identities"] = {"kind": "new", "n": 8, "prior": {"description": "Dirichlet mix of 3"},
+                            "face_filter": {"threshold": 0.1198, "method": "leave-subject-out", "quantile": 0.05,
+                                            "checked": 14, "rejected": 6}}
+    (root / "corpus.json").write_text(json.dumps(corpus))
+    write_card([root], tmp_path / "card-new")
+    text = " ".join((tmp_path / "card-new" / "README.md").read_text().split())
+    assert ("8 new people drawn from the generator's identity prior (Dirichlet mix of 3); face filter: 6 of 14 "
+            "candidates redrawn because a rendered neutral face came closer than 0.1198 (RMS) to a training frame "
+            "(leave-subject-out, quantile 0.05), and every frame checked against the same threshold") in text
+    corpus["identities"] = {"kind": "train", "n": 20}
+    (root / "corpus.json").write_text(json.dumps(corpus))
+    write_card([root], tmp_path / "card-leak")
+    assert "LEAKING control corpus" in (tmp_path / "card-leak" / "README.md").read_text()
     # After the privacy audit the card must be regenerated (--check says so), and then shows the figures.
     audit = {"membership_inference": {"auc": 0.512, "tpr_at_1pct_fpr": 0.013},
              "nearest_neighbour": {"synthetic_to_train": {"median": 4.2, "p01": 1.5},

@@ -21,8 +21,10 @@ from acquisition.annotate.action_units import AU_INDEX
 from synth.generative import load_generator, read_model_card
 from synth.generative.config import load_synth_config
 from synth.generative.frames import rgbd_to_images
-from synth.generative.identity import IdentityPrior, identity_noise, nearest_distances
+from synth.generative.identity import MAX_ACCEPT_CHECKS_PER_IDENTITY, IdentityPrior, identity_noise, nearest_distances
 from synth.generative.train import build_generator, train_generator
+from synth.privacy.corpus_frames import load_corpus_frames
+from synth.privacy.rejection import NearestNeighbourFilter
 
 # Macro expressions only: 4-s sessions at stride 3 keep too few frames of a micro-expression to count as trained on.
 RIG = ["face.family=wide", "timeline.expressions_per_minute=40", "timeline.emotions=[happiness,surprise]",
@@ -94,6 +96,80 @@ def test_new_identities_obey_the_rule_and_the_seed(identity_model, kind):
     assert not np.allclose(new, prior.draw(6, seed=4))
     with pytest.raises(ValueError, match="supports at most 20"):
         prior.draw(21, seed=3)
+
+
+def test_draw_keeps_only_what_the_accept_check_passes(identity_model):
+    gen = load_generator(identity_model)
+    prior = gen.prior
+    seen, verdicts = [], []
+
+    def every_other(vector):
+        seen.append(vector.copy())
+        verdicts.append(len(seen) % 2 == 0)
+        return verdicts[-1]
+
+    new = prior.draw(3, seed=3, accept=every_other)
+    assert len(seen) == 6  # 3 kept, each after one refusal
+    np.testing.assert_allclose(new, np.array(seen)[np.array(verdicts)], rtol=1e-6)
+    assert nearest_distances(new, prior.embeddings).min() >= prior.min_distance
+    np.testing.assert_array_equal(prior.draw(3, seed=3, accept=lambda v: True), prior.draw(3, seed=3))
+    calls = []
+    with pytest.raises(ValueError, match="Only 0 of 2 new identities passed the further check"):
+        prior.draw(2, seed=3, accept=lambda v: calls.append(1) and False)
+    assert len(calls) == 2 * MAX_ACCEPT_CHECKS_PER_IDENTITY
+
+
+def test_identity_face_filter_redraws_faces_too_close_to_training(identity_model, cli, tmp_path):
+    args = [identity_model, "--emotion", "happiness", "--kind", "micro", "--n", 3, "--new-identities", 3,
+            "--seed", 3, "--fps", 10, "--frames", 4]
+    # threshold 0 keeps every candidate: the same people as without the filter, each face measured
+    assert cli(*args, "--out", tmp_path / "plain").exit_code == 0
+    result = cli(*args, "--reject-identities-closer-than", 0, "--out", tmp_path / "all")
+    assert result.exit_code == 0, result.output
+    plain = json.loads((tmp_path / "plain" / "corpus.json").read_text())["identities"]
+    kept = json.loads((tmp_path / "all" / "corpus.json").read_text())["identities"]
+    assert kept["vectors"] == plain["vectors"] and "face_filter" not in plain
+    face = kept["face_filter"]
+    assert (face["checked"], face["rejected"], face["method"]) == (3, 0, "given")
+    distances = face["accepted_distances"]
+    assert len(distances) == 3 and min(distances) > 0
+    # a threshold between the candidates' distances redraws the closer ones and records why
+    threshold = float(np.median(distances))
+    result = cli(*args, "--reject-identities-closer-than", threshold, "--out", tmp_path / "some")
+    assert result.exit_code == 0, result.output
+    face = json.loads((tmp_path / "some" / "corpus.json").read_text())["identities"]["face_filter"]
+    assert face["rejected"] >= 1 and "redrawn" in " ".join(result.output.split())
+    assert min(face["accepted_distances"]) >= threshold > max(face["rejected_distances"])
+    assert len(face["accepted_distances"]) == 3 and face["renders_per_identity"] == 3
+    # ... and every frame of every sequence, rendered from the sequences' own seeds, is held as far away
+    corpus = json.loads((tmp_path / "some" / "corpus.json").read_text())
+    assert corpus["rejection"]["threshold"] == threshold
+    train = NearestNeighbourFilter.from_model_dir(identity_model, threshold)
+    frames = load_corpus_frames(tmp_path / "some", train.train_rgbd.shape[-1])
+    assert len(set(frames.sequence_ids)) == 3 and train.distances(frames.rgbd).min() >= threshold
+    # the stricter of --reject-closer-than and the identity threshold checks the frames
+    result = cli(*args, "--reject-identities-closer-than", threshold, "--reject-closer-than", 0,
+                 "--out", tmp_path / "both")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "both" / "corpus.json").read_text())["rejection"]["threshold"] == threshold
+    # auto: calibrated on how close the training subjects come to each other
+    result = cli(*args, "--reject-identities-closer-than", "auto", "--out", tmp_path / "auto")
+    assert result.exit_code == 0, result.output
+    face = json.loads((tmp_path / "auto" / "corpus.json").read_text())["identities"]["face_filter"]
+    assert face["method"] == "leave-subject-out" and face["quantile"] == 0.05 and face["threshold"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--new-identities", 2, "--reject-identities-closer-than", 3.0], "passed the further check"),
+    (["--reject-identities-closer-than", "auto"], "use it with --new-identities"),
+    (["--new-identities", 2, "--reject-identities-closer-than", "far"],
+     "--reject-identities-closer-than must be auto, off or a distance"),
+])
+def test_identity_face_filter_bad_input_writes_nothing(identity_model, cli, tmp_path, args, message):
+    # RMS distances of frames in [-1, 1] are at most 2: a threshold of 3 refuses every face
+    result = cli(identity_model, "--emotion", "happiness", "--n", 2, "--frames", 4, *args, "--out", tmp_path / "bad")
+    assert result.exit_code != 0 and message in " ".join(result.output.split())
+    assert not (tmp_path / "bad").exists()
 
 
 def test_identity_is_held_over_a_sequence(identity_model):

@@ -11,7 +11,7 @@ import torch
 from synth.privacy.membership import membership_inference, per_sample_losses, roc_auc, tpr_at_fpr
 from synth.privacy.memorization import calibrate_threshold, count_memorized, save_closest_pairs
 from synth.privacy.nearest import distance_summary, nearest_neighbours
-from synth.privacy.rejection import NearestNeighbourFilter, leave_moment_out_distances
+from synth.privacy.rejection import NearestNeighbourFilter, leave_moment_out_distances, leave_subject_out_distances
 
 
 def _brute_nn(q: np.ndarray, r: np.ndarray, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +177,17 @@ def test_leave_moment_out_distances_skip_the_same_moment():
     d = leave_moment_out_distances(rgbd, sessions, times, min_gap_s=1.0)
     np.testing.assert_allclose(d, 0.5)
     assert np.isinf(leave_moment_out_distances(rgbd[:2], sessions[:2], times[:2], min_gap_s=1.0)).all()
+
+
+def test_leave_subject_out_distances_skip_the_same_subject():
+    # Subject a's frames are 0 and 0.2 everywhere, b's 1.0, c's 0.6: excluding the same subject, a's nearest
+    # frames are c's (0.6 and 0.4 away), b's and c's are each other's (0.4 away).
+    values = {"a": [0.0, 0.2], "b": [1.0, 1.0], "c": [0.6, 0.6]}
+    rgbd = np.stack([np.full((4, 2, 2), v, np.float32) for s in "abc" for v in values[s]])
+    subjects = np.repeat(list("abc"), 2)
+    np.testing.assert_allclose(leave_subject_out_distances(rgbd, subjects), [0.6, 0.4, 0.4, 0.4, 0.4, 0.4], atol=1e-6)
+    np.testing.assert_allclose(leave_subject_out_distances(rgbd, subjects, max_queries=3), [0.6, 0.4, 0.4], atol=1e-6)
+    assert np.isinf(leave_subject_out_distances(rgbd[:2], subjects[:2])).all()
 
 
 @pytest.fixture
