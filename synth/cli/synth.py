@@ -72,17 +72,28 @@ def fit_motion(
                   f"{motion.fitted['explained_variance']:.0%} of the training frames' change from neutral")
 
 
-def _reject_filter(model: Path, value: str, *, option: str = "--reject-closer-than", scope: str = "moment"):
-    """The filter for ``--reject-closer-than`` / ``--reject-identities-closer-than`` (off, auto or a distance)."""
-    if value == "off":
-        return None
-    try:
-        threshold: str | float = "auto" if value == "auto" else float(value)
-    except ValueError:
-        raise ValueError(f"{option} must be auto, off or a distance, got {value!r}.") from None
+def _reject_filters(model: Path, reject_closer_than: str, reject_identities_closer_than: str):
+    """The filters of ``--reject-closer-than`` and ``--reject-identities-closer-than`` (None where off).
+
+    Both measure against the model's training frames, which are loaded once for the two.
+    """
+    thresholds = {}
+    for option, value in (("--reject-closer-than", reject_closer_than),
+                          ("--reject-identities-closer-than", reject_identities_closer_than)):
+        try:
+            thresholds[option] = value if value in ("off", "auto") else float(value)
+        except ValueError:
+            raise ValueError(f"{option} must be auto, off or a distance, got {value!r}.") from None
+    if all(t == "off" for t in thresholds.values()):
+        return None, None
+    from synth.generative.base import load_training_frames
     from synth.privacy.rejection import NearestNeighbourFilter
 
-    return NearestNeighbourFilter.from_model_dir(model, threshold, scope=scope)
+    frames = load_training_frames(model)
+    return tuple(None if thresholds[option] == "off" else
+                 NearestNeighbourFilter.from_model_dir(model, thresholds[option], scope=scope, frames=frames)
+                 for option, scope in (("--reject-closer-than", "moment"),
+                                       ("--reject-identities-closer-than", "subject")))
 
 
 @app.command()
@@ -148,9 +159,7 @@ def sample(
         if timeline is not None and emotion:
             raise ValueError("Give either --emotion or --au-timeline, not both.")
         emotions = [e.strip() for e in emotion.split(",") if e.strip()] if emotion else []
-        reject = _reject_filter(model, reject_closer_than)
-        identity_filter = _reject_filter(model, reject_identities_closer_than,
-                                         option="--reject-identities-closer-than", scope="subject")
+        reject, identity_filter = _reject_filters(model, reject_closer_than, reject_identities_closer_than)
         corpus = sample_corpus(model, out, n=n, seed=seed, emotions=emotions, kind=kind, au_timeline=timeline,
                                fps=fps, n_frames=frames, append=append, reject=reject, emg=emg,
                                num_inference_steps=steps, progress=progress, new_identities=new_identities,

@@ -467,7 +467,6 @@ class _IdentityFaceCheck:
     def __init__(self, gen: Any, face_filter: Any, *, seed: int, num_inference_steps: int | None) -> None:
         self.gen, self.filter, self.seed, self.steps = gen, face_filter, int(seed), num_inference_steps
         self.distances: list[float] = []
-        self.accepted: list[bool] = []
 
     def __call__(self, vector: np.ndarray) -> bool:
         neutral = np.zeros((1, len(AU_IDS)), dtype=np.float32)
@@ -477,18 +476,19 @@ class _IdentityFaceCheck:
                                 for r in range(IDENTITY_CHECK_RENDERS)])
         distance = float(np.min(self.filter.distances(faces)))
         self.distances.append(distance)
-        self.accepted.append(distance >= self.filter.threshold)
-        if not self.accepted[-1]:
+        if distance < self.filter.threshold:
             logger.info("New identity candidate %d rejected: a neutral face of it is %.4g from a training frame "
                         "(threshold %.4g)", len(self.distances) - 1, distance, self.filter.threshold)
-        return self.accepted[-1]
+            return False
+        return True
 
     def record(self) -> dict[str, Any]:
         """What ``corpus.json`` keeps: calibration, how many candidates were checked and rejected, distances."""
+        accepted = [d for d in self.distances if d >= self.filter.threshold]
+        rejected = [d for d in self.distances if d < self.filter.threshold]
         return {**self.filter.calibration, "renders_per_identity": IDENTITY_CHECK_RENDERS,
-                "checked": len(self.distances), "rejected": int(len(self.accepted) - sum(self.accepted)),
-                "accepted_distances": [d for d, ok in zip(self.distances, self.accepted) if ok],
-                "rejected_distances": [d for d, ok in zip(self.distances, self.accepted) if not ok]}
+                "checked": len(self.distances), "rejected": len(rejected),
+                "accepted_distances": accepted, "rejected_distances": rejected}
 
 
 def _identities_of_existing(existing: dict[str, Any], previous: dict[str, Any] | None, new_identities: int | None,

@@ -159,7 +159,7 @@ class NearestNeighbourFilter:
     @fill_doc
     def from_model_dir(cls, model_dir: str | os.PathLike, threshold: str | float = "auto", *,
                        scope: str = "moment", quantile: float | None = None, min_gap_s: float = 1.0,
-                       chunk_size: int = 1024) -> NearestNeighbourFilter:
+                       chunk_size: int = 1024, frames: Any = None) -> NearestNeighbourFilter:
         """Build the filter from the training sessions a model folder records (checked by sha256).
 
         Parameters
@@ -175,6 +175,10 @@ class NearestNeighbourFilter:
             For ``"auto"``; None: 0.01 for ``"moment"``, :data:`NEW_PERSON_QUANTILE` for ``"subject"``.
         min_gap_s : float
             For ``"auto"`` with ``"moment"``: see :func:`leave_moment_out_distances`.
+        %(nn_chunk_size)s
+        frames : FaceFrames | None
+            ``load_training_frames(model_dir)`` if already loaded, so that two filters of one model
+            share one copy of its training frames; None: load them.
 
         Returns
         -------
@@ -185,7 +189,7 @@ class NearestNeighbourFilter:
 
         if scope not in ("moment", "subject"):
             raise ValueError(f"scope must be 'moment' or 'subject', got {scope!r}")
-        frames = load_training_frames(model_dir)
+        frames = load_training_frames(model_dir) if frames is None else frames
         if isinstance(threshold, str):
             if threshold != "auto":
                 raise ValueError(f"threshold must be 'auto' or a number, got {threshold!r}")
