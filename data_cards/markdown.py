@@ -180,11 +180,18 @@ def _synthetic_section(corpus: dict[str, Any] | None, audit: dict[str, Any] | No
               f"| rejection rate | {_num(audit.get('rejection_rate'))} |"]
     checks = audit.get("checks") or {}
     if checks:
-        lines += ["", "| check | value | bound | passed |", "|---|---|---|---|"]
+        lines += ["", "| check | value | bound | passed | with other held-out people |", "|---|---|---|---|---|"]
         lines += [f"| {name} | {_num(c.get('value'))} | {_num(c.get('bound'))} | "
-                  f"{'not run' if c.get('passed') is None else ('yes' if c['passed'] else '**no**')} |"
-                  for name, c in checks.items()]
+                  f"{'not run' if c.get('passed') is None else ('yes' if c['passed'] else '**no**')} | "
+                  f"{_firmness(c)} |" for name, c in checks.items()]
     return "\n".join(lines)
+
+
+def _firmness(check: dict[str, Any]) -> str:
+    """Whether an audit check's verdict holds across its interval over held-out people (``stable``)."""
+    if "bound_interval" not in check and "value_interval" not in check:
+        return "-"
+    return {True: "firm", False: "borderline"}.get(check.get("stable"), "unknown (one held-out unit)")
 
 
 def _rejection_text(record: Any) -> str:

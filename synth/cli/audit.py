@@ -62,14 +62,16 @@ def audit(
 def _print_summary(result: dict) -> None:
     from rich.table import Table
 
+    from synth.privacy.summary import firmness_text
+
     table = Table(title=f"Privacy audit: {'PASS' if result['passed'] else 'FAIL'}")
-    for column in ("check", "value", "bound", "result"):
+    for column in ("check", "value", "bound", "result", "with other held-out people"):
         table.add_column(column)
     for name, check in result["checks"].items():
         verdict = "-" if check["passed"] is None else ("pass" if check["passed"] else "[red]FAIL[/]")
         value = "-" if check["value"] is None else f"{check['value']:.4g}"
         bound = "-" if check["bound"] is None else f"{check['bound']:.4g}"
-        table.add_row(name, value, bound, verdict)
+        table.add_row(name, value, bound, verdict, firmness_text(check))
     console.print(table)
     mia = result["membership_inference"]
     if mia.get("auc") is not None:

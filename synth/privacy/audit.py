@@ -42,6 +42,7 @@ from synth.generative.frames import evenly_spaced  # importing synth.generative 
 
 from synth.privacy.config import AuditConfig
 from synth.privacy.nearest import distance_summary, nearest_neighbours
+from synth.privacy.reference_interval import ReferenceIntervals, verdict_is_stable
 
 #: Base names of the files an audit writes into its output folder.
 AUDIT_FILES = ("audit.json", "audit.md", "closest_pairs.png", "identity_distances.png")
@@ -157,6 +158,11 @@ def _rejection_rate(manifest: dict[str, Any]) -> tuple[float | None, Any]:
 def apply_rule(result: dict[str, Any], config: AuditConfig) -> dict[str, dict[str, Any]]:
     """The checks that decide ``passed``; each is ``{"passed", "value", "bound", "rule"}``.
 
+    When the result holds intervals over held-out people (``reference_interval.enabled``), the
+    checks that depend on the held-out frames also carry ``bound_interval`` (NN checks) or
+    ``value_interval`` (memorized fraction, membership AUC) and ``stable``: whether the verdict is the
+    same at both ends. They inform; ``passed`` is still decided on the point values.
+
     - ``nn_<space>_p01`` and ``nn_<space>_median`` for each space in ``rule.spaces``: the synthetic
       statistic must be at least ``(1 - tolerance)`` times the held-out one (synthetic no closer
       to training data than held-out data is).
@@ -184,23 +190,44 @@ def apply_rule(result: dict[str, Any], config: AuditConfig) -> dict[str, dict[st
             value, reference = block["synthetic_to_train"][stat], block["holdout_to_train"][stat]
             bound = (1.0 - tol) * reference
             checks[name] = {"passed": bool(value >= bound), "value": value, "bound": bound,
-                            "rule": f"synthetic {stat} >= (1 - {tol}) x held-out {stat} ({space} space)"}
-    fraction = result["memorization"]["memorized_fraction"]
+                            "rule": f"synthetic {stat} >= (1 - {tol}) x held-out {stat} ({space} space)",
+                            **_firmness(lambda b, v=value: v >= b, "bound", block.get("holdout_interval"), stat,
+                                        scale=1.0 - tol)}
+    memorization = result["memorization"]
+    fraction, most = memorization["memorized_fraction"], config.rule.max_memorized_fraction
     checks["memorized_fraction"] = {
-        "passed": bool(fraction <= config.rule.max_memorized_fraction), "value": fraction,
-        "bound": config.rule.max_memorized_fraction,
-        "rule": "fraction of synthetic frames under the memorization threshold <= bound"}
-    auc = result["membership_inference"].get("auc")
+        "passed": bool(fraction <= most), "value": fraction, "bound": most,
+        "rule": "fraction of synthetic frames under the memorization threshold <= bound",
+        **_firmness(lambda f: f <= most, "value", memorization.get("interval"), "memorized_fraction")}
+    mia = result["membership_inference"]
+    auc = mia.get("auc")
     checks["membership_inference_auc"] = (
         {"passed": bool(auc < config.rule.max_mia_auc), "value": auc, "bound": config.rule.max_mia_auc,
-         "rule": "loss-threshold attack AUC < bound"} if auc is not None else
+         "rule": "loss-threshold attack AUC < bound",
+         **_firmness(lambda a: a < config.rule.max_mia_auc, "value", mia.get("interval"), "auc")}
+        if auc is not None else
         {"passed": None, "value": None, "bound": config.rule.max_mia_auc,
-         "rule": f"not run: {result['membership_inference'].get('skipped')}"})
+         "rule": f"not run: {mia.get('skipped')}"})
     if config.identity_privacy.enabled:
         from synth.privacy.identity_privacy import identity_checks
 
         checks.update(identity_checks(result.get("identity_privacy"), config.identity_privacy))
     return checks
+
+
+def _firmness(passes: Any, which: str, interval: dict[str, Any] | None, key: str, *, scale: float = 1.0
+              ) -> dict[str, Any]:
+    """``<which>_interval`` (the bound's or the value's interval over held-out people) and ``stable``.
+
+    ``stable`` is False when the check's verdict differs between the two ends of that interval: with
+    other held-out people from the same population the audit could say the opposite. It is None with
+    a single held-out unit, where nothing can be resampled and so nothing is known about others.
+    """
+    if not interval:
+        return {}
+    low, high = (scale * x for x in interval[key])
+    return {f"{which}_interval": [low, high],
+            "stable": verdict_is_stable(passes, low, high) if interval["n_units"] >= 2 else None}
 
 
 def _session_hashes(paths: Sequence[Path]) -> list[str]:
@@ -313,26 +340,29 @@ def _audit(model_dir: str | os.PathLike, corpus_dir: str | os.PathLike,
     chunk = config.nearest.chunk_size
     syn_nn = nearest_neighbours(frames.synthetic, frames.train_used.rgbd, chunk_size=chunk)
     hold_nn = nearest_neighbours(frames.holdout.rgbd, frames.train_used.rgbd, chunk_size=chunk)
+    reference = ReferenceIntervals.of(frames.holdout, config.reference_interval, config.seed)
     result: dict[str, Any] = {
         "nearest_neighbour": {
             "space": "pixel: RMS distance over RGB + depth crops in [-1, 1] at the model's image size",
             "synthetic_to_train": distance_summary(syn_nn.distance),
             "holdout_to_train": distance_summary(hold_nn.distance),
+            "holdout_interval": reference.distances(hold_nn.distance),
         },
     }
 
     # 3. Embedding nearest neighbours (the disclosed identity encoder), then identity privacy.
     result["nearest_neighbour_embedding"], embedded = _embedding_block(frames.train_used, frames.holdout,
-                                                                       frames.synthetic, config, step)
+                                                                       frames.synthetic, config, step, reference)
     result["identity_privacy"], identity_plot = _identity_privacy_block(embedded, frames, config, step)
 
     # 4. Memorization.
-    threshold, memorization = _memorization_block(syn_nn.distance, hold_nn.distance, config)
+    threshold, memorization = _memorization_block(syn_nn.distance, hold_nn.distance, config, reference)
     result["memorized_frames"] = memorization["memorized_frames"]
     result["memorization"] = memorization
 
     # 5. Membership inference.
-    result["membership_inference"] = _membership_block(generator, frames, config, step)
+    result["membership_inference"] = _membership_block(generator, frames, config, step, reference)
+    result["reference_interval"] = reference.describe()
 
     # 6. Rejection rate recorded by the sampler.
     rate, record = _rejection_rate(frames.corpus.manifest)
@@ -402,8 +432,8 @@ def _load_frames(model_dir: Path, corpus_dir: Path, inputs: _AuditInputs, size: 
                         corpus=load_corpus_frames(corpus_dir, size, max_frames=cap))
 
 
-def _memorization_block(synthetic_nn: np.ndarray, holdout_nn: np.ndarray, config: AuditConfig
-                        ) -> tuple[float, dict[str, Any]]:
+def _memorization_block(synthetic_nn: np.ndarray, holdout_nn: np.ndarray, config: AuditConfig,
+                        reference: ReferenceIntervals) -> tuple[float, dict[str, Any]]:
     """The memorization distance (calibrated on held-out NN distances) and the result's ``memorization`` block."""
     from synth.privacy.memorization import calibrate_threshold, count_memorized
 
@@ -415,10 +445,12 @@ def _memorization_block(synthetic_nn: np.ndarray, holdout_nn: np.ndarray, config
                        "holdout_fraction_under_threshold": float(np.mean(holdout_nn < threshold)),
                        "quantile": mc.quantile, "scale": mc.scale, "floor": mc.floor,
                        "calibration": f"{mc.scale} x the {mc.quantile:g} quantile of held-out-to-train pixel NN "
-                                      f"distances, at least {mc.floor:.4g}"}
+                                      f"distances, at least {mc.floor:.4g}",
+                       "interval": reference.memorization(synthetic_nn, holdout_nn, mc)}
 
 
-def _membership_block(generator: Any, frames: _AuditFrames, config: AuditConfig, step: Any) -> dict[str, Any]:
+def _membership_block(generator: Any, frames: _AuditFrames, config: AuditConfig, step: Any,
+                      reference: ReferenceIntervals) -> dict[str, Any]:
     """The loss-threshold membership-inference attack (training vs held-out frames), or why it was skipped."""
     from synth.privacy.membership import membership_inference, per_sample_losses
 
@@ -426,10 +458,13 @@ def _membership_block(generator: Any, frames: _AuditFrames, config: AuditConfig,
         return {"auc": None, "tpr_at_1pct_fpr": None, "skipped": "membership.enabled=false"}
     step("Membership inference (loss threshold)")
     members = frames.train.subset(evenly_spaced(len(frames.train), config.membership.max_frames))
-    others = frames.holdout.subset(evenly_spaced(len(frames.holdout), config.membership.max_frames))
+    other_rows = evenly_spaced(len(frames.holdout), config.membership.max_frames)
+    others = frames.holdout.subset(other_rows)
     kwargs = {"repeats": config.membership.repeats, "batch_size": config.membership.batch_size, "seed": config.seed}
-    return membership_inference(per_sample_losses(generator.per_sample_loss, members.rgbd, members.aus, **kwargs),
-                                per_sample_losses(generator.per_sample_loss, others.rgbd, others.aus, **kwargs))
+    member_losses = per_sample_losses(generator.per_sample_loss, members.rgbd, members.aus, **kwargs)
+    other_losses = per_sample_losses(generator.per_sample_loss, others.rgbd, others.aus, **kwargs)
+    return {**membership_inference(member_losses, other_losses),
+            "interval": reference.membership(member_losses, other_losses, other_rows)}
 
 
 def _decide(result: dict[str, Any], config: AuditConfig, threshold: float) -> None:
@@ -497,8 +532,8 @@ class _Embedded:
     trained_on: str
 
 
-def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: AuditConfig, step: Any
-                     ) -> tuple[dict[str, Any], _Embedded | None]:
+def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: AuditConfig, step: Any,
+                     reference: ReferenceIntervals) -> tuple[dict[str, Any], _Embedded | None]:
     """Identity-encoder NN distances (or ``{"skipped": reason}``) and the embeddings (None when skipped)."""
     from synth.privacy.identity import embed, train_identity_encoder
 
@@ -534,6 +569,7 @@ def _embedding_block(train: Any, holdout: Any, synthetic: np.ndarray, config: Au
         "encoder": {**info, "trained_on": trained_on},
         "synthetic_to_train": distance_summary(syn),
         "holdout_to_train": distance_summary(hold),
+        "holdout_interval": reference.distances(hold),
         "identity_match_threshold": match_threshold,
         "identity_match_quantile": ic.match_quantile,
         "validation_fraction": ic.validation_fraction,

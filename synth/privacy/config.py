@@ -80,6 +80,15 @@ class RuleConfig(StrictModel):
     max_mia_auc: float = Field(0.6, gt=0, le=1)
 
 
+class ReferenceIntervalConfig(StrictModel):
+    """Intervals over held-out people (see :mod:`synth.privacy.reference_interval`): how firm each verdict is."""
+
+    enabled: bool = True
+    n_resamples: int = Field(1000, ge=10)
+    confidence: float = Field(0.9, gt=0, lt=1)
+    advised_units: int = Field(8, ge=2)
+
+
 class ReportConfig(StrictModel):
     """What the PNG shows."""
 
@@ -98,6 +107,7 @@ class AuditConfig(StrictModel):
     identity_privacy: IdentityPrivacyConfig = IdentityPrivacyConfig()
     memorization: MemorizationConfig = MemorizationConfig()
     rule: RuleConfig = RuleConfig()
+    reference_interval: ReferenceIntervalConfig = ReferenceIntervalConfig()
     report: ReportConfig = ReportConfig()
 
 

@@ -52,12 +52,13 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         "## Checks (all must pass)",
         "",
-        "| check | value | bound | result | rule |",
-        "|---|---|---|---|---|",
+        "| check | value | bound | result | with other held-out people | rule |",
+        "|---|---|---|---|---|---|",
     ]
     for name, check in result["checks"].items():
         lines.append(f"| {name} | {_fmt(check['value'])} | {_fmt(check['bound'])} | {_verdict(check['passed'])} "
-                     f"| {check['rule']} |")
+                     f"| {firmness_text(check)} | {check['rule']} |")
+    lines += [*_reference_rows(result.get("reference_interval")), ""]
     lines += [
         "",
         "## Nearest neighbours in pixel space",
@@ -114,6 +115,33 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def firmness_text(check: dict[str, Any]) -> str:
+    """``bound 0.16-0.21: firm`` / ``...: borderline``: a check's interval over held-out people, or ``-``."""
+    for which in ("bound", "value"):
+        interval = check.get(f"{which}_interval")
+        if interval is not None:
+            if check["stable"] is None:
+                return "unknown: one held-out unit"
+            return (f"{which} {_fmt(interval[0], 3)}-{_fmt(interval[1], 3)}: "
+                    f"{'firm' if check['stable'] else 'borderline'}")
+    return "-"
+
+
+def _reference_rows(block: dict[str, Any] | None) -> list[str]:
+    """What the "with other held-out people" column means, and a warning for a small reference."""
+    if not block or not block.get("enabled"):
+        return ["", "(Intervals over held-out people not computed: reference_interval.enabled=false.)"]
+    lines = ["", f"\"With other held-out people\": the {_fmt(100 * block['confidence'], 3)} % interval of a check's "
+             f"bound (or value) when the held-out {block['unit']}s ({block['n_units']}) are resampled with replacement "
+             f"({block['n_resamples']} resamples of whole {block['unit']}s). *Borderline*: the verdict differs between "
+             "the ends of that interval, so held-out people other than these could turn it round; *firm*: it does "
+             "not; *unknown*: a single held-out unit leaves nothing to resample."]
+    if block["n_units"] < block["advised_units"]:
+        lines[-1] += (f" Only {block['n_units']} held-out {block['unit']}(s): the intervals are wide or, with one, "
+                      f"empty; {block['advised_units']} or more are advised.")
+    return lines
 
 
 def _identity_rows(block: dict[str, Any] | None, files: dict[str, str]) -> list[str]:

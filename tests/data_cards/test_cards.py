@@ -207,12 +207,23 @@ def test_card_from_synthetic_corpus(tmp_path):
              "nearest_neighbour": {"synthetic_to_train": {"median": 4.2, "p01": 1.5},
                                    "holdout_to_train": {"median": 4.0, "p01": 1.4}},
              "memorized_frames": 0, "rejection_rate": 0.333, "passed": True,
+             "checks": {"nn_pixel_median": {"passed": True, "value": 4.2, "bound": 3.8, "stable": False,
+                                            "bound_interval": [3.6, 4.4]},
+                        "nn_pixel_p01": {"passed": True, "value": 1.5, "bound": 1.33, "stable": None,
+                                         "bound_interval": [1.33, 1.33]},
+                        "membership_inference_auc": {"passed": True, "value": 0.512, "bound": 0.6, "stable": True,
+                                                     "value_interval": [0.5, 0.55]},
+                        "identity_distance_median": {"passed": None, "value": None, "bound": None}},
              "inputs": {"corpus_sha256": file_sha256(root / "corpus.json"), "sequence_ids": ["seq-00000", "seq-00001"]}}
     (root / "audit.json").write_text(json.dumps(audit))
     assert any("new: audit.json" in p for p in check_card([root], out))
     write_card([root], out)
     readme = (out / "README.md").read_text()
     assert "NOT AUDITED" not in readme and "**PASSED**" in readme and "| 0.512 |" in readme
+    assert "| nn_pixel_median | 4.2 | 3.8 | yes | borderline |" in readme
+    assert "| membership_inference_auc | 0.512 | 0.6 | yes | firm |" in readme
+    assert "| nn_pixel_p01 | 1.5 | 1.33 | yes | unknown (one held-out unit) |" in readme
+    assert "| identity_distance_median | - | - | not run | - |" in readme
     assert _front_matter(out / "README.md")["emosync"]["audited"] is True
     assert _front_matter(out / "README.md")["emosync"]["audit_current"] is True and "STALE" not in readme
     assert check_card([root], out) == []

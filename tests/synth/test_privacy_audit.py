@@ -115,6 +115,16 @@ def test_held_out_real_frames_as_a_corpus_pass_the_distance_checks(rig_sessions,
     assert result["memorized_frames"] <= 0.02 * len(holdout)
     assert result["rejection_rate"] == pytest.approx(0.25)
     assert result["inputs"]["baseline"] == "held-out subjects"
+    # One held-out person in one session: nothing to resample, every interval is its point value.
+    assert {k: result["reference_interval"][k] for k in ("unit", "n_units")} == {"unit": "session", "n_units": 1}
+    pixel = result["nearest_neighbour"]
+    assert pixel["holdout_interval"]["median"] == [pixel["holdout_to_train"]["median"]] * 2
+    assert pixel["holdout_interval"]["n_resamples"] == 0
+    assert result["membership_inference"]["interval"]["auc"] == [result["membership_inference"]["auc"]] * 2
+    assert result["memorization"]["interval"]["threshold"] == [result["memorization"]["threshold"]] * 2
+    # ... and how other people would judge is unknown, not "firm".
+    stable = [c["stable"] for c in result["checks"].values() if "stable" in c]
+    assert len(stable) == 6 and set(stable) == {None}
     # The identity encoder tells the two training faces apart on frames it did not train on.
     assert result["nearest_neighbour_embedding"]["encoder"]["validation_accuracy"] >= 0.9
 

@@ -113,13 +113,43 @@ def test_training_faces_labelled_new_fail_the_identity_checks(faces, model, tmp_
 
 def test_other_real_people_labelled_new_pass_the_identity_checks(faces, model, tmp_path):
     corpus = _corpus(tmp_path / "others", model, faces["other"], lambda sid, k: np.char.add("new-", sid))
-    block = (result := _audit(model, corpus, faces["train"], faces["holdout"]).result)["identity_privacy"]
+    report = _audit(model, corpus, faces["train"], faces["holdout"])
+    block = (result := report.result)["identity_privacy"]
+    _check_reference_intervals(report, faces, model, tmp_path)
     assert block["n_identities"] == {"new": 4, "leak": 0, "labelled": 0, "sequence": 0, "total": 4,
                                      "excluded_few_frames": 0}
     for name in IDENTITY_CHECKS:
         assert result["checks"][name]["passed"] is True, (name, result["checks"][name])
     assert block["distance_test"]["synthetic_median"] > block["distance_test"]["holdout_median_lower_bound"]["value"]
     assert block["holdout"]["distance"]["n"] == 4 and block["group_size"] == 60  # one identity = all 60 frames
+
+
+def _check_reference_intervals(report, faces, model, tmp_path) -> None:
+    """The "with other held-out people" intervals of an audit against the 4 held-out faces."""
+    from synth.privacy.nearest import nearest_neighbours
+
+    result = report.result
+    ref = result["reference_interval"]
+    assert (ref["unit"], ref["n_units"], ref["advised_units"]) == ("subject", 4, 8)
+    # A resample's median pools whole people, so it lies between the lowest and highest person's median.
+    holdout = _frames(model, faces["holdout"])
+    distance = nearest_neighbours(holdout.rgbd, report.closest_pairs[1]).distance
+    medians = [np.median(distance[holdout.subject_ids == s]) for s in np.unique(holdout.subject_ids)]
+    low, high = result["nearest_neighbour"]["holdout_interval"]["median"]
+    assert min(medians) - 1e-9 <= low < high <= max(medians) + 1e-9
+    tol = 1 - result["thresholds"]["tolerance"]
+    for space, block in (("pixel", result["nearest_neighbour"]), ("embedding", result["nearest_neighbour_embedding"])):
+        for stat in ("p01", "median"):
+            check = result["checks"][f"nn_{space}_{stat}"]
+            assert check["bound_interval"] == pytest.approx([tol * x for x in block["holdout_interval"][stat]])
+            flips = check["bound_interval"][0] <= check["value"] < check["bound_interval"][1]
+            assert check["stable"] is (not flips)
+    mem = result["memorization"]["interval"]
+    assert mem["threshold"][0] <= result["memorization"]["threshold"] * (1 + 1e-9)
+    assert result["checks"]["memorized_fraction"]["value_interval"] == mem["memorized_fraction"]
+    markdown = report.write(tmp_path / "intervals")["markdown"].read_text()
+    assert "| with other held-out people |" in markdown and "Only 4 held-out subject(s)" in markdown
+    assert ("firm" in markdown) and ("bound " in markdown)
 
 
 def test_leaking_control_names_the_training_subject(faces, model, tmp_path):
