@@ -8,8 +8,9 @@ larger pools (disjoint pairs of groups, and all of them), and reports per refere
 
 - each held-out statistic (pixel and embedding p01 and median, memorization threshold, membership
   AUC), with its interval;
-- whether each other disjoint group's point value falls inside this group's interval (coverage
-  of a 90 % interval should be high; it cannot be exact: a bootstrap of 4 people is itself rough);
+- whether each other disjoint group's point value falls inside this group's interval: a correct
+  90 % interval for the population value holds another equal-sized group's value about 75 % of
+  the time (the two groups' errors add: P(|Z| < 1.645 / sqrt 2));
 - the verdicts and how many checks are "borderline" (their verdict flips inside the interval).
 
 Prints markdown tables and writes one JSON line per audit to ``--log``.

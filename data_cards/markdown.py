@@ -191,7 +191,7 @@ def _firmness(check: dict[str, Any]) -> str:
     """Whether an audit check's verdict holds across its interval over held-out people (``stable``)."""
     if "bound_interval" not in check and "value_interval" not in check:
         return "-"
-    return {True: "firm", False: "borderline"}.get(check.get("stable"), "unknown (one held-out unit)")
+    return {True: "holds", False: "borderline"}.get(check.get("stable"), "unknown (one held-out unit)")
 
 
 def _rejection_text(record: Any) -> str:

@@ -5,7 +5,7 @@
 ``identity_privacy`` are the corpus's people new? per-identity distances, re-identification attack
 ``membership``     loss-threshold membership inference: ROC AUC, TPR at 1 % FPR
 ``memorization``   calibrated copy threshold, memorized-frame count, closest-pairs PNG
-``reference_interval`` cluster bootstrap over held-out people: how firm each verdict is
+``reference_interval`` cluster bootstrap over held-out people: borderline verdicts
 ``rejection``      :class:`NearestNeighbourFilter`, used by the sampler to drop near-copies
 ``corpus_frames``  a corpus folder read back as frames
 ``audit``          :func:`audit_corpus`, :class:`AuditReport` and the pass/fail rule

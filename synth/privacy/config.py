@@ -81,7 +81,7 @@ class RuleConfig(StrictModel):
 
 
 class ReferenceIntervalConfig(StrictModel):
-    """Intervals over held-out people (see :mod:`synth.privacy.reference_interval`): how firm each verdict is."""
+    """Intervals over held-out people (:mod:`synth.privacy.reference_interval`): would other people flip a verdict?"""
 
     enabled: bool = True
     n_resamples: int = Field(1000, ge=10)

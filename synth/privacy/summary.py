@@ -118,14 +118,14 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 
 def firmness_text(check: dict[str, Any]) -> str:
-    """``bound 0.16-0.21: firm`` / ``...: borderline``: a check's interval over held-out people, or ``-``."""
+    """``bound 0.16-0.21: holds`` / ``...: borderline``: a check's interval over held-out people, or ``-``."""
     for which in ("bound", "value"):
         interval = check.get(f"{which}_interval")
         if interval is not None:
             if check["stable"] is None:
                 return "unknown: one held-out unit"
             return (f"{which} {_fmt(interval[0], 3)}-{_fmt(interval[1], 3)}: "
-                    f"{'firm' if check['stable'] else 'borderline'}")
+                    f"{'holds' if check['stable'] else 'borderline'}")
     return "-"
 
 
@@ -136,11 +136,13 @@ def _reference_rows(block: dict[str, Any] | None) -> list[str]:
     lines = ["", f"\"With other held-out people\": the {_fmt(100 * block['confidence'], 3)} % interval of a check's "
              f"bound (or value) when the held-out {block['unit']}s ({block['n_units']}) are resampled with replacement "
              f"({block['n_resamples']} resamples of whole {block['unit']}s). *Borderline*: the verdict differs between "
-             "the ends of that interval, so held-out people other than these could turn it round; *firm*: it does "
-             "not; *unknown*: a single held-out unit leaves nothing to resample."]
+             "the ends of that interval, so held-out people other than these could turn it round; *holds*: it does "
+             "not flip inside the interval, which is a lower bound on the uncertainty (resampling never shows a "
+             "person closer or farther than all of these; docs/privacy-audit.md gives the measured coverage); "
+             "*unknown*: a single held-out unit leaves nothing to resample."]
     if block["n_units"] < block["advised_units"]:
-        lines[-1] += (f" Only {block['n_units']} held-out {block['unit']}(s): the intervals are wide or, with one, "
-                      f"empty; {block['advised_units']} or more are advised.")
+        lines[-1] += (f" Only {block['n_units']} held-out {block['unit']}(s): other groups of people this size "
+                      f"often fall outside these intervals; {block['advised_units']} or more are advised.")
     return lines
 
 

@@ -221,7 +221,7 @@ def test_card_from_synthetic_corpus(tmp_path):
     readme = (out / "README.md").read_text()
     assert "NOT AUDITED" not in readme and "**PASSED**" in readme and "| 0.512 |" in readme
     assert "| nn_pixel_median | 4.2 | 3.8 | yes | borderline |" in readme
-    assert "| membership_inference_auc | 0.512 | 0.6 | yes | firm |" in readme
+    assert "| membership_inference_auc | 0.512 | 0.6 | yes | holds |" in readme
     assert "| nn_pixel_p01 | 1.5 | 1.33 | yes | unknown (one held-out unit) |" in readme
     assert "| identity_distance_median | - | - | not run | - |" in readme
     assert _front_matter(out / "README.md")["emosync"]["audited"] is True

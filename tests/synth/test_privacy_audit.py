@@ -122,7 +122,7 @@ def test_held_out_real_frames_as_a_corpus_pass_the_distance_checks(rig_sessions,
     assert pixel["holdout_interval"]["n_resamples"] == 0
     assert result["membership_inference"]["interval"]["auc"] == [result["membership_inference"]["auc"]] * 2
     assert result["memorization"]["interval"]["threshold"] == [result["memorization"]["threshold"]] * 2
-    # ... and how other people would judge is unknown, not "firm".
+    # ... and how other people would judge is unknown, not "holds".
     stable = [c["stable"] for c in result["checks"].values() if "stable" in c]
     assert len(stable) == 6 and set(stable) == {None}
     # The identity encoder tells the two training faces apart on frames it did not train on.
