@@ -2,11 +2,13 @@
 
 The frame-level bounds of the audit (held-out p01 and median nearest-neighbour distances, the
 memorization threshold) and the membership-inference AUC are statistics of a handful of held-out
-people's frames. Frames of one person are not independent draws: swapping 4 held-out people for 4
-others moved the held-out p01 from 0.132 to 0.166 and one model's membership AUC from 0.567 to
-0.628 (benchmarks/RESULTS.md). :func:`cluster_bootstrap` measures that spread from the data at hand
-by resampling whole people (or whole sessions) with replacement, the unit that varies between
-audits, and recomputing the statistic on each resample.
+people's frames. Frames of one person are not independent draws: four disjoint groups of 4
+held-out people gave one corpus memorization thresholds of 0.119 to 0.159 and one model membership
+AUCs of 0.547 to 0.704 (benchmarks/RESULTS.md, "Intervals over held-out people").
+:func:`cluster_bootstrap` estimates that spread from the data at hand by resampling whole people
+(or whole sessions) with replacement, the unit that varies between audits, and recomputing the
+statistic on each resample. With few people the intervals come out too narrow, above all for
+1st-percentile statistics, which follow the single closest person (measured in the same section).
 
 Written here because the bootstrap of :func:`scipy.stats.bootstrap` resamples observations, which
 for frames of a few people gives an interval far too narrow; a cluster bootstrap is a loop over
