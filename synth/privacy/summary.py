@@ -137,7 +137,7 @@ def _reference_rows(block: dict[str, Any] | None) -> list[str]:
              f"bound (or value) when the held-out {block['unit']}s ({block['n_units']}) are resampled with replacement "
              f"({block['n_resamples']} resamples of whole {block['unit']}s). *Borderline*: the verdict differs between "
              "the ends of that interval, so held-out people other than these could turn it round; *holds*: it does "
-             "not flip inside the interval, which is a lower bound on the uncertainty (resampling never shows a "
+             "not flip inside the interval, but the interval understates the uncertainty (resampling never shows a "
              "person closer or farther than all of these; docs/privacy-audit.md gives the measured coverage); "
              "*unknown*: a single held-out unit leaves nothing to resample."]
     if block["n_units"] < block["advised_units"]:
