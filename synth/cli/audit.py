@@ -17,7 +17,8 @@ def audit(
     train: list[Path] = typer.Option([], "--train", help="A training session (.h5), repeatable; default: the "
                                      "sessions recorded in the model folder."),
     holdout: list[Path] = typer.Option([], "--holdout", help="A held-out real session (.h5) the model never saw, "
-                                       "repeatable (at least one)."),
+                                       "repeatable (at least one; sessions of 8 or more people make the verdict "
+                                       "firmer)."),
     config: str = typer.Option("audit", "--config", "-c", help="configs/synth name or a .yaml path."),
     overrides: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE, repeatable: "
                                         "--set rule.max_mia_auc=0.55."),
