@@ -118,50 +118,6 @@ def reference_units(subject_ids: np.ndarray, session_files: np.ndarray) -> tuple
     return np.asarray(session_files).astype(str), "session"
 
 
-def distance_interval(holdout_distance: np.ndarray, units: np.ndarray, unit: str, config: Any,
-                      seed: int) -> dict[str, Any]:
-    """Intervals of the held-out ``p01`` and ``median`` NN distance (the bounds of the frame-level checks).
-
-    ``config`` is a :class:`~synth.privacy.config.ReferenceIntervalConfig`.
-    """
-    d = np.asarray(holdout_distance, dtype=np.float64)
-    interval = cluster_bootstrap(units, lambda rows: np.quantile(d[rows], [0.01, 0.5]),
-                                 n_resamples=config.n_resamples, confidence=config.confidence, seed=seed)
-    return interval.to_dict(["p01", "median"], unit)
-
-
-def memorization_interval(synthetic_distance: np.ndarray, holdout_distance: np.ndarray, units: np.ndarray,
-                          unit: str, config: Any, seed: int, *, quantile: float, scale: float,
-                          floor: float) -> dict[str, Any]:
-    """Intervals of the memorization threshold and of the synthetic fraction under it.
-
-    The threshold is calibrated on the held-out distances (:func:`~synth.privacy.memorization.calibrate_threshold`),
-    so resampling held-out people moves it, and with it the count of memorized synthetic frames.
-    """
-    from synth.privacy.memorization import calibrate_threshold
-
-    syn, hold = np.asarray(synthetic_distance, dtype=np.float64), np.asarray(holdout_distance, dtype=np.float64)
-
-    def statistic(rows: np.ndarray) -> list[float]:
-        threshold = calibrate_threshold(hold[rows], quantile=quantile, scale=scale, floor=floor)
-        return [threshold, float(np.mean(syn < threshold)) if syn.size else 0.0]
-
-    interval = cluster_bootstrap(units, statistic, n_resamples=config.n_resamples, confidence=config.confidence,
-                                 seed=seed)
-    return interval.to_dict(["threshold", "memorized_fraction"], unit)
-
-
-def membership_interval(member_losses: np.ndarray, nonmember_losses: np.ndarray, units: np.ndarray, unit: str,
-                        config: Any, seed: int) -> dict[str, Any]:
-    """Interval of the membership-inference AUC when the held-out (non-member) people are resampled."""
-    from synth.privacy.membership import roc_auc
-
-    members, others = -np.asarray(member_losses, dtype=np.float64), -np.asarray(nonmember_losses, dtype=np.float64)
-    interval = cluster_bootstrap(units, lambda rows: roc_auc(members, others[rows]),
-                                 n_resamples=config.n_resamples, confidence=config.confidence, seed=seed)
-    return interval.to_dict(["auc"], unit)
-
-
 @dataclass
 class ReferenceIntervals:
     """The intervals of one audit: its held-out frames' units and the settings; None everywhere when disabled.
@@ -188,33 +144,64 @@ class ReferenceIntervals:
         from acquisition import logger
 
         units, unit = reference_units(holdout.subject_ids, holdout.session_files)
-        n_units = len(set(units))
-        if config.enabled and n_units < config.advised_units:
+        intervals = cls(config, int(seed), units, unit)
+        if config.enabled and intervals.n_units < config.advised_units:
             logger.warning("The held-out reference holds %d %s(s); its bounds move with who is in it (see the "
-                           "intervals in audit.md). %d or more make the verdict firmer.", n_units, unit,
+                           "intervals in audit.md). %d or more make the verdict firmer.", intervals.n_units, unit,
                            config.advised_units)
-        return cls(config, int(seed), units, unit)
+        return intervals
+
+    @property
+    def n_units(self) -> int:
+        """Distinct held-out units (people, or sessions)."""
+        return len(set(self.units))
+
+    def _interval(self, statistic: Callable[[np.ndarray], Any], names: list[str],
+                  units: np.ndarray | None = None) -> dict[str, Any] | None:
+        """:func:`cluster_bootstrap` with these settings, as the audit's JSON block (None when disabled)."""
+        if not self.config.enabled:
+            return None
+        interval = cluster_bootstrap(self.units if units is None else units, statistic,
+                                     n_resamples=self.config.n_resamples, confidence=self.config.confidence,
+                                     seed=self.seed)
+        return interval.to_dict(names, self.unit)
 
     def distances(self, holdout_distance: np.ndarray) -> dict[str, Any] | None:
-        """:func:`distance_interval` of the held-out frames' NN distances."""
-        return (distance_interval(holdout_distance, self.units, self.unit, self.config, self.seed)
-                if self.config.enabled else None)
+        """Intervals of the held-out ``p01`` and ``median`` NN distance (the bounds of the frame-level checks)."""
+        d = np.asarray(holdout_distance, dtype=np.float64)
+        return self._interval(lambda rows: np.quantile(d[rows], [0.01, 0.5]), ["p01", "median"])
 
     def memorization(self, synthetic_distance: np.ndarray, holdout_distance: np.ndarray, mc: Any
                      ) -> dict[str, Any] | None:
-        """:func:`memorization_interval` with the audit's ``memorization`` settings ``mc``."""
-        return (memorization_interval(synthetic_distance, holdout_distance, self.units, self.unit, self.config,
-                                      self.seed, quantile=mc.quantile, scale=mc.scale, floor=mc.floor)
-                if self.config.enabled else None)
+        """Intervals of the memorization threshold and of the synthetic fraction under it.
+
+        The threshold is calibrated on the held-out distances with the audit's ``memorization``
+        settings ``mc`` (:func:`~synth.privacy.memorization.calibrate_threshold`), so resampling
+        held-out people moves it, and with it the count of memorized synthetic frames.
+        """
+        from synth.privacy.memorization import calibrate_threshold
+
+        syn, hold = np.asarray(synthetic_distance, dtype=np.float64), np.asarray(holdout_distance, dtype=np.float64)
+
+        def statistic(rows: np.ndarray) -> list[float]:
+            threshold = calibrate_threshold(hold[rows], quantile=mc.quantile, scale=mc.scale, floor=mc.floor)
+            return [threshold, float(np.mean(syn < threshold)) if syn.size else 0.0]
+
+        return self._interval(statistic, ["threshold", "memorized_fraction"])
 
     def membership(self, member_losses: np.ndarray, nonmember_losses: np.ndarray, rows: np.ndarray
                    ) -> dict[str, Any] | None:
-        """:func:`membership_interval`; ``rows``: the held-out frames the non-member losses belong to."""
-        return (membership_interval(member_losses, nonmember_losses, self.units[rows], self.unit, self.config,
-                                    self.seed) if self.config.enabled else None)
+        """Interval of the membership-inference AUC with the non-member people resampled.
+
+        ``rows``: the held-out frames the non-member losses belong to.
+        """
+        from synth.privacy.membership import roc_auc
+
+        members, others = -np.asarray(member_losses, dtype=np.float64), -np.asarray(nonmember_losses, dtype=np.float64)
+        return self._interval(lambda picked: roc_auc(members, others[picked]), ["auc"], self.units[rows])
 
     def describe(self) -> dict[str, Any]:
         """The result's ``reference_interval`` block."""
-        return {"enabled": self.config.enabled, "unit": self.unit, "n_units": len(set(self.units)),
+        return {"enabled": self.config.enabled, "unit": self.unit, "n_units": self.n_units,
                 "confidence": self.config.confidence, "n_resamples": self.config.n_resamples,
                 "advised_units": self.config.advised_units}

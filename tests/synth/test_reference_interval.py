@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from synth.privacy.reference_interval import (cluster_bootstrap, distance_interval, memorization_interval,
-                                              membership_interval, reference_units, verdict_is_stable)
-
-
-class _Config:
-    def __init__(self, n_resamples: int = 4000, confidence: float = 0.9) -> None:
-        self.n_resamples, self.confidence = n_resamples, confidence
+from synth.privacy.config import ReferenceIntervalConfig
+from synth.privacy.reference_interval import (ReferenceIntervals, cluster_bootstrap, reference_units,
+                                              verdict_is_stable)
 
 
 def _median(values: np.ndarray):
@@ -75,18 +73,18 @@ def test_audit_intervals_on_two_people():
     # Held-out person a at distance 1, person b at 3 (10 frames each); synthetic frames at 1.5 and 2.5.
     hold = np.r_[np.full(10, 1.0), np.full(10, 3.0)]
     units = np.r_[np.full(10, "a"), np.full(10, "b")]
-    config = _Config()
-    block = distance_interval(hold, units, "subject", config, seed=0)
+    intervals = ReferenceIntervals(ReferenceIntervalConfig(n_resamples=4000), 0, units, "subject")
+    block = intervals.distances(hold)
     assert block["median"] == [1.0, 3.0] and block["p01"] == [1.0, 3.0]
     assert (block["unit"], block["n_units"], block["confidence"]) == ("subject", 2, 0.9)
     # Threshold = 0.5 x the 0.01 quantile: 0.5 ({a,a} or {a,b}) or 1.5 ({b,b}); frames strictly under it.
     syn = np.array([0.6, 1.0, 1.4, 2.0])
-    mem = memorization_interval(syn, hold, units, "subject", config, seed=0, quantile=0.01, scale=0.5, floor=0.0)
+    mem = intervals.memorization(syn, hold, SimpleNamespace(quantile=0.01, scale=0.5, floor=0.0))
     assert mem["threshold"] == [0.5, 1.5] and mem["memorized_fraction"] == [0.0, 0.75]
     # Members' losses 0..9; non-members a: all below every member (AUC 0 with a alone), b: all above (AUC 1).
     members = np.arange(10.0)
     others = np.r_[np.full(10, -1.0), np.full(10, 20.0)]
-    mia = membership_interval(members, others, units, "subject", config, seed=0)
+    mia = intervals.membership(members, others, np.arange(20))
     assert mia["auc"] == [0.0, 1.0]
 
 
@@ -104,11 +102,6 @@ def test_verdict_is_stable_only_when_both_ends_agree():
 
 
 def test_reference_intervals_warn_on_few_people_and_switch_off(emosync_log):
-    from types import SimpleNamespace
-
-    from synth.privacy.config import ReferenceIntervalConfig
-    from synth.privacy.reference_interval import ReferenceIntervals
-
     holdout = SimpleNamespace(subject_ids=np.repeat(["p1", "p2", "p3"], 5), session_files=np.repeat(["a", "b", "c"], 5))
     distance = np.repeat([1.0, 2.0, 3.0], 5)
     on = ReferenceIntervals.of(holdout, ReferenceIntervalConfig(n_resamples=200), seed=0)
